@@ -1,0 +1,3 @@
+"""Baton shared library."""
+
+__version__ = "0.1.0"
