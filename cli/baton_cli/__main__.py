@@ -1,0 +1,53 @@
+"""The baton command.
+
+    baton up       run the whole stack on this machine (embedded NATS, six services)
+    baton status   list service instances from their heartbeats; exit 1 if a service is down
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+__all__ = ["main"]
+
+DEFAULT_NATS = "nats://127.0.0.1:4222"
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="baton", description="Baton: a Livepeer orchestrator stack.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="run NATS and the six services here, restarting them when they crash")
+    up.add_argument("--state-dir", type=Path, default=Path(".baton"),
+                    help="where NATS data and service logs go (default: ./.baton)")
+    up.add_argument("--nats-port", type=int, default=4222, help="client port of the embedded nats-server")
+    up.add_argument("--nats-monitor-port", type=int, default=8222, help="monitoring port of the nats-server")
+    up.add_argument("--port-base", type=int, default=7935,
+                    help="health/metrics port of the first service; the others follow (default 7935..7940)")
+    up.add_argument("--services", default="",
+                    help="comma-separated subset of services to run (default: all six)")
+    up.add_argument("--plain", action="store_true", help="log lines instead of the live table, even on a terminal")
+
+    st = sub.add_parser("status", help="list service instances and their last heartbeats")
+    st.add_argument("--nats-url", default=os.environ.get("BATON_NATS_URL", DEFAULT_NATS),
+                    help=f"NATS to read heartbeats from (default: $BATON_NATS_URL or {DEFAULT_NATS})")
+    st.add_argument("--json", action="store_true", help="machine-readable output")
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    if args.command == "up":
+        from .up import up
+
+        sys.exit(up(args))
+    from .status import status
+
+    sys.exit(status(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,209 @@
+"""`baton up`: the whole stack on one machine, without Docker.
+
+Starts an embedded nats-server (JetStream, data in the state folder), then the
+six services as supervised child processes, shows a live status table, and on
+Ctrl-C (or SIGTERM) stops the services, then NATS, leaving no process behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from baton_common.bus import Bus
+from baton_common.config import SERVICES
+from baton_common.schemas import SUPERVISION_BUCKET, encode
+from rich.console import Console
+from rich.live import Live
+from rich.logging import RichHandler
+from rich.table import Table
+
+from .natsd import nats_server_binary, write_config
+from .supervisor import Child
+
+__all__ = ["up"]
+
+log = logging.getLogger("baton.up")
+
+
+def up(args: argparse.Namespace) -> int:
+    names = [s.strip() for s in args.services.split(",") if s.strip()] or list(SERVICES)
+    unknown = [n for n in names if n not in SERVICES]
+    if unknown:
+        print(f"baton up: unknown service(s) {', '.join(unknown)}; known: {', '.join(SERVICES)}", file=sys.stderr)
+        return 2
+    ports = {name: args.port_base + SERVICES.index(name) for name in names}
+    busy = [p for p in [args.nats_port, args.nats_monitor_port, *ports.values()] if _port_busy(p)]
+    if busy:
+        print(f"baton up: port(s) {', '.join(map(str, busy))} already in use: is another stack running? "
+              "(choose others with --nats-port, --nats-monitor-port, --port-base)", file=sys.stderr)
+        return 2
+    console = Console(stderr=True)
+    live = console.is_terminal and not args.plain
+    handler: logging.Handler = RichHandler(console=console, show_path=False) if live else logging.StreamHandler()
+    if not live:
+        handler.setFormatter(logging.Formatter("%(asctime)s baton up: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    for noisy in ("nats", "httpx", "baton.bus"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    stack = Stack(args.state_dir.resolve(), args.nats_port, args.nats_monitor_port, ports, console, live)
+    return asyncio.run(stack.run())
+
+
+class Stack:
+    def __init__(self, state: Path, nats_port: int, monitor_port: int, ports: dict[str, int],
+                 console: Console, live: bool) -> None:
+        self.state = state
+        self.nats_url = f"nats://127.0.0.1:{nats_port}"
+        self.nats_port = nats_port
+        self.monitor_port = monitor_port
+        self.ports = ports
+        self.console = console
+        self.live = live
+        self.ready: dict[str, bool] = {name: False for name in ports}
+        self.children: dict[str, Child] = {}
+        self.bus: Bus | None = None
+        self.stop = asyncio.Event()
+        self.t0 = time.monotonic()
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._on_signal)
+        logs = self.state / "logs"
+        conf = write_config(self.state, "127.0.0.1", self.nats_port, self.monitor_port)
+        nats = Child("nats", [nats_server_binary(), "-c", str(conf)], os.environ, logs / "nats.log")
+        tasks = [asyncio.create_task(nats.run())]
+        log.info("starting nats-server on %s (data in %s)", self.nats_url, self.state / "jetstream")
+        if not await _wait_port(self.nats_port, 15.0, self.stop):
+            if not self.stop.is_set():
+                log.error("nats-server did not start; see %s", logs / "nats.log")
+            await nats.stop()
+            return 1 if not self.stop.is_set() else 0
+        self.bus = await Bus.connect([self.nats_url], name="baton-up")
+        sup_kv = await self.bus.kv(SUPERVISION_BUCKET, ttl=30.0, description="baton up: child process states")
+        for name, port in self.ports.items():
+            env = {**os.environ, "BATON_NATS_URL": self.nats_url, "BATON_HTTP_HOST": "127.0.0.1",
+                   "BATON_HTTP_PORT": str(port), "BATON_LOG_FORMAT": "json"}
+            child = Child(name, [sys.executable, "-m", f"baton_{name}"], env, logs / f"{name}.log",
+                          on_change=lambda c: self._publish(sup_kv, c))
+            self.children[name] = child
+            tasks.append(asyncio.create_task(child.run()))
+        log.info("started %d services; logs in %s", len(self.children), logs)
+        watcher = asyncio.create_task(self._watch(sup_kv))
+        try:
+            await self.stop.wait()
+        finally:
+            watcher.cancel()
+            log.info("stopping services")
+            await asyncio.gather(*(c.stop() for c in self.children.values()))
+            await self.bus.drain()
+            log.info("stopping nats-server")
+            await nats.stop()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            log.info("stopped; nothing left running")
+        return 0
+
+    def _on_signal(self) -> None:
+        if self.stop.is_set():  # second Ctrl-C: no more waiting
+            for child in self.children.values():
+                child.kill_now()
+        self.stop.set()
+
+    def _publish(self, kv, child: Child) -> None:  # type: ignore[no-untyped-def]
+        if self.bus is not None and self.bus.connected:
+            asyncio.ensure_future(_quiet(kv.put(child.name, encode(child.record()))))
+
+    async def _watch(self, kv) -> None:  # type: ignore[no-untyped-def]
+        all_ready_logged = False
+        last_publish = 0.0
+        async with httpx.AsyncClient(timeout=1.0) as http:
+            with Live(self.table(), console=self.console, refresh_per_second=4, transient=False) if self.live \
+                    else _NoLive() as view:
+                while True:
+                    before = dict(self.ready)
+                    results = await asyncio.gather(*(self._ready(http, n, p) for n, p in self.ports.items()))
+                    self.ready = dict(zip(self.ports, results))
+                    if not self.live:
+                        for name, ok in self.ready.items():
+                            if ok != before[name]:
+                                log.info("%s is %s", name, "ready" if ok else "not ready")
+                    if all(self.ready.values()) and not all_ready_logged:
+                        all_ready_logged = True
+                        log.info("all %d services ready in %.1fs; Ctrl-C stops the stack",
+                                 len(self.ready), time.monotonic() - self.t0)
+                    if time.monotonic() - last_publish > 2.0:
+                        last_publish = time.monotonic()
+                        for child in self.children.values():
+                            self._publish(kv, child)
+                    view.update(self.table())
+                    await asyncio.sleep(0.5)
+
+    async def _ready(self, http: httpx.AsyncClient, name: str, port: int) -> bool:
+        if self.children[name].state != "running":
+            return False
+        try:
+            return (await http.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def table(self) -> Table:
+        t = Table(title=f"Baton local stack  (NATS {self.nats_url})", title_justify="left")
+        for col in ("service", "state", "pid", "restarts", "up for", "health"):
+            t.add_column(col)
+        for name, child in self.children.items():
+            state = child.state
+            style = {"running": "green", "restarting": "yellow", "crash-loop": "bold red"}.get(state, "")
+            up_for = f"{time.monotonic() - child.started_at:.0f}s" if state == "running" else "-"
+            health = f"ready on :{self.ports[name]}" if self.ready.get(name) else "not ready"
+            t.add_row(name, f"[{style}]{state}[/]" if style else state, str(child.pid or "-"),
+                      str(child.restarts), up_for, health)
+        return t
+
+
+class _NoLive:
+    def __enter__(self) -> _NoLive:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def update(self, _: object) -> None:
+        pass
+
+
+async def _quiet(aw) -> None:  # type: ignore[no-untyped-def]
+    try:
+        await aw
+    except Exception:
+        pass
+
+
+def _port_busy(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+async def _wait_port(port: int, timeout: float, stop: asyncio.Event) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not stop.is_set():
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return True
+        except OSError:
+            await asyncio.sleep(0.1)
+    return False

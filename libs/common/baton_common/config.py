@@ -1,0 +1,284 @@
+"""Settings: one frozen Struct per service, loaded once at start.
+
+Sources, later ones winning: the field defaults, a config file, environment
+variables, command-line flags.
+
+- Environment: ``BATON_<NAME>`` for the settings every service shares
+  (:class:`CommonSettings`), ``BATON_<SERVICE>_<NAME>`` for one service's own
+  (a shared setting may also be given there, for that service only).
+  An unknown name under the service's own prefix is an error.
+- Config file (``BATON_CONFIG`` or ``--config``): TOML, with shared settings at
+  the top and each service's own in a ``[<service>]`` table; or go-livepeer's
+  plain ``-config`` format (``flagName value`` per line). Keys may be Baton's
+  field names or go-livepeer's flag names (``pricePerUnit``, ``ethUrl``...).
+- Flags: go-livepeer's names with its value format (``-pricePerUnit=1000``,
+  ``-reward``), or ``--field-name value`` for Baton's own.
+
+A bad value or an unknown name raises :class:`ConfigError` naming its source,
+and the service stops before doing anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
+
+import msgspec
+
+from .errors import ConfigError
+
+__all__ = [
+    "SERVICES",
+    "CommonSettings",
+    "ConfigError",
+    "load_settings",
+    "redacted",
+    "setting",
+]
+
+SERVICES = ("negotiator", "pricing", "chain", "inference", "transcode", "monitor")
+
+S = TypeVar("S", bound="CommonSettings")
+
+
+def setting(description: str, *, flag: str | None = None, secret: bool = False, **constraints: Any) -> msgspec.Meta:
+    """Field metadata: its documentation, go-livepeer's flag name for it, and constraints."""
+    extra: dict[str, Any] = {}
+    if flag:
+        extra["flag"] = flag
+    if secret:
+        extra["secret"] = True
+    return msgspec.Meta(description=description, extra=extra, **constraints)
+
+
+class CommonSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Settings every service shares (environment ``BATON_<NAME>``)."""
+
+    nats_url: Annotated[
+        str, setting("NATS server URLs, comma-separated; the client retries them forever.")
+    ] = "nats://127.0.0.1:4222"
+    instance_id: Annotated[
+        str, setting("Name of this instance in heartbeats and metrics; empty means the host name.")
+    ] = ""
+    http_host: Annotated[str, setting("Address of the health and metrics HTTP server.")] = "0.0.0.0"
+    http_port: Annotated[
+        int, setting("Port of the health and metrics HTTP server (/healthz, /readyz, /metrics).", ge=0, le=65535)
+    ] = 0
+    log_level: Annotated[
+        Literal["debug", "info", "warning", "error"], setting("Lowest level of log lines written.")
+    ] = "info"
+    log_format: Annotated[
+        Literal["json", "text"], setting("`json`: one JSON object per line; `text`: for humans.")
+    ] = "json"
+    otlp_endpoint: Annotated[
+        str, setting("OTLP/HTTP endpoint for traces, e.g. http://tempo:4318/v1/traces; empty turns tracing off.")
+    ] = ""
+    network: Annotated[
+        str, setting("Ethereum network, as go-livepeer's -network; `offchain` needs no Ethereum node.", flag="network")
+    ] = "offchain"
+
+    @property
+    def nats_servers(self) -> list[str]:
+        return [u.strip() for u in self.nats_url.split(",") if u.strip()]
+
+
+# Every flag a go-livepeer node accepts that may turn up in an operator's
+# configuration. A name here that no Baton setting claims is ignored with a
+# warning instead of stopping the service, so an existing config carries over.
+GO_LIVEPEER_FLAGS = frozenset(
+    """
+    network rtmpAddr cliAddr httpAddr serviceAddr orchAddr verifierURL ethController ethUrl ethAcctAddr
+    ethPassword ethKeystorePath ethOrchAddr transcodingOptions maxAttempts selectRandFreq maxSessions
+    currentManifest nvidia netint testTranscoder aiWorker aiModels aiModelsDir aiRunnerImage
+    aiRunnerImageOverrides aiVerboseLogs aiProcessingRetryTimeout aiRunnerContainersPerGPU aiMinRunnerVersion
+    liveAIAuthWebhookUrl livePaymentInterval liveOutSegmentTimeout gatewayHost kafkaBootstrapServers
+    orchestrator transcoder broadcaster gateway orchSecret orchWebhookUrl authWebhookUrl detectionWebhookUrl
+    monitor metricsPerStream metricsClientIP metadataQueueUri metadataAmqpUploadTimeout datadir objectStore
+    recordStore pricePerUnit pixelsPerUnit priceFeedAddr autoAdjustPrice pricePerGateway pricePerBroadcaster
+    maxPricePerUnit maxPricePerCapability ignoreMaxPriceIfNeeded minPerfScore maxGasPrice minGasPrice
+    ticketEV maxFaceValue maxTicketEV maxTotalEV depositMultiplier redeemer redeemerAddr reward
+    initializeRound initializeRoundMaxDelay txTimeout maxTxReplacements gasLimit blockPollingInterval
+    ethKeystorePassword nodes v vmodule config localVerify httpIngest
+    """.split()
+)
+
+
+def load_settings(
+    cls: type[S],
+    service: str,
+    *,
+    env: Mapping[str, str] | None = None,
+    argv: Sequence[str] | None = None,
+) -> S:
+    """Load ``cls`` for ``service`` from file, environment and flags.
+
+    Raises :class:`ConfigError` naming the first bad or unknown setting.
+    """
+    env = os.environ if env is None else env
+    fields = {f.name: f for f in msgspec.structs.fields(cls)}
+    common = {f.name for f in msgspec.structs.fields(CommonSettings)}
+    by_flag = {_flag(f): f.name for f in fields.values() if _flag(f)}
+
+    values: dict[str, tuple[Any, str]] = {}  # field -> (raw value, where it came from)
+    flags, config_path = _parse_argv(list(argv or []), fields, by_flag)
+    config_path = config_path or env.get("BATON_CONFIG") or None
+    if config_path:
+        values.update(_read_file(Path(config_path), service, fields, common, by_flag))
+
+    prefix = f"BATON_{service.upper()}_"
+    for key, raw in env.items():
+        if key.startswith(prefix):
+            name = key[len(prefix):].lower()
+            if name not in fields:
+                raise ConfigError(f"{service}: unknown setting {key} (known: {_known(fields, prefix)})")
+            values[name] = (raw, key)
+        elif key.startswith("BATON_") and key[6:].lower() in common:
+            name = key[6:].lower()
+            if not (name in values and values[name][1].startswith(prefix)):
+                values[name] = (raw, key)
+    values.update(flags)
+
+    converted = {name: _convert(fields[name], raw, source, service) for name, (raw, source) in values.items()}
+    try:
+        return msgspec.convert(converted, cls)
+    except msgspec.ValidationError as exc:  # a cross-field check in __post_init__
+        raise ConfigError(f"{service}: {exc}") from None
+
+
+def redacted(settings: msgspec.Struct) -> dict[str, Any]:
+    """The settings as a dict, with every secret field masked (safe to log)."""
+    out = msgspec.to_builtins(settings)
+    for f in msgspec.structs.fields(type(settings)):
+        if _extra(f).get("secret") and out.get(f.name):
+            out[f.name] = "***"
+    return out
+
+
+# -- helpers ---------------------------------------------------------------
+
+
+def _extra(f: msgspec.structs.FieldInfo) -> dict[str, Any]:
+    for arg in get_args(f.type)[1:] if get_origin(f.type) is Annotated else ():
+        if isinstance(arg, msgspec.Meta) and arg.extra:
+            return dict(arg.extra)
+    return {}
+
+
+def _flag(f: msgspec.structs.FieldInfo) -> str | None:
+    return _extra(f).get("flag")
+
+
+def _base_type(f: msgspec.structs.FieldInfo) -> Any:
+    return get_args(f.type)[0] if get_origin(f.type) is Annotated else f.type
+
+
+def _known(fields: Mapping[str, Any], prefix: str) -> str:
+    own = [prefix + n.upper() for n in fields if n not in CommonSettings.__struct_fields__]
+    return ", ".join(own) or "none"
+
+
+def _parse_argv(
+    argv: list[str], fields: Mapping[str, Any], by_flag: Mapping[str, str]
+) -> tuple[dict[str, tuple[Any, str]], str | None]:
+    """Go-style flags: ``-name value``, ``-name=value``, ``--name``; bool flags take ``=value`` only."""
+    out: dict[str, tuple[Any, str]] = {}
+    config: str | None = None
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
+        if not arg.startswith("-") or arg in ("-", "--"):
+            raise ConfigError(f"unexpected argument {arg!r}: settings are given as -flag=value")
+        key, eq, value = arg.lstrip("-").partition("=")
+        name = by_flag.get(key) or key.replace("-", "_")
+        if key == "config":
+            name = "config"
+        elif name not in fields:
+            raise ConfigError(f"unknown flag -{key}")
+        is_bool = name != "config" and _base_type(fields[name]) is bool
+        if not eq:
+            if is_bool:
+                value = "true"
+            elif i < len(argv):
+                value = argv[i]
+                i += 1
+            else:
+                raise ConfigError(f"flag -{key} needs a value")
+        if name == "config":
+            config = value
+        else:
+            out[name] = (value, f"flag -{key}")
+    return out, config
+
+
+def _read_file(
+    path: Path, service: str, fields: Mapping[str, Any], common: set[str], by_flag: Mapping[str, str]
+) -> dict[str, tuple[Any, str]]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    if path.suffix == ".toml":
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path}: {exc}") from None
+        own = data.pop(service, {})
+        if not isinstance(own, dict):
+            raise ConfigError(f"config file {path}: [{service}] must be a table")
+        top = {k: v for k, v in data.items() if k not in SERVICES}
+    else:  # go-livepeer's plain format: `flagName value` per line, `#` comments
+        own, top = {}, {}
+        for lineno, line in enumerate(text.splitlines(), 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            key, _, value = line.lstrip("-").partition(" ")
+            key, eq, inline = key.partition("=")
+            top[key] = inline if eq else (value.strip() or "true")
+    out: dict[str, tuple[Any, str]] = {}
+    for scope, table in (("top", top), (service, own)):
+        for key, value in table.items():
+            name = by_flag.get(key, key)
+            where = f"{path}: {key}" if scope == "top" else f"{path}: [{service}] {key}"
+            if name in fields and (scope == service or name in common or key in by_flag):
+                out[name] = (value, where)
+            elif scope == "top" and key in GO_LIVEPEER_FLAGS:
+                continue  # another service's go-livepeer flag, or one Baton does not need
+            else:
+                raise ConfigError(f"{service}: unknown setting {where}")
+    return out
+
+
+def _convert(f: msgspec.structs.FieldInfo, raw: Any, source: str, service: str) -> Any:
+    base = _base_type(f)
+    value = raw
+    if isinstance(raw, str):
+        if base is bool:
+            value = _go_bool(raw)
+        elif get_origin(base) in (list, tuple):
+            value = [v.strip() for v in raw.split(",") if v.strip()]
+        elif get_origin(base) is dict:
+            try:
+                value = json.loads(raw)
+            except json.JSONDecodeError:
+                value = raw
+    try:
+        return msgspec.convert(value, f.type, strict=False)
+    except msgspec.ValidationError as exc:
+        shown = "***" if _extra(f).get("secret") else repr(raw)
+        reason = str(exc).split(" - at ")[0]
+        raise ConfigError(f"{service}: bad value {shown} for {source}: {reason}") from None
+
+
+def _go_bool(raw: str) -> Any:
+    """Go's strconv.ParseBool: 1 t T TRUE true True / 0 f F FALSE false False."""
+    if raw in ("1", "t", "T", "TRUE", "true", "True"):
+        return True
+    if raw in ("0", "f", "F", "FALSE", "false", "False"):
+        return False
+    return raw

@@ -1,0 +1,76 @@
+"""Service liveness: the heartbeat every service instance writes to NATS KV."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+from .base import Message
+
+__all__ = [
+    "SUPERVISION_BUCKET",
+    "Supervision",
+    "HEARTBEAT_BUCKET",
+    "HEARTBEAT_INTERVAL",
+    "HEARTBEAT_TTL",
+    "Check",
+    "Heartbeat",
+    "State",
+    "heartbeat_key",
+]
+
+HEARTBEAT_BUCKET = "baton-heartbeats"
+"""KV bucket of heartbeats; key ``<service>.<instance>``."""
+HEARTBEAT_INTERVAL = 2.0
+"""Seconds between two heartbeats of one instance."""
+HEARTBEAT_TTL = 10.0
+"""Seconds a heartbeat stays in the bucket (the bucket's max age)."""
+
+State = Literal["starting", "ready", "not_ready", "stopping"]
+
+
+class Check(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """The state of one thing a service depends on (NATS, Triton, an Ethereum node...)."""
+
+    ok: bool
+    detail: str = ""
+    required: bool = False
+    """A required check that fails makes the instance not ready."""
+
+
+class Heartbeat(Message, frozen=True, kw_only=True, tag="heartbeat.v1"):
+    service: str
+    instance: str
+    version: str
+    state: State
+    started_at: Annotated[float, msgspec.Meta(description="Unix time the process started.")]
+    at: Annotated[float, msgspec.Meta(description="Unix time of this heartbeat.")]
+    pid: int = 0
+    http: str = ""
+    """Base URL of the instance's health and metrics server."""
+    checks: dict[str, Check] = {}
+
+
+def heartbeat_key(service: str, instance: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in instance)
+    return f"{service}.{safe}"
+
+
+SUPERVISION_BUCKET = "baton-supervision"
+"""KV bucket where `baton up` says how each child process fares; key = service."""
+
+SupervisionState = Literal["starting", "running", "restarting", "crash-loop", "stopped"]
+
+
+class Supervision(Message, frozen=True, kw_only=True, tag="supervision.v1"):
+    """What the local supervisor (`baton up`) knows of one child process."""
+
+    service: str
+    state: SupervisionState
+    pid: int = 0
+    restarts: int = 0
+    crashes_last_minute: int = 0
+    last_exit: int | None = None
+    next_restart_in: float = 0.0
+    at: float
