@@ -35,7 +35,9 @@ def status(args: argparse.Namespace) -> int:
     try:
         report = asyncio.run(_read(args.nats_url))
     except (nats.errors.NoServersError, OSError, asyncio.TimeoutError) as exc:
-        print(f"baton status: cannot reach NATS at {args.nats_url}: {exc or type(exc).__name__}", file=sys.stderr)
+        why = str(exc) or "no answer"
+        print(f"baton status: cannot reach NATS at {args.nats_url} ({why}); is the stack running (baton up)?",
+              file=sys.stderr)
         return 2
     if args.json:
         sys.stdout.write(msgspec.json.encode(report).decode() + "\n")
@@ -45,7 +47,13 @@ def status(args: argparse.Namespace) -> int:
 
 
 async def _read(url: str) -> Report:
-    nc = await nats.connect(url, allow_reconnect=False, max_reconnect_attempts=0, connect_timeout=2)
+    async def quiet(_: Exception) -> None:
+        pass
+
+    nc = await asyncio.wait_for(
+        nats.connect(url, allow_reconnect=False, max_reconnect_attempts=0, connect_timeout=2, error_cb=quiet),
+        timeout=3,
+    )
     try:
         js = nc.jetstream()
         beats = [decode(v, Heartbeat) for v in await _values(js, HEARTBEAT_BUCKET)]

@@ -55,6 +55,7 @@ class Runtime:
         self._stop = asyncio.Event()
         self._fatal: str | None = None
         self._seen_connect = False
+        self._beat_now = asyncio.Event()
 
     # -- readiness ---------------------------------------------------------
 
@@ -102,10 +103,15 @@ class Runtime:
                 NATS_RECONNECTS.labels(self.name).inc()
             self._seen_connect = True
 
-    async def run(self) -> int:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self._stop.set)
+    def request_stop(self) -> None:
+        """Begin a graceful shutdown, as SIGTERM does."""
+        self._stop.set()
+
+    async def run(self, *, handle_signals: bool = True) -> int:
+        if handle_signals:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self._stop.set)
         RUNTIME_INFO.labels(self.name, self.version, self.instance).set(1)
         NATS_CONNECTED.labels(self.name).set(0)
         RUNTIME_READY.labels(self.name).set(0)
@@ -136,6 +142,7 @@ class Runtime:
             tasks += [asyncio.create_task(p.run(), name=f"probe-{p.name}") for p in self.ctx.probes]
             if done is not None or not self._stop.is_set():
                 self._started = True
+                self._beat_now.set()  # tell the bucket at once, not at the next interval
                 self.log.info("started", extra={"ready": self.readiness().ready})
             await self._until_stopped(self._stop.wait(), http)
             await self._shutdown(kv, key, tasks)
@@ -194,7 +201,11 @@ class Runtime:
                 if not failing:
                     self.log.warning("cannot write heartbeat", extra={"error": repr(exc)})
                 failing = True
-            await asyncio.sleep(HEARTBEAT_INTERVAL)
+            try:
+                await asyncio.wait_for(self._beat_now.wait(), timeout=HEARTBEAT_INTERVAL)
+            except asyncio.TimeoutError:
+                pass
+            self._beat_now.clear()
 
     async def _shutdown(self, kv, key: str, tasks: Sequence[asyncio.Task[None]]) -> None:  # type: ignore[no-untyped-def]
         self.log.info("stopping", extra={"reason": self._fatal or "signal"})

@@ -38,12 +38,12 @@ def decode(data: bytes, type_: type[M]) -> M:
 
 
 def all_messages() -> list[type[Message]]:
-    """Every concrete Message class that has a tag, sorted by tag."""
+    """Every Message class with a tag defined in baton_common.schemas, sorted by tag."""
     found: list[type[Message]] = []
     stack = list(Message.__subclasses__())
     while stack:
         cls = stack.pop()
         stack.extend(cls.__subclasses__())
-        if msgspec.inspect.type_info(cls).tag is not None:  # type: ignore[attr-defined]
+        if cls.__module__.startswith(__package__ + ".") and msgspec.inspect.type_info(cls).tag is not None:  # type: ignore[attr-defined]
             found.append(cls)
     return sorted(set(found), key=lambda c: str(msgspec.inspect.type_info(c).tag))  # type: ignore[attr-defined]

@@ -1,0 +1,112 @@
+"""The payment core: go-livepeer-compatible probabilistic micropayment tickets.
+
+A pure library (no I/O): it reaches the chain and shared state only through
+the Protocols in ``ports``. The usual wiring in a negotiator::
+
+    secret = load_ticket_secret(settings.ticket_secret_file)
+    issuer = TicketParamsIssuer(ParamsPolicy(recipient=addr), secret, chain)
+    validator = PaymentValidator(addr, secret, chain, nonce_store)
+    processor = PaymentProcessor(validator, Balances(balance_store), winning_tickets)
+
+    params = await issuer.quote(sender, price)                 # OrchestratorInfo.ticket_params
+    await processor.process(decode_payment_header(hdr), manifest_id)
+
+See docs/payments.md.
+"""
+
+from .balances import BALANCE_IDLE_TTL, Balances, balance_key
+from .encoding import UINT256_MAX, ZERO_ADDRESS, ZERO_HASH, checksum_address, keccak256, mbe
+from .errors import *  # noqa: F403 (the error hierarchy is part of the API)
+from .errors import __all__ as _errors
+from .memory import MemoryBalanceStore, MemoryNonceStore, MemoryWinningTickets
+from .nonces import MAX_SENDER_NONCES
+from .params import (
+    DEFAULT_TICKET_EV,
+    PARAMS_EXPIRATION_BLOCKS,
+    REDEEM_GAS,
+    REDEEM_GAS_ARBITRUM,
+    ParamsPolicy,
+    TicketParamsIssuer,
+    win_prob_for,
+)
+from .payment import Payment, PriceInfo, SenderParams
+from .ports import (
+    BalanceEntry,
+    BalanceStore,
+    ChainData,
+    NonceStore,
+    NonceVerdict,
+    SenderInfo,
+    WinningTickets,
+)
+from .processor import PaymentProcessor
+from .redemption import TICKET_VALIDITY_PERIOD, RedemptionGate, redeem_args
+from .recipient_rand import new_seed, recipient_rand, recipient_rand_hash
+from .secret import SECRET_SETTING, load_ticket_secret, parse_ticket_secret
+from .signature import address_of, personal_digest, recover_personal, sign_personal, verify_personal
+from .ticket import MAX_WIN_PROB, ExpirationParams, SignedTicket, Ticket, TicketParams, is_winning, ticket_ev
+from .validator import PaymentValidator, Validation
+from .wire import decode_payment, decode_payment_header, payment_from_pb, payment_to_pb, ticket_params_to_pb
+
+__all__ = [
+    *_errors,
+    "BALANCE_IDLE_TTL",
+    "DEFAULT_TICKET_EV",
+    "MAX_SENDER_NONCES",
+    "MAX_WIN_PROB",
+    "PARAMS_EXPIRATION_BLOCKS",
+    "REDEEM_GAS",
+    "REDEEM_GAS_ARBITRUM",
+    "SECRET_SETTING",
+    "TICKET_VALIDITY_PERIOD",
+    "UINT256_MAX",
+    "ZERO_ADDRESS",
+    "ZERO_HASH",
+    "BalanceEntry",
+    "BalanceStore",
+    "Balances",
+    "ChainData",
+    "ExpirationParams",
+    "MemoryBalanceStore",
+    "MemoryNonceStore",
+    "MemoryWinningTickets",
+    "NonceStore",
+    "NonceVerdict",
+    "ParamsPolicy",
+    "Payment",
+    "PaymentProcessor",
+    "PaymentValidator",
+    "PriceInfo",
+    "RedemptionGate",
+    "SenderInfo",
+    "SenderParams",
+    "SignedTicket",
+    "Ticket",
+    "TicketParams",
+    "TicketParamsIssuer",
+    "Validation",
+    "WinningTickets",
+    "address_of",
+    "balance_key",
+    "checksum_address",
+    "decode_payment",
+    "decode_payment_header",
+    "is_winning",
+    "keccak256",
+    "load_ticket_secret",
+    "mbe",
+    "new_seed",
+    "parse_ticket_secret",
+    "payment_from_pb",
+    "payment_to_pb",
+    "personal_digest",
+    "recipient_rand",
+    "recipient_rand_hash",
+    "recover_personal",
+    "redeem_args",
+    "sign_personal",
+    "ticket_ev",
+    "ticket_params_to_pb",
+    "verify_personal",
+    "win_prob_for",
+]

@@ -1,0 +1,134 @@
+"""Gateway credit, per (sender, session) for transcoding and (sender, manifest) for AI and live.
+
+Spec/livepeer-wire.md sections 2 and 3.5. Credit is an exact fraction of a
+wei. A balance idle for 10 minutes is forgotten, together with its fixed
+session price. State lives behind the ``BalanceStore`` port, so replicas share it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from fractions import Fraction
+
+from .errors import InsufficientBalance
+from .ports import BalanceEntry, BalanceStore
+
+__all__ = ["BALANCE_IDLE_TTL", "Balances", "balance_key"]
+
+BALANCE_IDLE_TTL = 600.0
+"""Seconds after its last change that a balance (and its fixed price) expires."""
+
+
+def balance_key(sender: bytes, manifest_id: str) -> str:
+    """``<sender hex>.<manifest id as hex>``: a valid NATS KV key for any manifest id."""
+    return f"{sender.hex()}.{manifest_id.encode().hex() or '-'}"
+
+
+class Balances:
+    """Credits, debits and session prices over a ``BalanceStore``."""
+
+    def __init__(
+        self,
+        store: BalanceStore,
+        *,
+        idle_ttl: float = BALANCE_IDLE_TTL,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._ttl = idle_ttl
+        self._clock = clock
+
+    def _live(self, entry: BalanceEntry | None, now: float) -> BalanceEntry | None:
+        if entry is None or now - entry.updated_at > self._ttl:
+            return None
+        return entry
+
+    async def _change(
+        self, sender: bytes, manifest_id: str, change: Callable[[BalanceEntry], BalanceEntry]
+    ) -> BalanceEntry:
+        now = self._clock()
+
+        def apply(current: BalanceEntry | None) -> BalanceEntry:
+            entry = self._live(current, now) or BalanceEntry()
+            changed = change(entry)
+            return BalanceEntry(
+                amount_num=changed.amount_num,
+                amount_den=changed.amount_den,
+                price_num=changed.price_num,
+                price_den=changed.price_den,
+                updated_at=now,
+            )
+
+        return await self._store.update(balance_key(sender, manifest_id), apply)
+
+    async def credit(self, sender: bytes, manifest_id: str, amount: Fraction) -> Fraction:
+        """Add ``amount`` wei; returns the new balance."""
+        entry = await self._change(sender, manifest_id, lambda e: _with_amount(e, e.amount + amount))
+        return entry.amount
+
+    async def debit(self, sender: bytes, manifest_id: str, amount: Fraction) -> Fraction:
+        """Subtract ``amount`` wei (the balance may go negative); returns the new balance."""
+        entry = await self._change(sender, manifest_id, lambda e: _with_amount(e, e.amount - amount))
+        return entry.amount
+
+    async def debit_units(self, sender: bytes, manifest_id: str, price: Fraction, units: int) -> Fraction:
+        """Debit price x units (pixels, or a pipeline's billed units)."""
+        return await self.debit(sender, manifest_id, price * units)
+
+    async def balance(self, sender: bytes, manifest_id: str) -> Fraction | None:
+        """The current balance, or None if there is none (or it expired)."""
+        entry = self._live(await self._store.get(balance_key(sender, manifest_id)), self._clock())
+        return None if entry is None else entry.amount
+
+    async def fixed_price(self, sender: bytes, manifest_id: str) -> Fraction | None:
+        """The price fixed for this session by its first payment, if any."""
+        entry = self._live(await self._store.get(balance_key(sender, manifest_id)), self._clock())
+        return None if entry is None else entry.fixed_price
+
+    async def fix_price(self, sender: bytes, manifest_id: str, price: Fraction) -> Fraction:
+        """Fix the session price unless one is fixed already; returns the price in force."""
+
+        def fix(entry: BalanceEntry) -> BalanceEntry:
+            if entry.fixed_price is not None:
+                return entry
+            return BalanceEntry(
+                amount_num=entry.amount_num,
+                amount_den=entry.amount_den,
+                price_num=price.numerator,
+                price_den=price.denominator,
+            )
+
+        entry = await self._change(sender, manifest_id, fix)
+        return entry.fixed_price or price
+
+    async def receive(self, sender: bytes, manifest_id: str, price: Fraction, amount: Fraction) -> Fraction:
+        """One payment in one write: fix the session price if none is, and credit ``amount``."""
+
+        def pay(entry: BalanceEntry) -> BalanceEntry:
+            fixed = entry.fixed_price if entry.fixed_price is not None else price
+            total = entry.amount + amount
+            return BalanceEntry(
+                amount_num=total.numerator,
+                amount_den=total.denominator,
+                price_num=fixed.numerator,
+                price_den=fixed.denominator,
+            )
+
+        return (await self._change(sender, manifest_id, pay)).amount
+
+    async def require(self, sender: bytes, manifest_id: str, minimum: Fraction) -> Fraction:
+        """The balance, if it is at least ``minimum`` (the ticket EV); else InsufficientBalance."""
+        balance = await self.balance(sender, manifest_id)
+        if balance is None or balance < minimum:
+            raise InsufficientBalance()
+        return balance
+
+
+def _with_amount(entry: BalanceEntry, amount: Fraction) -> BalanceEntry:
+    return BalanceEntry(
+        amount_num=amount.numerator,
+        amount_den=amount.denominator,
+        price_num=entry.price_num,
+        price_den=entry.price_den,
+    )

@@ -1,0 +1,75 @@
+"""The supervisor behind `baton up`: back-off, crash loops, and no process left behind."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from baton_cli.supervisor import Backoff, Child
+
+
+def test_backoff_doubles_from_half_a_second_to_thirty() -> None:
+    b = Backoff()
+    delays = [b.crashed(now=t * 100.0, uptime=1.0) for t in range(9)]  # crashes far apart: never a loop
+    assert delays == [0.5, 1, 2, 4, 8, 16, 30, 30, 30]
+
+
+def test_five_crashes_in_a_minute_is_a_crash_loop_and_restarts_go_on_slowly() -> None:
+    b = Backoff()
+    delays = [b.crashed(now=float(t), uptime=0.1) for t in range(6)]
+    assert delays[:4] == [0.5, 1, 2, 4] and not Backoff().crash_loop
+    assert delays[4:] == [30, 30] and b.crash_loop
+    b.crashed(now=200.0, uptime=100.0)  # long after: the window has emptied, and it ran stably
+    assert not b.crash_loop and b.crashed(now=400.0, uptime=100.0) == 0.5
+
+
+async def test_a_crashing_child_is_restarted_then_reported_as_crash_looping(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    states: list[str] = []
+    child = Child("flaky", [sys.executable, "-c", "import sys; sys.exit(3)"], os.environ, tmp_path / "flaky.log",
+                  on_change=lambda c: states.append(c.state))
+    task = asyncio.create_task(child.run())
+    deadline = time.monotonic() + 20
+    with caplog.at_level(logging.WARNING, logger="baton.up"):
+        while child.state != "crash-loop" and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+    assert child.state == "crash-loop"
+    record = child.record()
+    assert record.state == "crash-loop" and record.last_exit == 3 and record.restarts == 4
+    assert record.crashes_last_minute == 5 and record.next_restart_in > 20
+    assert "crash-looping: 5 crashes within 60s, last exit 3" in caplog.text
+    assert states.count("restarting") == 4
+    await child.stop()
+    await asyncio.wait_for(task, 5)
+    assert child.state == "stopped"
+
+
+async def test_stop_leaves_no_grandchild_behind(tmp_path: Path) -> None:
+    pidfile = tmp_path / "grandchild.pid"
+    script = f"sleep 300 & echo $! > {pidfile}; wait"
+    child = Child("parent", ["sh", "-c", script], os.environ, tmp_path / "p.log")
+    task = asyncio.create_task(child.run())
+    for _ in range(50):
+        if pidfile.exists() and pidfile.read_text().strip():
+            break
+        await asyncio.sleep(0.1)
+    grandchild = int(pidfile.read_text())
+    assert _alive(grandchild)
+    await child.stop(timeout=2)
+    await asyncio.wait_for(task, 5)
+    await asyncio.sleep(0.2)
+    assert not _alive(grandchild)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except FileNotFoundError:
+        return False
+    return state != "Z"

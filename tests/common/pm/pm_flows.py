@@ -1,0 +1,26 @@
+"""Payment flows several test modules share: quoting, paying and processing."""
+
+from __future__ import annotations
+
+from baton_common.pm import ParamsPolicy, PaymentProcessor, TicketParamsIssuer, decode_payment, ticket_params_to_pb
+from baton_common.proto import lp_rpc_pb2
+
+from .conftest import PRICE, SECRET, TICKET_EV
+from .pm_gateway import Gateway
+
+
+def issuer_with_face_value(orch: bytes, chain, multiple: int, **kwargs) -> TicketParamsIssuer:
+    """Face value = multiple x EV, so a ticket wins with probability ~1/multiple."""
+    chain.gas = 1  # redemption is cheap enough for any face value >= EV
+    policy = ParamsPolicy(recipient=orch, ticket_ev=TICKET_EV, max_face_value=multiple * TICKET_EV)
+    return TicketParamsIssuer(policy, SECRET, chain, **kwargs)
+
+
+async def winning_payment(orch: bytes, chain, gateway: Gateway, count: int = 1) -> lp_rpc_pb2.Payment:
+    issuer = issuer_with_face_value(orch, chain, 1)  # winProb = 2**256-1
+    params = ticket_params_to_pb(await issuer.quote(gateway.address, PRICE))
+    return gateway.pay(params, count)
+
+
+async def process(processor: PaymentProcessor, payment: lp_rpc_pb2.Payment):
+    return await processor.process(decode_payment(payment.SerializeToString()), "manifest")

@@ -1,0 +1,98 @@
+"""Balances per (sender, session or manifest): credit, debit, price fixing, idle expiry."""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from baton_common.pm import Balances, InsufficientBalance, MemoryBalanceStore, balance_key
+
+A = b"\xaa" * 20
+B = b"\xbb" * 20
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def balances(clock: Clock) -> Balances:
+    return Balances(MemoryBalanceStore(), clock=clock)
+
+
+async def test_credit_and_debit_are_exact(balances: Balances) -> None:
+    assert await balances.balance(A, "s1") is None
+    assert await balances.credit(A, "s1", Fraction(10, 3)) == Fraction(10, 3)
+    assert await balances.credit(A, "s1", Fraction(2, 3)) == 4
+    assert await balances.debit_units(A, "s1", Fraction(1, 7), 14) == 2
+    assert await balances.debit(A, "s1", Fraction(5)) == -3  # work already done is still debited
+    assert await balances.balance(A, "s1") == -3
+
+
+async def test_balances_are_keyed_by_sender_and_session(balances: Balances) -> None:
+    await balances.credit(A, "s1", Fraction(5))
+    await balances.credit(B, "s1", Fraction(7))
+    await balances.credit(A, "27_stabilityai/sd-turbo", Fraction(11))
+    assert await balances.balance(A, "s1") == 5
+    assert await balances.balance(B, "s1") == 7
+    assert await balances.balance(A, "27_stabilityai/sd-turbo") == 11
+    assert await balances.balance(B, "27_stabilityai/sd-turbo") is None
+
+
+async def test_insufficient_balance(balances: Balances) -> None:
+    with pytest.raises(InsufficientBalance, match="^Insufficient balance$"):
+        await balances.require(A, "s1", Fraction(1))
+    await balances.credit(A, "s1", Fraction(99, 100))
+    with pytest.raises(InsufficientBalance):
+        await balances.require(A, "s1", Fraction(1))
+    await balances.credit(A, "s1", Fraction(1, 100))
+    assert await balances.require(A, "s1", Fraction(1)) == 1
+
+
+async def test_the_first_price_fixed_stays(balances: Balances) -> None:
+    assert await balances.fixed_price(A, "s1") is None
+    assert await balances.fix_price(A, "s1", Fraction(3, 2)) == Fraction(3, 2)
+    assert await balances.fix_price(A, "s1", Fraction(5)) == Fraction(3, 2)
+    await balances.credit(A, "s1", Fraction(1))
+    assert await balances.fixed_price(A, "s1") == Fraction(3, 2)
+    assert await balances.fixed_price(A, "s2") is None
+
+
+async def test_idle_balances_expire_after_ten_minutes(balances: Balances, clock: Clock) -> None:
+    await balances.credit(A, "s1", Fraction(5))
+    await balances.fix_price(A, "s1", Fraction(2))
+    clock.now += 599
+    await balances.debit(A, "s1", Fraction(1))  # activity keeps it alive
+    clock.now += 599
+    assert await balances.balance(A, "s1") == 4
+    clock.now += 2
+    assert await balances.balance(A, "s1") is None
+    assert await balances.fixed_price(A, "s1") is None
+    assert await balances.credit(A, "s1", Fraction(1)) == 1  # starts afresh, price unfixed
+    assert await balances.fixed_price(A, "s1") is None
+
+
+@given(st.binary(min_size=20, max_size=20), st.text())
+def test_keys_are_valid_nats_kv_keys(sender: bytes, manifest_id: str) -> None:
+    key = balance_key(sender, manifest_id)
+    assert re.fullmatch(r"[-/_=.a-zA-Z0-9]+", key) and not key.startswith(".") and not key.endswith(".")
+    assert balance_key(sender, manifest_id + "x") != key
+
+
+async def test_receiving_a_payment_fixes_the_price_once_and_credits(balances: Balances) -> None:
+    assert await balances.receive(A, "s1", Fraction(2), Fraction(7, 2)) == Fraction(7, 2)
+    assert await balances.receive(A, "s1", Fraction(9), Fraction(1, 2)) == 4
+    assert await balances.fixed_price(A, "s1") == 2

@@ -1,0 +1,120 @@
+"""The shared stores on a real nats-server: replicas credit a ticket once."""
+
+from __future__ import annotations
+
+import asyncio
+from fractions import Fraction
+
+import nats
+import pytest
+
+from baton_common.pm import (
+    BALANCE_IDLE_TTL,
+    Balances,
+    NonceAlreadySeen,
+    NonceVerdict,
+    PaymentProcessor,
+    PaymentValidator,
+    SignedTicket,
+    Ticket,
+    decode_payment,
+    ticket_params_to_pb,
+)
+from baton_common.pm_nats import NONCE_BUCKET_TTL, KvBalanceStore, KvNonceStore, KvWinningTickets
+
+from .conftest import PRICE, SECRET
+
+
+@pytest.fixture
+async def other_nc(nats_url: str):
+    """A second connection: another replica."""
+    client = await nats.connect(nats_url)
+    yield client
+    await client.close()
+
+
+async def bucket(nc, name: str, ttl: float | None = None):
+    return await nc.jetstream().create_key_value(bucket=name, ttl=ttl)
+
+
+async def test_nonce_store_verdicts(nc, prefix) -> None:
+    store = KvNonceStore(await bucket(nc, f"{prefix}_nonces", NONCE_BUCKET_TTL), max_nonces=3)
+    A, S, F = NonceVerdict.ACCEPTED, NonceVerdict.SEEN, NonceVerdict.FULL
+    assert await store.add("k", [1, 2, 2], 100) == [A, A, S]
+    assert await store.add("k", [2, 3, 4], 100) == [S, A, F]
+    assert await store.add("k", [3, 9], 100) == [S, F]
+    assert await store.add("other", [1], 100) == [A]
+
+
+async def test_replicas_racing_on_one_rand_accept_each_nonce_once(nc, other_nc, prefix) -> None:
+    name = f"{prefix}_nonces"
+    await bucket(nc, name)
+    a = KvNonceStore(await nc.jetstream().key_value(name))
+    b = KvNonceStore(await other_nc.jetstream().key_value(name))
+    nonces = list(range(1, 21))
+    results = await asyncio.gather(*(store.add("rand", [n], 10) for n in nonces for store in (a, b)))
+    accepted = [v for (v,) in results if v is NonceVerdict.ACCEPTED]
+    assert len(accepted) == len(nonces)
+
+
+async def test_one_payment_sent_to_two_replicas_is_credited_once(
+    nc, other_nc, prefix, orch, chain, issuer, gateway
+) -> None:
+    names = [f"{prefix}_{kind}" for kind in ("nonces", "balances", "winners")]
+    for name, ttl in zip(names, (NONCE_BUCKET_TTL, BALANCE_IDLE_TTL, None)):
+        await bucket(nc, name, ttl)
+
+    async def replica(client) -> tuple[PaymentProcessor, Balances]:
+        js = client.jetstream()
+        nonces, balances, winners = [await js.key_value(name) for name in names]
+        validator = PaymentValidator(orch, SECRET, chain, KvNonceStore(nonces))
+        ledger = Balances(KvBalanceStore(balances))
+        return PaymentProcessor(validator, ledger, KvWinningTickets(winners)), ledger
+
+    (proc_a, ledger_a), (proc_b, ledger_b) = await replica(nc), await replica(other_nc)
+    params = ticket_params_to_pb(await issuer.quote(gateway.address, PRICE))
+    payment = decode_payment(gateway.pay(params, 3).SerializeToString())
+    outcomes = await asyncio.gather(
+        proc_a.process(payment, "m"), proc_b.process(payment, "m"), return_exceptions=True
+    )
+    credited = [o for o in outcomes if not isinstance(o, BaseException)]
+    refused = [o for o in outcomes if isinstance(o, BaseException)]
+    assert sum(v.credited for v in credited) + sum(e.validation.credited for e in refused) == 3
+    assert all(isinstance(e, NonceAlreadySeen) for e in refused)
+    ev = Fraction(3) * payment.params.ev()
+    assert await ledger_a.balance(gateway.address, "m") == await ledger_b.balance(gateway.address, "m") == ev
+    assert await ledger_b.fixed_price(gateway.address, "m") == PRICE
+
+
+async def test_concurrent_credits_add_up_exactly(nc, other_nc, prefix) -> None:
+    name = f"{prefix}_balances"
+    await bucket(nc, name, BALANCE_IDLE_TTL)
+    a = Balances(KvBalanceStore(await nc.jetstream().key_value(name)))
+    b = Balances(KvBalanceStore(await other_nc.jetstream().key_value(name)))
+    sender = b"\x01" * 20
+    amount = Fraction(10**30 + 1, 3)  # wei amounts far above 2**64 stay exact
+    await asyncio.gather(*(ledger.credit(sender, "m", amount) for ledger in (a, b) for _ in range(10)))
+    await a.debit_units(sender, "m", Fraction(1, 3), 3)
+    assert await b.balance(sender, "m") == 20 * amount - 1
+    assert await a.balance(sender, "other") is None
+
+
+async def test_winning_tickets_are_stored_once_per_hash(nc, prefix) -> None:
+    store = KvWinningTickets(await bucket(nc, f"{prefix}_winners"))
+    assert await store.pending() == []
+    tickets = [
+        SignedTicket(
+            Ticket(b"\x01" * 20, b"\x02" * 20, 10**20, 2**255, n, b"\x03" * 32, 9, b"\x04" * 32),
+            sig=b"\x05" * 65,
+            recipient_rand=2**256 - 1,
+            expiration_block=77,
+        )
+        for n in (1, 2)
+    ]
+    assert await store.store(tickets[0]) is True
+    assert await store.store(tickets[0]) is False
+    assert await store.store(tickets[1]) is True
+    assert await store.pending() == tickets
+    await store.remove(tickets[0].ticket_hash)
+    assert await store.pending() == [tickets[1]]
+    assert await store.store(tickets[0]) is True  # a removed ticket may be stored again

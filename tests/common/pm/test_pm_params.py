@@ -1,0 +1,149 @@
+"""Quoting TicketParams: face value, max float, win probability, expiration (spec 3.4)."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import pytest
+
+from baton_common.pm import (
+    MAX_WIN_PROB,
+    ExpirationParams,
+    InsufficientSenderReserve,
+    ParamsPolicy,
+    SenderInfo,
+    TicketParamsIssuer,
+    recipient_rand,
+    recipient_rand_hash,
+    win_prob_for,
+)
+
+from .conftest import SECRET, TICKET_EV
+from .pm_fakes import L1_BLOCK, ROUND, ROUND_BLOCK_HASH, FakeChain
+
+SENDER = b"\x5e" * 20
+GWEI = 10**9
+
+
+def issuer_for(chain: FakeChain, orch: bytes, **policy) -> TicketParamsIssuer:
+    return TicketParamsIssuer(ParamsPolicy(recipient=orch, **({"ticket_ev": TICKET_EV} | policy)), SECRET, chain)
+
+
+async def test_face_value_is_100_times_the_redemption_cost(chain, orch) -> None:
+    chain.gas = 2 * GWEI
+    assert await issuer_for(chain, orch).face_value(SENDER) == 100 * 350_000 * 2 * GWEI
+    arbitrum = issuer_for(chain, orch, redeem_gas=1_200_000)
+    assert await arbitrum.face_value(SENDER) == 100 * 1_200_000 * 2 * GWEI
+
+
+async def test_min_gas_price_is_a_floor(chain, orch) -> None:
+    chain.gas = 1 * GWEI
+    assert await issuer_for(chain, orch, min_gas_price=5 * GWEI).face_value(SENDER) == 100 * 350_000 * 5 * GWEI
+
+
+async def test_face_value_is_100_times_ev_when_gas_is_too_cheap(chain, orch) -> None:
+    chain.gas = 1  # 100 x txCost = 35,000,000 wei < EV
+    assert await issuer_for(chain, orch).face_value(SENDER) == 100 * TICKET_EV
+
+
+async def test_face_value_is_capped_by_max_float_and_max_face_value(chain, orch) -> None:
+    chain.gas = 3 * GWEI
+    chain.pool_size = 1
+    chain.senders[SENDER] = SenderInfo(deposit=10**18, reserve_funds_remaining=2 * 10**15)
+    assert await issuer_for(chain, orch).face_value(SENDER) == 2 * 10**15
+    assert await issuer_for(chain, orch, max_face_value=1_100_000 * GWEI).face_value(SENDER) == 1_100_000 * GWEI
+
+
+async def test_insufficient_sender_reserve_when_max_float_is_below_ev(chain, orch) -> None:
+    chain.senders[SENDER] = SenderInfo(reserve_funds_remaining=(TICKET_EV - 1) * chain.pool_size)
+    with pytest.raises(InsufficientSenderReserve, match="^insufficient sender reserve$"):
+        await issuer_for(chain, orch).face_value(SENDER)
+    with pytest.raises(InsufficientSenderReserve):
+        await issuer_for(chain, orch).quote(SENDER, Fraction(1))
+
+
+async def test_insufficient_sender_reserve_when_face_value_cannot_pay_for_redemption(chain, orch) -> None:
+    chain.gas = 10 * GWEI  # txCost = 3.5e15
+    chain.pool_size = 1
+    # Below txCost and below redeemGas x 3 gwei (1.05e15): refused.
+    chain.senders[SENDER] = SenderInfo(reserve_funds_remaining=10**15)
+    with pytest.raises(InsufficientSenderReserve):
+        await issuer_for(chain, orch).face_value(SENDER)
+    # Below txCost but covering redeemGas x 3 gwei: gas may come back down in time.
+    chain.senders[SENDER] = SenderInfo(reserve_funds_remaining=11 * 10**14)
+    assert await issuer_for(chain, orch).face_value(SENDER) == 11 * 10**14
+
+
+async def test_max_float_shares_the_reserve_across_the_active_pool(chain, orch) -> None:
+    chain.pool_size = 4
+    chain.senders[SENDER] = SenderInfo(
+        deposit=10**18, reserve_funds_remaining=1_000_003, reserve_claimed_in_current_round=400_000
+    )
+    chain.claimed[(SENDER, orch)] = 50_000
+    assert await issuer_for(chain, orch).max_float(SENDER) == (1_400_003 // 4) - 50_000
+    chain.pool_size = 0
+    assert await issuer_for(chain, orch).max_float(SENDER) == 0
+
+
+async def test_pending_redemptions_count_unless_the_deposit_covers_them_three_times(chain, orch) -> None:
+    chain.pool_size = 1
+    chain.senders[SENDER] = SenderInfo(deposit=299, reserve_funds_remaining=10_000)
+    chain.pending[SENDER] = 100
+    assert await issuer_for(chain, orch).max_float(SENDER) == 10_000 - 100
+    chain.senders[SENDER] = SenderInfo(deposit=300, reserve_funds_remaining=10_000)
+    assert await issuer_for(chain, orch).max_float(SENDER) == 10_000
+
+
+def test_win_probability() -> None:
+    # go-livepeer's own vector: EV 5, face value 10000.
+    assert win_prob_for(10_000, 5) == 57896044618658097711785492504343953926634992332820282019728792003956564820
+    assert win_prob_for(5, 5) == MAX_WIN_PROB
+    assert win_prob_for(0, 5) == 0
+    # (2**256-1) is divisible by 3 and by 5: no rounding up then.
+    assert win_prob_for(15, 5) == 5 * (MAX_WIN_PROB // 15)
+    assert win_prob_for(16, 5) == 5 * (MAX_WIN_PROB // 16 + 1)
+
+
+async def test_quote(chain, orch, issuer) -> None:
+    params = await issuer.quote(SENDER, Fraction(3, 2))
+    assert params.recipient == orch
+    assert params.face_value == 100 * 350_000 * chain.gas
+    assert params.win_prob == win_prob_for(params.face_value, TICKET_EV)
+    assert params.expiration_block == L1_BLOCK + 40
+    assert params.expiration_params == ExpirationParams(ROUND, ROUND_BLOCK_HASH)
+    rand = recipient_rand(
+        SECRET,
+        seed=params.seed,
+        sender=SENDER,
+        face_value=params.face_value,
+        win_prob=params.win_prob,
+        expiration_block=params.expiration_block,
+        price=Fraction(3, 2),
+        expiration_params=params.expiration_params,
+    )
+    assert params.recipient_rand_hash == recipient_rand_hash(rand)
+    # What a go-livepeer gateway checks before it pays (spec 3.6).
+    assert params.expiration_block - L1_BLOCK > 1
+    assert TICKET_EV <= params.ev() < params.face_value
+    assert params.ev() - TICKET_EV < 1
+    again = await issuer.quote(SENDER, Fraction(3, 2))
+    assert again.seed != params.seed and again.recipient_rand_hash != params.recipient_rand_hash
+
+
+async def test_zero_price_quotes_free_tickets(issuer) -> None:
+    params = await issuer.quote(SENDER, Fraction(0))
+    assert params.face_value == 0 and params.win_prob == 0
+    with pytest.raises(ValueError):
+        await issuer.quote(SENDER, Fraction(-1))
+
+
+async def test_expiration_params_fall_back_to_the_previous_round_without_a_block_hash(chain, issuer) -> None:
+    chain.block_hashes = {ROUND: bytes(32), ROUND - 1: b"\x44" * 32}
+    assert await issuer.expiration_params() == ExpirationParams(ROUND - 1, b"\x44" * 32)
+
+
+async def test_tx_cost_multiplier(chain, orch) -> None:
+    chain.gas = GWEI
+    assert await issuer_for(chain, orch).tx_cost_multiplier(SENDER) == 100
+    chain.gas = 0
+    assert await issuer_for(chain, orch).tx_cost_multiplier(SENDER) == 0
