@@ -35,6 +35,8 @@ __all__ = [
     "SERVICES",
     "CommonSettings",
     "ConfigError",
+    "field_extra",
+    "field_type",
     "load_settings",
     "redacted",
     "setting",
@@ -153,7 +155,7 @@ def redacted(settings: msgspec.Struct) -> dict[str, Any]:
     """The settings as a dict, with every secret field masked (safe to log)."""
     out = msgspec.to_builtins(settings)
     for f in msgspec.structs.fields(type(settings)):
-        if _extra(f).get("secret") and out.get(f.name):
+        if field_extra(f).get("secret") and out.get(f.name):
             out[f.name] = "***"
     return out
 
@@ -161,7 +163,8 @@ def redacted(settings: msgspec.Struct) -> dict[str, Any]:
 # -- helpers ---------------------------------------------------------------
 
 
-def _extra(f: msgspec.structs.FieldInfo) -> dict[str, Any]:
+def field_extra(f: msgspec.structs.FieldInfo) -> dict[str, Any]:
+    """The ``extra`` of a field's :func:`setting` (its go-livepeer ``flag``, whether it is ``secret``)."""
     for arg in get_args(f.type)[1:] if get_origin(f.type) is Annotated else ():
         if isinstance(arg, msgspec.Meta) and arg.extra:
             return dict(arg.extra)
@@ -169,10 +172,11 @@ def _extra(f: msgspec.structs.FieldInfo) -> dict[str, Any]:
 
 
 def _flag(f: msgspec.structs.FieldInfo) -> str | None:
-    return _extra(f).get("flag")
+    return field_extra(f).get("flag")
 
 
-def _base_type(f: msgspec.structs.FieldInfo) -> Any:
+def field_type(f: msgspec.structs.FieldInfo) -> Any:
+    """A field's type without its Annotated metadata."""
     return get_args(f.type)[0] if get_origin(f.type) is Annotated else f.type
 
 
@@ -199,7 +203,7 @@ def _parse_argv(
             name = "config"
         elif name not in fields:
             raise ConfigError(f"unknown flag -{key}")
-        is_bool = name != "config" and _base_type(fields[name]) is bool
+        is_bool = name != "config" and field_type(fields[name]) is bool
         if not eq:
             if is_bool:
                 value = "true"
@@ -255,7 +259,7 @@ def _read_file(
 
 
 def _convert(f: msgspec.structs.FieldInfo, raw: Any, source: str, service: str) -> Any:
-    base = _base_type(f)
+    base = field_type(f)
     value = raw
     if isinstance(raw, str):
         if base is bool:
@@ -270,7 +274,7 @@ def _convert(f: msgspec.structs.FieldInfo, raw: Any, source: str, service: str) 
     try:
         return msgspec.convert(value, f.type, strict=False)
     except msgspec.ValidationError as exc:
-        shown = "***" if _extra(f).get("secret") else repr(raw)
+        shown = "***" if field_extra(f).get("secret") else repr(raw)
         reason = str(exc).split(" - at ")[0]
         raise ConfigError(f"{service}: bad value {shown} for {source}: {reason}") from None
 

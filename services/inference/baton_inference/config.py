@@ -14,7 +14,7 @@ class InferenceSettings(CommonSettings, frozen=True, kw_only=True):
     triton_url: Annotated[
         str, setting("HTTP URL of the Triton Inference Server this instance drives (one per GPU).")
     ] = "http://127.0.0.1:8000"
-    gpu: Annotated[str, setting("GPU device id this instance serves; empty when it runs on the CPU.")] = ""
+    gpu: Annotated[str, setting("Host GPU id of the Triton this instance drives, reported in heartbeats; empty on the CPU.")] = ""
 
     def __post_init__(self) -> None:
         if not self.triton_url.startswith(("http://", "https://")):

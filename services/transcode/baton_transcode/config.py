@@ -13,5 +13,6 @@ class TranscodeSettings(CommonSettings, frozen=True, kw_only=True):
     http_port: Annotated[int, setting("Port of the health and metrics HTTP server.", ge=0, le=65535)] = 7939
     ffmpeg: Annotated[str, setting("The ffmpeg binary (a name on PATH or a path).")] = "ffmpeg"
     gpu: Annotated[
-        str, setting("GPU device id for NVENC/NVDEC; empty transcodes on the CPU.", flag="nvidia")
+        str, setting("CUDA device index for NVENC/NVDEC as this process sees it (one transcode instance per GPU); "
+                    "empty transcodes on the CPU.", flag="nvidia")
     ] = ""

@@ -1,4 +1,4 @@
-"""Loading the shared recipientRand secret (BATON_TICKET_SECRET_FILE)."""
+"""Loading the shared recipientRand secret (BATON_NEGOTIATOR_TICKET_SECRET_FILE)."""
 
 from __future__ import annotations
 
@@ -34,14 +34,14 @@ def test_longer_hex_secret_is_used_whole(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("content", [b"ab" * 31, b"short raw secret", b""])
 def test_too_short_is_refused_with_the_setting_named(tmp_path: Path, content: bytes) -> None:
-    with pytest.raises(TicketSecretError, match="BATON_TICKET_SECRET_FILE.*at least 32") as refused:
+    with pytest.raises(TicketSecretError, match="BATON_NEGOTIATOR_TICKET_SECRET_FILE.*at least 32") as refused:
         load_ticket_secret(write(tmp_path, content))
     assert isinstance(refused.value, ConfigError)
     assert refused.value.code == "ticket_secret"
 
 
 def test_missing_file_and_unset_setting(tmp_path: Path) -> None:
-    with pytest.raises(TicketSecretError, match="BATON_TICKET_SECRET_FILE: cannot read .*nope"):
+    with pytest.raises(TicketSecretError, match="BATON_NEGOTIATOR_TICKET_SECRET_FILE: cannot read .*nope"):
         load_ticket_secret(tmp_path / "nope")
-    with pytest.raises(TicketSecretError, match="BATON_TICKET_SECRET_FILE is not set"):
+    with pytest.raises(TicketSecretError, match="BATON_NEGOTIATOR_TICKET_SECRET_FILE is not set"):
         load_ticket_secret(None)

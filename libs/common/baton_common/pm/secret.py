@@ -1,6 +1,6 @@
 """Loading the recipientRand secret that every negotiator replica shares.
 
-This is its own setting (``BATON_TICKET_SECRET_FILE``), not go-livepeer's
+This is its own setting (``BATON_NEGOTIATOR_TICKET_SECRET_FILE``), not go-livepeer's
 ``-orchSecret``, which authenticates remote transcoders. The file holds either
 hex text (64 or more hex digits, an optional ``0x``, surrounding whitespace
 ignored) or at least 32 raw bytes. Generate one with ``openssl rand -hex 32``.
@@ -16,7 +16,7 @@ from .errors import TicketSecretError
 __all__ = ["MIN_SECRET_BYTES", "SECRET_SETTING", "load_ticket_secret", "parse_ticket_secret"]
 
 MIN_SECRET_BYTES = 32
-SECRET_SETTING = "BATON_TICKET_SECRET_FILE"
+SECRET_SETTING = "BATON_NEGOTIATOR_TICKET_SECRET_FILE"
 
 _HEX = re.compile(rb"(?:0x)?((?:[0-9a-fA-F]{2})+)")
 

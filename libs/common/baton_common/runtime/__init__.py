@@ -244,5 +244,9 @@ def run_service(name: str, settings_cls: type[S], factory: Callable[[S], Service
     instance = settings.instance_id or socket.gethostname()
     setup_logging(name, instance, settings.log_level, settings.log_format)
     setup_tracing(name, instance, __version__, settings.otlp_endpoint)
-    service = factory(settings)
+    try:
+        service = factory(settings)  # may check files the settings name (secrets, model lists)
+    except ConfigError as exc:
+        print(f"baton-{name}: configuration error: {exc.message}", file=sys.stderr)
+        sys.exit(2)
     sys.exit(asyncio.run(Runtime(service, settings).run()))
