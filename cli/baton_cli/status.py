@@ -16,6 +16,7 @@ import msgspec
 import nats
 import nats.errors
 import nats.js.errors
+from baton_common.bus import read_bucket
 from baton_common.config import SERVICES
 from baton_common.health import ServiceStatus, is_fresh, summarize
 from baton_common.schemas import HEARTBEAT_BUCKET, SUPERVISION_BUCKET, Heartbeat, Supervision, decode
@@ -67,18 +68,9 @@ async def _read(url: str) -> Report:
 async def _values(js, bucket: str) -> list[bytes]:  # type: ignore[no-untyped-def]
     try:
         kv = await js.key_value(bucket)
-        keys = await kv.keys()
-    except (nats.js.errors.BucketNotFoundError, nats.js.errors.NoKeysError):
+    except nats.js.errors.BucketNotFoundError:
         return []
-    out = []
-    for key in keys:
-        try:
-            entry = await kv.get(key)
-        except nats.js.errors.KeyNotFoundError:
-            continue
-        if entry.value:
-            out.append(entry.value)
-    return out
+    return list((await read_bucket(kv)).values())
 
 
 def _ago(seconds: float) -> str:

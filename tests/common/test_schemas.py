@@ -8,13 +8,20 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from baton_common.pm.nonces import NonceRecord
+from baton_common.pm.ports import BalanceEntry
+from baton_common.pm.ticket import SignedTicket
 from baton_common.schemas import Heartbeat, Message, all_messages, decode, encode
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "bus_schemas.json"
 
 
+# Values that other processes read from NATS KV buckets, beside the tagged bus messages.
+KV_VALUES = [BalanceEntry, NonceRecord, SignedTicket]
+
+
 def current_schemas() -> dict:
-    _, components = msgspec.json.schema_components(all_messages(), ref_template="#/$defs/{name}")
+    _, components = msgspec.json.schema_components([*all_messages(), *KV_VALUES], ref_template="#/$defs/{name}")
     return components
 
 

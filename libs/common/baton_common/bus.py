@@ -31,7 +31,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from .errors import DecodeError, NoResponders, NotConnected, RemoteError, RequestTimeout, ServiceError
 from .schemas import decode, encode
 
-__all__ = ["Bus"]
+__all__ = ["Bus", "read_bucket"]
 
 log = logging.getLogger("baton.bus")
 tracer = trace.get_tracer("baton.bus")
@@ -254,6 +254,23 @@ class Bus:
             )
         except nats.js.errors.BadRequestError:  # created meanwhile by another instance
             return await self.js.key_value(bucket)
+
+
+async def read_bucket(kv: KeyValue) -> dict[str, bytes]:
+    """Every live key of a KV bucket with its value; keys deleted or expired meanwhile are left out."""
+    try:
+        keys = await kv.keys()
+    except nats.js.errors.NoKeysError:
+        return {}
+    out = {}
+    for key in keys:
+        try:
+            entry = await kv.get(key)
+        except nats.js.errors.NotFoundError:  # KeyNotFoundError, KeyDeletedError
+            continue
+        if entry.value:
+            out[key] = entry.value
+    return out
 
 
 def _trace_headers() -> dict[str, str]:
