@@ -69,6 +69,7 @@ class Stack:
         self.console = console
         self.live = live
         self.ready: dict[str, bool] = {name: False for name in ports}
+        self.failing: dict[str, list[str]] = {name: [] for name in ports}  # checks that fail, ready or not
         self.children: dict[str, Child] = {}
         self.bus: Bus | None = None
         self.stop = asyncio.Event()
@@ -131,7 +132,8 @@ class Stack:
                 while True:
                     before = dict(self.ready)
                     results = await asyncio.gather(*(self._ready(http, n, p) for n, p in self.ports.items()))
-                    self.ready = dict(zip(self.ports, results))
+                    self.ready = {name: ok for name, (ok, _) in zip(self.ports, results)}
+                    self.failing = {name: failing for name, (_, failing) in zip(self.ports, results)}
                     if not self.live:
                         for name, ok in self.ready.items():
                             if ok != before[name]:
@@ -147,13 +149,16 @@ class Stack:
                     view.update(self.table())
                     await asyncio.sleep(0.5)
 
-    async def _ready(self, http: httpx.AsyncClient, name: str, port: int) -> bool:
+    async def _ready(self, http: httpx.AsyncClient, name: str, port: int) -> tuple[bool, list[str]]:
+        """Whether the service is ready, and the names of its failing checks."""
         if self.children[name].state != "running":
-            return False
+            return False, []
         try:
-            return (await http.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200
-        except httpx.HTTPError:
-            return False
+            resp = await http.get(f"http://127.0.0.1:{port}/readyz")
+            checks = resp.json().get("checks", {})
+        except (httpx.HTTPError, ValueError):
+            return False, []
+        return resp.status_code == 200, sorted(k for k, c in checks.items() if not c.get("ok"))
 
     def table(self) -> Table:
         t = Table(title=f"Baton local stack  (NATS {self.nats_url})", title_justify="left")
@@ -164,6 +169,8 @@ class Stack:
             style = {"running": "green", "restarting": "yellow", "crash-loop": "bold red"}.get(state, "")
             up_for = f"{time.monotonic() - child.started_at:.0f}s" if state == "running" else "-"
             health = f"ready on :{self.ports[name]}" if self.ready.get(name) else "not ready"
+            if self.failing.get(name):
+                health += f" [yellow]({', '.join(self.failing[name])} failing)[/]"
             t.add_row(name, f"[{style}]{state}[/]" if style else state, str(child.pid or "-"),
                       str(child.restarts), up_for, health)
         return t

@@ -10,6 +10,7 @@ import sys
 import time
 
 import httpx
+import nats.js.errors
 import pytest
 from baton_common.config import CommonSettings
 from baton_common.runtime import Runtime, ServiceBase, ServiceContext
@@ -66,10 +67,10 @@ async def toy(nats_url: str, prefix: str):
 
 
 async def heartbeat(nc, instance: str) -> Heartbeat | None:  # type: ignore[no-untyped-def]
-    kv = await nc.jetstream().key_value(HEARTBEAT_BUCKET)
     try:
+        kv = await nc.jetstream().key_value(HEARTBEAT_BUCKET)
         return decode((await kv.get(heartbeat_key("toy", instance))).value, Heartbeat)
-    except Exception:
+    except nats.js.errors.NotFoundError:  # no bucket yet, or no such key
         return None
 
 
