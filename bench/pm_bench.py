@@ -22,8 +22,8 @@ import coincurve
 from baton_common.pm import (
     MemoryNonceStore,
     ParamsPolicy,
-    PaymentValidator,
     Payment,
+    PaymentValidator,
     PriceInfo,
     SenderInfo,
     SenderParams,

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from baton_common.config import SERVICES, CommonSettings, field_type, field_extra
+
+from baton_common.config import SERVICES, CommonSettings, field_extra, field_type
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "config.md"
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import nats
 import pytest
 
-from tests.helpers import free_port, nats_server_binary, wait_for_port
+from tests.helpers import PrivateNats, free_port, nats_server_binary, wait_for_port
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -39,6 +39,14 @@ def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield f"nats://127.0.0.1:{port}"
     proc.terminate()
     proc.wait(timeout=10)
+
+
+@pytest.fixture
+def private_nats(tmp_path: Path) -> Iterator[PrivateNats]:
+    """A JetStream nats-server of this test's own, not started yet; for tests that stop it or need empty buckets."""
+    server = PrivateNats(free_port(), store=tmp_path / "private-js")
+    yield server
+    server.stop()
 
 
 @pytest.fixture

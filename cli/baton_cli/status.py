@@ -16,12 +16,13 @@ import msgspec
 import nats
 import nats.errors
 import nats.js.errors
+from rich.console import Console
+from rich.table import Table
+
 from baton_common.bus import read_bucket
 from baton_common.config import SERVICES
 from baton_common.health import ServiceStatus, is_fresh, summarize
 from baton_common.schemas import HEARTBEAT_BUCKET, SUPERVISION_BUCKET, Heartbeat, Supervision, decode
-from rich.console import Console
-from rich.table import Table
 
 __all__ = ["status"]
 
@@ -35,7 +36,7 @@ class Report(msgspec.Struct, frozen=True):
 def status(args: argparse.Namespace) -> int:
     try:
         report = asyncio.run(_read(args.nats_url))
-    except (nats.errors.NoServersError, OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, nats.errors.NoServersError, OSError) as exc:
         why = str(exc) or "no answer"
         print(f"baton status: cannot reach NATS at {args.nats_url} ({why}); is the stack running (baton up)?",
               file=sys.stderr)

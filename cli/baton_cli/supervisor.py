@@ -140,7 +140,7 @@ class Child:
                 self._set("restarting")
             try:
                 await asyncio.wait_for(self._stopping.wait(), timeout=delay)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self.restarts += 1
         self._set("stopped")
 
@@ -153,7 +153,7 @@ class Child:
         _signal_group(proc.pid, signal.SIGTERM)
         try:
             await asyncio.wait_for(proc.wait(), timeout=timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.warning("%s did not stop within %ss; killing it", self.name, timeout)
         _signal_group(proc.pid, signal.SIGKILL)  # anything left in its group
         await proc.wait()

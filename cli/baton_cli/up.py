@@ -18,13 +18,14 @@ import time
 from pathlib import Path
 
 import httpx
-from baton_common.bus import Bus
-from baton_common.config import SERVICES
-from baton_common.schemas import SUPERVISION_BUCKET, encode
 from rich.console import Console
 from rich.live import Live
 from rich.logging import RichHandler
 from rich.table import Table
+
+from baton_common.bus import Bus
+from baton_common.config import SERVICES
+from baton_common.schemas import SUPERVISION_BUCKET, encode
 
 from .natsd import nats_server_binary, write_config
 from .supervisor import Child
@@ -132,8 +133,8 @@ class Stack:
                 while True:
                     before = dict(self.ready)
                     results = await asyncio.gather(*(self._ready(http, n, p) for n, p in self.ports.items()))
-                    self.ready = {name: ok for name, (ok, _) in zip(self.ports, results)}
-                    self.failing = {name: failing for name, (_, failing) in zip(self.ports, results)}
+                    self.ready = {name: ok for name, (ok, _) in zip(self.ports, results, strict=False)}
+                    self.failing = {name: failing for name, (_, failing) in zip(self.ports, results, strict=False)}
                     if not self.live:
                         for name, ok in self.ready.items():
                             if ok != before[name]:

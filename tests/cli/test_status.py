@@ -6,23 +6,26 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import nats
 import pytest
-from baton_common.config import SERVICES
-from baton_common.schemas import HEARTBEAT_BUCKET, HEARTBEAT_TTL, SUPERVISION_BUCKET, Heartbeat, Supervision, encode
 
+from baton_common.config import SERVICES
+from baton_common.schemas import (
+    HEARTBEAT_BUCKET,
+    HEARTBEAT_TTL,
+    SUPERVISION_BUCKET,
+    Heartbeat,
+    Supervision,
+    encode,
+)
 from tests.helpers import PrivateNats, free_port
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[PrivateNats]:
-    s = PrivateNats(free_port(), store=tmp_path / "js")
-    s.start()
-    yield s
-    s.stop()
+def server(private_nats: PrivateNats) -> PrivateNats:
+    private_nats.start()
+    return private_nats
 
 
 async def put_heartbeats(url: str, services: list[str], age: float = 0.0) -> None:

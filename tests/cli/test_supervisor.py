@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from baton_cli.supervisor import Backoff, Child
 
 

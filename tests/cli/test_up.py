@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import httpx
-from baton_common.config import SERVICES
 
+from baton_common.config import SERVICES
 from tests.helpers import free_port
 
 

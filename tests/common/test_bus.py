@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import msgspec
 import pytest
-from baton_common.bus import Bus
-from baton_common.errors import BadRequest, DecodeError, NoResponders, RemoteError, RequestTimeout
-from baton_common.schemas import Message
 from nats.js.api import StreamConfig
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
-from tests.helpers import PrivateNats, free_port
+from baton_common.bus import Bus
+from baton_common.errors import (
+    BadRequest,
+    DecodeError,
+    NoResponders,
+    RemoteError,
+    RequestTimeout,
+)
+from baton_common.schemas import Message
+from tests.helpers import PrivateNats
 
 
 class Ping(Message, frozen=True, kw_only=True, tag="test-ping.v1"):
@@ -172,37 +177,30 @@ async def test_unexpected_close_is_fatal_but_drain_is_not(nats_url: str) -> None
     assert reasons == ["NATS connection closed"]
 
 
-@pytest.fixture
-def private_server() -> Iterator[PrivateNats]:
-    server = PrivateNats(free_port())
-    yield server
-    server.stop()
-
-
-async def test_first_connect_is_retried_until_the_server_comes(private_server: PrivateNats) -> None:
+async def test_first_connect_is_retried_until_the_server_comes(private_nats: PrivateNats) -> None:
     states: list[bool] = []
     connecting = asyncio.create_task(
-        Bus.connect([f"nats://127.0.0.1:{private_server.port}"], name="early", on_state=states.append, retry_wait=0.2)
+        Bus.connect([f"nats://127.0.0.1:{private_nats.port}"], name="early", on_state=states.append, retry_wait=0.2)
     )
     await asyncio.sleep(1.0)
     assert not connecting.done()
-    private_server.start()
+    private_nats.start()
     b = await asyncio.wait_for(connecting, timeout=10)
     assert b.connected and states == [True]
     await b.drain()
 
 
-async def test_reconnects_after_the_server_restarts(private_server: PrivateNats, prefix: str) -> None:
-    private_server.start()
+async def test_reconnects_after_the_server_restarts(private_nats: PrivateNats, prefix: str) -> None:
+    private_nats.start()
     fatal: list[str] = []
     states: list[bool] = []
-    b = await Bus.connect([f"nats://127.0.0.1:{private_server.port}"], name="r", retry_wait=0.2,
+    b = await Bus.connect([f"nats://127.0.0.1:{private_nats.port}"], name="r", retry_wait=0.2,
                           on_fatal=fatal.append, on_state=states.append)
     await b.serve(f"{prefix}.echo", Ping, echo)
-    private_server.stop()
+    private_nats.stop()
     await asyncio.sleep(1.5)
     assert not b.connected
-    private_server.start()
+    private_nats.start()
     for _ in range(100):
         if b.connected:
             break

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import pytest
+
 from baton_common.config import CommonSettings, ConfigError, load_settings, redacted, setting
 
 

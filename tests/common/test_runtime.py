@@ -12,10 +12,10 @@ import time
 import httpx
 import nats.js.errors
 import pytest
+
 from baton_common.config import CommonSettings
 from baton_common.runtime import Runtime, ServiceBase, ServiceContext
 from baton_common.schemas import HEARTBEAT_BUCKET, Check, Heartbeat, decode, heartbeat_key
-
 from tests.helpers import free_port
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
+
 from baton_common.pm.nonces import NonceRecord
 from baton_common.pm.ports import BalanceEntry
 from baton_common.pm.ticket import SignedTicket

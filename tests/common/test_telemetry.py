@@ -10,9 +10,10 @@ import textwrap
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
-from baton_common.telemetry import JsonFormatter
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
+
+from baton_common.telemetry import JsonFormatter
 
 
 def record(msg: str, **extra: object) -> logging.LogRecord:

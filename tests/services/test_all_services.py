@@ -11,9 +11,9 @@ import time
 import httpx
 import nats
 import pytest
+
 from baton_common.config import SERVICES
 from baton_common.schemas import HEARTBEAT_BUCKET, Heartbeat, decode, heartbeat_key
-
 from tests.helpers import free_port
 
 

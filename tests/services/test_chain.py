@@ -8,10 +8,10 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+
 from baton_chain.chain import EthHealth
 from baton_chain.config import ChainSettings
 from baton_common.config import ConfigError, load_settings
-
 from tests.common.pm.pm_evm import Anvil
 from tests.helpers import free_port
 from tests.services.test_all_services import service_env, wait_ready

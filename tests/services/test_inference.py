@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import httpx
 import pytest
+
 from baton_common.config import ConfigError, load_settings
 from baton_inference.config import InferenceSettings
 from baton_inference.triton import TritonHealth
-
 from tests.helpers import free_port
 
 

@@ -5,19 +5,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import nats
 import pytest
+
 from baton_common.health import ServiceStatus
 from baton_common.runtime import Runtime
 from baton_common.schemas import HEARTBEAT_BUCKET, HEARTBEAT_TTL, Heartbeat, encode
 from baton_monitor.__main__ import Monitor
 from baton_monitor.config import MonitorSettings
 from baton_monitor.domain import transitions
-
 from tests.helpers import PrivateNats, free_port
 
 
@@ -32,11 +30,9 @@ def test_transitions() -> None:
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[PrivateNats]:
-    s = PrivateNats(free_port(), store=tmp_path / "js")
-    s.start()
-    yield s
-    s.stop()
+def server(private_nats: PrivateNats) -> PrivateNats:
+    private_nats.start()
+    return private_nats
 
 
 async def test_monitor_exports_up_and_down(server: PrivateNats, caplog: pytest.LogCaptureFixture) -> None:

@@ -7,10 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from baton_common.config import ConfigError, load_settings
 from baton_negotiator.__main__ import Negotiator
 from baton_negotiator.config import NegotiatorSettings
-
 from tests.services.test_all_services import service_env
 
 

@@ -237,7 +237,7 @@ def _read_file(
         top = {k: v for k, v in data.items() if k not in SERVICES}
     else:  # go-livepeer's plain format: `flagName value` per line, `#` comments
         own, top = {}, {}
-        for lineno, line in enumerate(text.splitlines(), 1):
+        for line in text.splitlines():
             line = line.strip()
             if not line or line.startswith("#"):
                 continue

@@ -7,6 +7,7 @@ the node's chain id and head block as a detail of its heartbeat.
 from __future__ import annotations
 
 import httpx
+
 from baton_common.runtime import ServiceBase, ServiceContext, run_service
 from baton_common.schemas import Check
 

@@ -7,6 +7,7 @@ dead Triton makes the instance unready is decided with the inference pipelines.
 from __future__ import annotations
 
 import httpx
+
 from baton_common.runtime import ServiceBase, ServiceContext, run_service
 from baton_common.schemas import Check
 

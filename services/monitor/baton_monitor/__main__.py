@@ -11,11 +11,12 @@ import asyncio
 import logging
 import time
 
+from litestar import get
+
 from baton_common.config import SERVICES
 from baton_common.health import ServiceStatus, is_fresh, summarize
 from baton_common.runtime import ServiceBase, ServiceContext, run_service
 from baton_common.schemas import HEARTBEAT_BUCKET, HEARTBEAT_TTL
-from litestar import get
 
 from .bus import read_heartbeats
 from .config import MonitorSettings

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import msgspec
+from nats.js.kv import KeyValue
+
 from baton_common.bus import read_bucket
 from baton_common.schemas import Heartbeat, decode
-from nats.js.kv import KeyValue
 
 __all__ = ["read_heartbeats"]
 

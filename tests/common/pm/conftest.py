@@ -6,9 +6,6 @@ from collections.abc import Iterator
 from fractions import Fraction
 
 import pytest
-from .pm_evm import Anvil, TicketChecks, compile_contracts
-from .pm_fakes import ORCH_KEY, ROUND, ROUND_BLOCK_HASH, FakeChain
-from .pm_gateway import Gateway
 
 from baton_common.pm import (
     Balances,
@@ -21,6 +18,10 @@ from baton_common.pm import (
     TicketParamsIssuer,
     address_of,
 )
+
+from .pm_evm import Anvil, TicketChecks, compile_contracts
+from .pm_fakes import ORCH_KEY, ROUND, ROUND_BLOCK_HASH, FakeChain
+from .pm_gateway import Gateway
 
 SECRET = bytes(range(32))
 TICKET_EV = 1_000_000_000_000

@@ -85,7 +85,7 @@ class Anvil:
     ids = itertools.count(1)
 
     @classmethod
-    def start(cls) -> "Anvil":
+    def start(cls) -> Anvil:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
@@ -145,7 +145,7 @@ class TicketChecks:
     account: str
 
     @classmethod
-    def deploy(cls, anvil: Anvil, bytecode: str) -> "TicketChecks":
+    def deploy(cls, anvil: Anvil, bytecode: str) -> TicketChecks:
         account = anvil.rpc("eth_accounts")[0]
         tx = anvil.rpc("eth_sendTransaction", {"from": account, "data": "0x" + bytecode})
         receipt = anvil.receipt(tx)

@@ -48,7 +48,7 @@ class Gateway:
     nonces: dict[bytes, int] = field(default_factory=dict)
 
     @classmethod
-    def random(cls) -> "Gateway":
+    def random(cls) -> Gateway:
         return cls(Account.create().key)
 
     @property

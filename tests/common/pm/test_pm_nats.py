@@ -61,7 +61,7 @@ async def test_one_payment_sent_to_two_replicas_is_credited_once(
     nc, other_nc, prefix, orch, chain, issuer, gateway
 ) -> None:
     names = [f"{prefix}_{kind}" for kind in ("nonces", "balances", "winners")]
-    for name, ttl in zip(names, (NONCE_BUCKET_TTL, BALANCE_IDLE_TTL, None)):
+    for name, ttl in zip(names, (NONCE_BUCKET_TTL, BALANCE_IDLE_TTL, None), strict=False):
         await bucket(nc, name, ttl)
 
     async def replica(client) -> tuple[PaymentProcessor, Balances]:

@@ -40,8 +40,8 @@ from .ports import (
     WinningTickets,
 )
 from .processor import PaymentProcessor
-from .redemption import TICKET_VALIDITY_PERIOD, RedemptionGate, redeem_args
 from .recipient_rand import new_seed, recipient_rand, recipient_rand_hash
+from .redemption import TICKET_VALIDITY_PERIOD, RedemptionGate, redeem_args
 from .secret import SECRET_SETTING, load_ticket_secret, parse_ticket_secret
 from .signature import address_of, personal_digest, recover_personal, sign_personal, verify_personal
 from .ticket import MAX_WIN_PROB, ExpirationParams, SignedTicket, Ticket, TicketParams, is_winning, ticket_ev

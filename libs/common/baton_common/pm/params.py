@@ -12,8 +12,8 @@ from fractions import Fraction
 
 import msgspec
 
-from .errors import InsufficientSenderReserve
 from .encoding import ZERO_HASH
+from .errors import InsufficientSenderReserve
 from .ports import ChainData
 from .recipient_rand import new_seed, recipient_rand, recipient_rand_hash
 from .ticket import MAX_WIN_PROB, ExpirationParams, TicketParams

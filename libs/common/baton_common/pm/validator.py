@@ -134,14 +134,14 @@ class PaymentValidator:
         hasher = nonce_hasher(payment.ticket(tickets[0]))
         signed = [verify_personal(sender, hasher(t.sender_nonce), t.sig) for t in tickets]
         # Every well-signed ticket reaches the nonce check, even after an earlier error.
-        nonces = [t.sender_nonce for t, ok in zip(tickets, signed) if ok]
+        nonces = [t.sender_nonce for t, ok in zip(tickets, signed, strict=False) if ok]
         key = params.recipient_rand_hash.hex()
         verdicts = iter(await self._nonces.add(key, nonces, params.expiration_block) if nonces else ())
         expired = params.expiration_block <= await self._chain.last_seen_l1_block()
         winners: list[SignedTicket] = []
         first_error: PaymentError | None = None
         credited = 0
-        for entry, valid in zip(tickets, signed):
+        for entry, valid in zip(tickets, signed, strict=False):
             error: TicketError | None = None
             if not valid:
                 error = InvalidTicketSignature()

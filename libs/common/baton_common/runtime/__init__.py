@@ -27,8 +27,15 @@ from .. import __version__
 from ..bus import Bus
 from ..config import CommonSettings, ConfigError, load_settings, redacted
 from ..schemas import HEARTBEAT_BUCKET, HEARTBEAT_INTERVAL, HEARTBEAT_TTL, Check, Heartbeat, encode, heartbeat_key
-from ..telemetry import HEARTBEAT_ERRORS, NATS_CONNECTED, NATS_RECONNECTS, RUNTIME_INFO, RUNTIME_READY
-from ..telemetry import setup_logging, setup_tracing
+from ..telemetry import (
+    HEARTBEAT_ERRORS,
+    NATS_CONNECTED,
+    NATS_RECONNECTS,
+    RUNTIME_INFO,
+    RUNTIME_READY,
+    setup_logging,
+    setup_tracing,
+)
 from .http import Readiness, build_app
 from .service import Probe, ServiceBase, ServiceContext
 
@@ -203,7 +210,7 @@ class Runtime:
                 failing = True
             try:
                 await asyncio.wait_for(self._beat_now.wait(), timeout=HEARTBEAT_INTERVAL)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             self._beat_now.clear()
 
