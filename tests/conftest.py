@@ -15,10 +15,15 @@ from pathlib import Path
 
 import nats
 import pytest
+from hypothesis import settings
 
 from tests.helpers import PrivateNats, free_port, nats_server_binary, wait_for_port
 
 REPO = Path(__file__).resolve().parent.parent
+
+# Two busy cores make per-example timings meaningless: no deadline (speed belongs in bench/).
+settings.register_profile("baton", deadline=None, print_blob=True)
+settings.load_profile("baton")
 
 
 @pytest.fixture(scope="session")

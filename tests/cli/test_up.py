@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,6 +15,24 @@ import httpx
 
 from baton_common.config import SERVICES
 from tests.helpers import free_port
+
+
+def free_port_run(count: int) -> int:
+    """The first of ``count`` consecutive free ports (baton up numbers the services from --port-base)."""
+    for _ in range(50):
+        base = free_port()
+        if base + count < 65535 and all(_bindable(base + i) for i in range(count)):
+            return base
+    raise RuntimeError("no run of free ports")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def descendants(pid: int) -> set[int]:
@@ -64,7 +83,7 @@ def all_ready(ports: dict[str, int]) -> bool:
 
 def test_up_restart_and_clean_stop(tmp_path: Path) -> None:
     nats_port, monitor_port = free_port(), free_port()
-    base = 20000 + os.getpid() % 20000
+    base = free_port_run(len(SERVICES))
     ports = {name: base + i for i, name in enumerate(SERVICES)}
     nats_url = f"nats://127.0.0.1:{nats_port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("BATON_")}
