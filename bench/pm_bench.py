@@ -4,7 +4,8 @@
 
 The full path per payment is what a negotiator runs: protobuf decode, the
 payment checks, the recipientRand derivation, signature recovery per ticket,
-the nonce store (in memory) and the EV. Rates are per CPU second of this one
+the win check (``check``), then the nonce store (in memory) and the EV
+(``commit``); only persisting winners and crediting are left out. Rates are per CPU second of this one
 process, so they are per core. Signature recovery is the floor: the ratio shows
 how much the rest of the path costs on top of it.
 """
@@ -118,7 +119,7 @@ async def validate_all(payments: list[bytes]) -> tuple[int, float]:
     ev = Fraction(0)
     start = time.process_time()
     for data in payments:
-        validation = await validator.validate(decode_payment(data))
+        validation = await validator.commit(await validator.check(decode_payment(data)))
         if validation.error is not None:
             raise SystemExit(f"bench payment refused: {validation.error}")
         credited += validation.credited

@@ -42,7 +42,24 @@ def test_service_prefix_overrides_a_shared_setting_for_that_service_only() -> No
 
 
 def test_other_services_variables_are_not_ours_to_judge() -> None:
-    assert load({"BATON_CHAIN_ETH_URL": "http://x", "BATON_SOMETHING": "1"}).http_port == 7936
+    env = {"BATON_CHAIN_ETH_URL": "http://x", "BATON_CHAIN_TYPO": "1", "BATON_CONFIG": "", "BATON_IMAGE": "baton:1"}
+    assert load(env).http_port == 7936
+
+
+def test_a_mistyped_shared_name_stops_the_service() -> None:
+    with pytest.raises(ConfigError, match="unknown setting BATON_NATS_ULR"):
+        load({"BATON_NATS_ULR": "nats://elsewhere:4222"})
+
+
+@pytest.mark.parametrize("url", ["", " , ", "nats://h:abc", "http://h:4222", "nats://:4222"])
+def test_a_bad_nats_url_is_a_config_error(url: str) -> None:
+    with pytest.raises(ConfigError, match="BATON_NATS_URL"):
+        load({"BATON_NATS_URL": url})
+
+
+def test_nats_urls_that_work() -> None:
+    s = load({"BATON_NATS_URL": "nats://a:4222, tls://b:4443,c:4222"})
+    assert s.nats_servers == ["nats://a:4222", "tls://b:4443", "c:4222"]
 
 
 def test_unknown_name_under_own_prefix_stops_the_service() -> None:
@@ -119,7 +136,8 @@ def test_toml_unknown_key_names_file_and_key(tmp_path: Path) -> None:
 def test_go_livepeer_plain_config_file_carries_over(tmp_path: Path) -> None:
     cfg = tmp_path / "livepeer.conf"
     cfg.write_text("# an operator's go-livepeer -config file\norchestrator\npricePerUnit 1200\n"
-                   "pixelsPerUnit 1\nautoAdjustPrice false\nserviceAddr 1.2.3.4:8935\n")
+                   "pixelsPerUnit 1\nautoAdjustPrice false\nserviceAddr 1.2.3.4:8935\ndataDir /var/lib/livepeer\n"
+                   "transactionTimeout 5m\nmaxTransactionReplacements 2\nverifierUrl http://v\nv 6\n")
     s = load({"BATON_CONFIG": str(cfg)})
     assert (s.price_per_unit, s.pixels_per_unit, s.auto_adjust_price) == ("1200", 1, False)
 

@@ -26,10 +26,12 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
+from urllib.parse import urlsplit
 
 import msgspec
 
 from .errors import ConfigError
+from .golivepeer import GO_LIVEPEER_FLAGS
 
 __all__ = [
     "SERVICES",
@@ -87,26 +89,12 @@ class CommonSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     def nats_servers(self) -> list[str]:
         return [u.strip() for u in self.nats_url.split(",") if u.strip()]
 
-
-# Every flag a go-livepeer node accepts that may turn up in an operator's
-# configuration. A name here that no Baton setting claims is ignored with a
-# warning instead of stopping the service, so an existing config carries over.
-GO_LIVEPEER_FLAGS = frozenset(
-    """
-    network rtmpAddr cliAddr httpAddr serviceAddr orchAddr verifierURL ethController ethUrl ethAcctAddr
-    ethPassword ethKeystorePath ethOrchAddr transcodingOptions maxAttempts selectRandFreq maxSessions
-    currentManifest nvidia netint testTranscoder aiWorker aiModels aiModelsDir aiRunnerImage
-    aiRunnerImageOverrides aiVerboseLogs aiProcessingRetryTimeout aiRunnerContainersPerGPU aiMinRunnerVersion
-    liveAIAuthWebhookUrl livePaymentInterval liveOutSegmentTimeout gatewayHost kafkaBootstrapServers
-    orchestrator transcoder broadcaster gateway orchSecret orchWebhookUrl authWebhookUrl detectionWebhookUrl
-    monitor metricsPerStream metricsClientIP metadataQueueUri metadataAmqpUploadTimeout datadir objectStore
-    recordStore pricePerUnit pixelsPerUnit priceFeedAddr autoAdjustPrice pricePerGateway pricePerBroadcaster
-    maxPricePerUnit maxPricePerCapability ignoreMaxPriceIfNeeded minPerfScore maxGasPrice minGasPrice
-    ticketEV maxFaceValue maxTicketEV maxTotalEV depositMultiplier redeemer redeemerAddr reward
-    initializeRound initializeRoundMaxDelay txTimeout maxTxReplacements gasLimit blockPollingInterval
-    ethKeystorePassword nodes v vmodule config localVerify httpIngest
-    """.split()
-)
+    def __post_init__(self) -> None:
+        servers = self.nats_servers
+        if not servers:
+            raise ValueError("BATON_NATS_URL is empty: name at least one NATS server (nats://host:4222)")
+        for url in servers:
+            _check_nats_url(url)
 
 
 def load_settings(
@@ -142,6 +130,8 @@ def load_settings(
             name = key[6:].lower()
             if not (name in values and values[name][1].startswith(prefix)):
                 values[name] = (raw, key)
+        elif key.startswith("BATON_") and not _is_other_services(key) and key not in OTHER_BATON_VARIABLES:
+            raise ConfigError(f"{service}: unknown setting {key}: not a shared setting nor under a service's prefix")
     values.update(flags)
 
     converted = {name: _convert(fields[name], raw, source, service) for name, (raw, source) in values.items()}
@@ -162,6 +152,21 @@ def redacted(settings: msgspec.Struct) -> dict[str, Any]:
 
 # -- helpers ---------------------------------------------------------------
 
+NATS_SCHEMES = ("nats", "tls", "ws", "wss")
+OTHER_BATON_VARIABLES = frozenset({"BATON_CONFIG", "BATON_IMAGE", "BATON_MODEL_REPOSITORY", "BATON_UPDATE_SNAPSHOTS"})
+"""BATON_* names that are not settings: the config file path, compose-only and test-only variables."""
+
+
+def _check_nats_url(url: str) -> None:
+    parsed = urlsplit(url if "://" in url else f"nats://{url}")
+    try:
+        parsed.port  # noqa: B018 - raises ValueError for a non-numeric or out-of-range port
+    except ValueError:
+        raise ValueError(f"BATON_NATS_URL: bad port in {url!r}") from None
+    if parsed.scheme not in NATS_SCHEMES or not parsed.hostname:
+        raise ValueError(f"BATON_NATS_URL: {url!r} is not a NATS URL (nats://host:port)")
+
+
 
 def field_extra(f: msgspec.structs.FieldInfo) -> dict[str, Any]:
     """The ``extra`` of a field's :func:`setting` (its go-livepeer ``flag``, whether it is ``secret``)."""
@@ -178,6 +183,10 @@ def _flag(f: msgspec.structs.FieldInfo) -> str | None:
 def field_type(f: msgspec.structs.FieldInfo) -> Any:
     """A field's type without its Annotated metadata."""
     return get_args(f.type)[0] if get_origin(f.type) is Annotated else f.type
+
+
+def _is_other_services(key: str) -> bool:
+    return any(key.startswith(f"BATON_{name.upper()}_") for name in SERVICES)
 
 
 def _known(fields: Mapping[str, Any], prefix: str) -> str:

@@ -7,10 +7,17 @@ once. Values are msgspec JSON (wei amounts stay exact ints).
 
 Bucket settings the caller should use (``js.create_key_value(bucket=..., ttl=...)``):
 
-- nonces: ``ttl=NONCE_BUCKET_TTL``; a key only matters until its params expire
-  (40 L1 blocks), after which a replay fails as ``TicketParams expired`` anyway.
+- nonces: ``ttl=NONCE_BUCKET_TTL`` (24 h), a backstop only. Records are dropped by
+  L1 block: the chain service calls ``KvNonceStore.cleanup(last_seen_block)`` on
+  each new block, which deletes the records whose params have expired
+  (``pm.nonces.may_forget``). The validator refuses params quoted more than
+  ``MAX_PARAMS_AGE`` (1 h) ago, so even if the chain view stalls for a day no
+  ticket is accepted after its record could have hit the TTL.
 - balances: ``ttl=BALANCE_IDLE_TTL`` (600 s), which is exactly the idle expiry.
 - winning tickets: no ttl; the redeemer removes a ticket once it is settled.
+
+Keys are bounded (``MAX_KEY_LENGTH``) before anything is sent: a key too long
+for the protocol line makes nats-server drop the whole connection.
 """
 
 from __future__ import annotations
@@ -18,25 +25,41 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import msgspec
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
+from nats.js.errors import APIError, KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
 from nats.js.kv import KeyValue
 
 from .pm.errors import StoreContention
-from .pm.nonces import MAX_SENDER_NONCES, NonceRecord, record_nonces
+from .pm.nonces import MAX_SENDER_NONCES, NonceRecord, may_forget, record_nonces
 from .pm.ports import BalanceEntry, NonceVerdict
 from .pm.ticket import SignedTicket
 
-__all__ = ["NONCE_BUCKET_TTL", "KvBalanceStore", "KvNonceStore", "KvWinningTickets"]
+__all__ = ["MAX_KEY_LENGTH", "NONCE_BUCKET_TTL", "KvBalanceStore", "KvNonceStore", "KvWinningTickets"]
 
-NONCE_BUCKET_TTL = 1800.0
-"""Seconds a nonce record outlives its last write: well past the params' 40-block life."""
+NONCE_BUCKET_TTL = 24 * 3600.0
+"""Seconds a nonce record outlives its last write: a backstop, far beyond MAX_PARAMS_AGE.
+
+Records normally go by block (``KvNonceStore.cleanup``). This only bounds the
+bucket if cleanup never runs; it must stay well above the validator's
+``pm.MAX_PARAMS_AGE`` (1 h) plus any clock skew between replicas and the server.
+"""
+
+MAX_KEY_LENGTH = 256
+"""Longest key a store sends; every key Baton builds is a fixed-length hex digest, 105 characters at most."""
 
 MAX_ATTEMPTS = 64
+WRONG_LAST_SEQUENCE = 10071
+"""JetStream's error code for a write whose expected last revision is stale."""
+
+
+def _check_key(key: str) -> str:
+    if not key or len(key) > MAX_KEY_LENGTH:
+        raise ValueError(f"KV key must be 1 to {MAX_KEY_LENGTH} characters, got {len(key)}")
+    return key
 
 
 async def _get(kv: KeyValue, key: str) -> KeyValue.Entry | None:
     try:
-        return await kv.get(key)
+        return await kv.get(_check_key(key))
     except KeyNotFoundError:
         return None
 
@@ -45,9 +68,9 @@ async def _compare_and_set(kv: KeyValue, key: str, entry: KeyValue.Entry | None,
     """Write ``value`` if ``key`` is still at ``entry``'s revision; False on a conflict."""
     try:
         if entry is None:
-            await kv.create(key, value)
+            await kv.create(_check_key(key), value)
         else:
-            await kv.update(key, value, last=entry.revision)
+            await kv.update(_check_key(key), value, last=entry.revision)
     except KeyWrongLastSequenceError:
         return False
     return True
@@ -69,6 +92,38 @@ class KvNonceStore:
             if await _compare_and_set(self._kv, key, entry, msgspec.json.encode(record)):
                 return verdicts
         raise StoreContention(f"nonce record {key} kept changing; retry the payment")
+
+    async def cleanup(self, last_seen_block: int) -> int:
+        """Delete the records whose params expired at or before ``last_seen_block``; returns how many.
+
+        Each delete is conditional on the revision read, so a record written
+        meanwhile is left for the next block's cleanup. Values that do not decode
+        are left to the bucket's TTL.
+        """
+        expired: list[tuple[str, int]] = []
+        watcher = await self._kv.watchall(ignore_deletes=True)
+        try:
+            async for entry in watcher:
+                if entry is None:  # the end of the current values
+                    break
+                try:
+                    record = self._decoder.decode(entry.value)
+                except msgspec.DecodeError:
+                    continue
+                if may_forget(record, last_seen_block):
+                    expired.append((entry.key, entry.revision))
+        finally:
+            await watcher.stop()
+        dropped = 0
+        for key, revision in expired:
+            try:
+                await self._kv.delete(_check_key(key), last=revision)
+            except APIError as exc:
+                if exc.err_code != WRONG_LAST_SEQUENCE:
+                    raise
+                continue
+            dropped += 1
+        return dropped
 
 
 class KvBalanceStore:
@@ -110,4 +165,4 @@ class KvWinningTickets:
         return [self._decoder.decode(e.value) for e in entries]
 
     async def remove(self, ticket_hash: bytes) -> None:
-        await self._kv.delete(ticket_hash.hex())
+        await self._kv.delete(_check_key(ticket_hash.hex()))

@@ -27,23 +27,29 @@ class FakeChain:
     active: set[bytes] = field(default_factory=set)
     gas: int = 1_000_000_000
     pending: dict[bytes, int] = field(default_factory=dict)
-    sender_info_error: Exception | None = None
+    errors: dict[str, Exception] = field(default_factory=dict)
+    """Method name -> what it raises: the chain service failing to answer."""
     default_sender: SenderInfo = SenderInfo(
         deposit=10**18, reserve_funds_remaining=10**20, reserve_claimed_in_current_round=0
     )
 
+    def _answer(self, method: str) -> None:
+        if method in self.errors:
+            raise self.errors[method]
+
     async def last_initialized_round(self) -> int:
+        self._answer("last_initialized_round")
         return self.round
 
     async def round_block_hash(self, round_: int) -> bytes:
         return self.block_hashes.get(round_, bytes(32))
 
     async def last_seen_l1_block(self) -> int:
+        self._answer("last_seen_l1_block")
         return self.l1_block
 
     async def sender_info(self, sender: bytes) -> SenderInfo:
-        if self.sender_info_error is not None:
-            raise self.sender_info_error
+        self._answer("sender_info")
         return self.senders.get(sender, self.default_sender)
 
     async def claimed_reserve(self, sender: bytes, claimant: bytes) -> int:
@@ -53,6 +59,7 @@ class FakeChain:
         return self.pool_size
 
     async def is_active_orchestrator(self, address: bytes, round_: int) -> bool:
+        self._answer("is_active_orchestrator")
         return address in self.active
 
     async def gas_price(self) -> int:

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from baton_common.pm import ParamsPolicy, PaymentProcessor, TicketParamsIssuer, decode_payment, ticket_params_to_pb
+from baton_common.pm import (
+    ParamsPolicy,
+    Payment,
+    PaymentProcessor,
+    PaymentValidator,
+    TicketParamsIssuer,
+    Validation,
+    decode_payment,
+    ticket_params_to_pb,
+)
 from baton_common.proto import lp_rpc_pb2
 
 from .conftest import PRICE, SECRET, TICKET_EV
@@ -24,3 +33,8 @@ async def winning_payment(orch: bytes, chain, gateway: Gateway, count: int = 1) 
 
 async def process(processor: PaymentProcessor, payment: lp_rpc_pb2.Payment):
     return await processor.process(decode_payment(payment.SerializeToString()), "manifest")
+
+
+async def validate(validator: PaymentValidator, payment: Payment) -> Validation:
+    """``check`` then ``commit``, for tests that keep no winners (the processor stores them in between)."""
+    return await validator.commit(await validator.check(payment))

@@ -69,6 +69,8 @@ async def test_the_first_price_fixed_stays(balances: Balances) -> None:
     await balances.credit(A, "s1", Fraction(1))
     assert await balances.fixed_price(A, "s1") == Fraction(3, 2)
     assert await balances.fixed_price(A, "s2") is None
+    assert await balances.fix_price(A, "free", Fraction(0)) == 0
+    assert await balances.fix_price(A, "free", Fraction(5)) == 0  # a fixed zero price is a price too
 
 
 async def test_idle_balances_expire_after_ten_minutes(balances: Balances, clock: Clock) -> None:
@@ -85,14 +87,25 @@ async def test_idle_balances_expire_after_ten_minutes(balances: Balances, clock:
     assert await balances.fixed_price(A, "s1") is None
 
 
-@given(st.binary(min_size=20, max_size=20), st.text())
-def test_keys_are_valid_nats_kv_keys(sender: bytes, manifest_id: str) -> None:
+@given(st.binary(min_size=20, max_size=20), st.text() | st.text(min_size=3000, max_size=5000))
+def test_keys_are_short_valid_nats_kv_keys_for_any_manifest_id(sender: bytes, manifest_id: str) -> None:
     key = balance_key(sender, manifest_id)
-    assert re.fullmatch(r"[-/_=.a-zA-Z0-9]+", key) and not key.startswith(".") and not key.endswith(".")
+    assert re.fullmatch(r"[0-9a-f]{40}\.[0-9a-f]{64}", key)  # 105 characters whatever the manifest id
     assert balance_key(sender, manifest_id + "x") != key
+    assert balance_key(bytes(20) if sender != bytes(20) else b"\x01" * 20, manifest_id) != key
+
+
+def test_keys_need_a_20_byte_sender() -> None:
+    assert balance_key(A, "\ud800 lone surrogate") != balance_key(A, "")
+    for sender in (b"", A[:19], A + b"\x00"):
+        with pytest.raises(ValueError, match="20-byte"):
+            balance_key(sender, "m")
 
 
 async def test_receiving_a_payment_fixes_the_price_once_and_credits(balances: Balances) -> None:
-    assert await balances.receive(A, "s1", Fraction(2), Fraction(7, 2)) == Fraction(7, 2)
+    assert await balances.receive(A, "s1", None, Fraction(1, 2)) == Fraction(1, 2)  # no proven price
+    assert await balances.fixed_price(A, "s1") is None
+    assert await balances.receive(A, "s1", Fraction(2), Fraction(3)) == Fraction(7, 2)
     assert await balances.receive(A, "s1", Fraction(9), Fraction(1, 2)) == 4
+    assert await balances.receive(A, "s1", None, Fraction(0)) == 4
     assert await balances.fixed_price(A, "s1") == 2

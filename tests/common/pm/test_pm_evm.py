@@ -33,7 +33,7 @@ from baton_common.proto import lp_rpc_pb2
 
 from .conftest import PRICE, SECRET
 from .pm_evm import EvmRevert, TicketChecks, ticket_args
-from .pm_flows import issuer_with_face_value, process, winning_payment
+from .pm_flows import issuer_with_face_value, process, validate, winning_payment
 from .pm_gateway import Gateway
 
 
@@ -84,16 +84,19 @@ async def test_winning_tickets_redeem_once(evm: TicketChecks, orch, chain, gatew
             evm.redeem_signed(signed)
 
 
-WON_OF_24 = 5
+WON_OF_24 = 7
 
 
-async def test_baton_and_contract_agree_on_who_wins(evm: TicketChecks, orch, chain, validator) -> None:
-    # A fixed key and seed make the draw the same on every run (WON_OF_24 winners).
-    issuer = issuer_with_face_value(orch, chain, 3, seeds=lambda: 0x5EED)  # about one ticket in three wins
+async def test_baton_and_contract_agree_on_who_wins(evm: TicketChecks, orch, chain) -> None:
+    # A fixed key, clock and seed make the draw the same on every run (WON_OF_24 winners).
+    clock = lambda: 1_700_000_000  # noqa: E731
+    seeds = lambda issued_at: issued_at << 192 | 0x5EED  # noqa: E731
+    issuer = issuer_with_face_value(orch, chain, 3, clock=clock, seeds=seeds)  # about one ticket in three wins
+    validator = PaymentValidator(orch, SECRET, chain, MemoryNonceStore(), clock=clock)
     gateway = Gateway(b"\x24" * 32)
     params = ticket_params_to_pb(await issuer.quote(gateway.address, PRICE))
     payment = gateway.pay(params, 24)
-    validation = await validator.validate(decode_payment(payment.SerializeToString()))
+    validation = await validate(validator, decode_payment(payment.SerializeToString()))
     assert validation.credited == 24 and validation.error is None
     won = {w.ticket.sender_nonce for w in validation.winners}
     assert len(won) == WON_OF_24
@@ -202,7 +205,7 @@ async def test_wrong_rand_is_refused_by_baton_and_by_the_contract(
     payment = await winning_payment(orch, chain, gateway)
     # Another secret (a replica with the wrong secret file) derives another rand.
     stranger = PaymentValidator(orch, b"\x99" * 32, chain, MemoryNonceStore())
-    outcome = await stranger.validate(decode_payment(payment.SerializeToString()))
+    outcome = await validate(stranger, decode_payment(payment.SerializeToString()))
     assert isinstance(outcome.error, InvalidRecipientRand) and outcome.credited == 0
     # A tampered seed derives another rand too.
     bad_seed = lp_rpc_pb2.Payment()
@@ -237,7 +240,7 @@ async def test_malleated_signatures_are_refused_by_baton_and_by_the_contract(
         with pytest.raises(PaymentError, match="invalid ticket signature"):
             await process(processor, bad)
         decoded = decode_payment(payment.SerializeToString())
-        good = await PaymentValidator(orch, SECRET, chain, MemoryNonceStore()).validate(decoded)
+        good = await validate(PaymentValidator(orch, SECRET, chain, MemoryNonceStore()), decoded)
         (signed,) = good.winners
         with pytest.raises(EvmRevert, match=reason):
             evm.redeem(ticket_args(signed), bad_sig, signed.recipient_rand)

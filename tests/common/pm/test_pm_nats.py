@@ -7,6 +7,7 @@ from fractions import Fraction
 
 import nats
 import pytest
+from nats.js.errors import KeyNotFoundError
 
 from baton_common.pm import (
     BALANCE_IDLE_TTL,
@@ -17,12 +18,14 @@ from baton_common.pm import (
     PaymentValidator,
     SignedTicket,
     Ticket,
+    TicketParamsExpired,
     decode_payment,
     ticket_params_to_pb,
 )
-from baton_common.pm_nats import NONCE_BUCKET_TTL, KvBalanceStore, KvNonceStore, KvWinningTickets
+from baton_common.pm_nats import MAX_KEY_LENGTH, NONCE_BUCKET_TTL, KvBalanceStore, KvNonceStore, KvWinningTickets
 
 from .conftest import PRICE, SECRET
+from .pm_flows import validate
 
 
 @pytest.fixture
@@ -118,3 +121,59 @@ async def test_winning_tickets_are_stored_once_per_hash(nc, prefix) -> None:
     await store.remove(tickets[0].ticket_hash)
     assert await store.pending() == [tickets[1]]
     assert await store.store(tickets[0]) is True  # a removed ticket may be stored again
+
+
+ODD_MANIFEST_IDS = [
+    "x" * 3000,  # made nats-server drop the connection when the key embedded the id
+    "\u00e9" * 50_000,
+    "\U0001f642" * 1000,
+    "a.b c*>\t\n\x00/=_-",
+    "27_stabilityai/sd-turbo",
+    "\ud800",
+    "",
+]
+
+
+async def test_any_manifest_id_keys_a_balance_of_its_own(nc, prefix) -> None:
+    ledger = Balances(KvBalanceStore(await bucket(nc, f"{prefix}_balances", BALANCE_IDLE_TTL)))
+    sender = b"\x0a" * 20
+    for n, manifest_id in enumerate(ODD_MANIFEST_IDS, start=1):
+        await ledger.receive(sender, manifest_id, Fraction(n), Fraction(n, 7))
+    assert nc.is_connected
+    for n, manifest_id in enumerate(ODD_MANIFEST_IDS, start=1):
+        assert await ledger.balance(sender, manifest_id) == Fraction(n, 7)
+        assert await ledger.fixed_price(sender, manifest_id) == n
+    assert await ledger.balance(b"\x0b" * 20, ODD_MANIFEST_IDS[0]) is None
+
+
+async def test_a_key_too_long_is_refused_before_it_reaches_the_server(nc, prefix) -> None:
+    store = KvBalanceStore(await bucket(nc, f"{prefix}_balances", BALANCE_IDLE_TTL))
+    with pytest.raises(ValueError, match="KV key"):
+        await store.update("k" * (MAX_KEY_LENGTH + 1), lambda entry: entry)
+    assert nc.is_connected and await store.get("k" * MAX_KEY_LENGTH) is None
+
+
+async def test_a_replay_is_refused_after_its_nonce_record_expired_while_the_chain_stalled(
+    nc, prefix, orch, chain, issuer, gateway
+) -> None:
+    # The incident, scaled down from 24 h to 2 s: the bucket's wall-clock TTL drops
+    # the nonce record while the last seen L1 block does not move, so the params
+    # still look live by block. Their age, carried in the seed (whole seconds), is
+    # below the limit at first and above it once the record is gone.
+    ttl = 2.0
+    kv = await bucket(nc, f"{prefix}_nonces", ttl)
+    validator = PaymentValidator(orch, SECRET, chain, KvNonceStore(kv), max_params_age=1.5)
+    params = ticket_params_to_pb(await issuer.quote(gateway.address, PRICE))
+    payment = decode_payment(gateway.pay(params, 2).SerializeToString())
+    assert (await validate(validator, payment)).credited == 2
+    await asyncio.sleep(ttl)
+    for _ in range(100):  # the server expires the record on its own timer
+        try:
+            await kv.get(payment.params.recipient_rand_hash.hex())
+        except KeyNotFoundError:
+            break  # the record is gone, and the chain view has not moved
+        await asyncio.sleep(0.1)
+    else:
+        pytest.fail("the nonce record outlived its bucket's TTL")
+    replay = await validate(validator, payment)
+    assert isinstance(replay.error, TicketParamsExpired) and replay.credited == 0

@@ -7,19 +7,30 @@ from fractions import Fraction
 import pytest
 
 from baton_common.pm import (
+    INT64_MAX,
     MAX_WIN_PROB,
     ExpirationParams,
     InsufficientSenderReserve,
+    MemoryNonceStore,
+    NoRoundBlockHash,
     ParamsPolicy,
+    PaymentValidator,
+    PriceInfo,
+    QuoteError,
     SenderInfo,
     TicketParamsIssuer,
+    decode_payment,
+    price_info_for,
     recipient_rand,
     recipient_rand_hash,
+    ticket_params_to_pb,
     win_prob_for,
 )
 
 from .conftest import SECRET, TICKET_EV
 from .pm_fakes import L1_BLOCK, ROUND, ROUND_BLOCK_HASH, FakeChain
+from .pm_flows import validate
+from .pm_gateway import Gateway
 
 SENDER = b"\x5e" * 20
 GWEI = 10**9
@@ -95,7 +106,9 @@ async def test_pending_redemptions_count_unless_the_deposit_covers_them_three_ti
 
 
 def test_win_probability() -> None:
-    # go-livepeer's own vector: EV 5, face value 10000.
+    # go-livepeer's vector (pm/recipient_test.go, TestTicketParams): EV 5, face value 100,000,000.
+    assert win_prob_for(100_000_000, 5) == 5789604461865809771178549250434395392663499233282028201972879200395660
+    # EV 5, face value 10000: 5 x ceil((2**256-1) / 10000), worked out by hand from the spec formula.
     assert win_prob_for(10_000, 5) == 57896044618658097711785492504343953926634992332820282019728792003956564820
     assert win_prob_for(5, 5) == MAX_WIN_PROB
     assert win_prob_for(0, 5) == 0
@@ -137,9 +150,59 @@ async def test_zero_price_quotes_free_tickets(issuer) -> None:
         await issuer.quote(SENDER, Fraction(-1))
 
 
+def test_the_price_goes_out_as_an_int64_price_info() -> None:
+    assert price_info_for(Fraction(4, 6)) == PriceInfo(2, 3)  # reduced
+    assert price_info_for(Fraction(INT64_MAX, INT64_MAX - 1)) == PriceInfo(INT64_MAX, INT64_MAX - 1)
+    # Beyond int64: floor(price)/1, as go-livepeer's PriceInfoForCaps (spec section 4).
+    assert price_info_for(Fraction(2**64 + 1, 3)) == PriceInfo((2**64 + 1) // 3, 1)
+    assert price_info_for(Fraction(7, 2**64)) == PriceInfo(0, 1)  # sub-wei: floor is 0
+    assert price_info_for(INT64_MAX) == PriceInfo(INT64_MAX, 1)
+    with pytest.raises(ValueError, match="does not fit in an int64"):
+        price_info_for(Fraction(2**63))
+    with pytest.raises(ValueError):
+        price_info_for(Fraction(-1, 3))
+
+
+@pytest.mark.parametrize(
+    "price",
+    [Fraction(2**64 + 1, 3), Fraction(10**30, 10**12 + 1), Fraction(1, 2**64 + 3), Fraction(5, 7)],
+    ids=["numerator beyond int64", "both beyond int64", "denominator beyond int64", "fits"],
+)
+async def test_a_quoted_price_is_one_the_gateway_can_echo(chain, orch, issuer, price: Fraction) -> None:
+    # Before, a price that int64 cannot carry made every payment fail with "invalid recipientRand".
+    gateway = Gateway.random()
+    sent = price_info_for(price)
+    payment = gateway.pay(
+        ticket_params_to_pb(await issuer.quote(gateway.address, price)), 1, price=(sent.price_per_unit, sent.pixels_per_unit)
+    )
+    validator = PaymentValidator(orch, SECRET, chain, MemoryNonceStore())
+    validation = await validate(validator, decode_payment(payment.SerializeToString()))
+    assert validation.error is None and validation.credited == 1 and validation.price == sent.fraction()
+
+
+async def test_quote_takes_the_price_info_as_sent(chain, orch, issuer) -> None:
+    gateway = Gateway.random()
+    params = ticket_params_to_pb(await issuer.quote(gateway.address, PriceInfo(10, 4)))  # unreduced is fine
+    validator = PaymentValidator(orch, SECRET, chain, MemoryNonceStore())
+    validation = await validate(validator, decode_payment(gateway.pay(params, 1, price=(10, 4)).SerializeToString()))
+    assert validation.error is None and validation.price == Fraction(5, 2)
+    for bad in (PriceInfo(-1, 1), PriceInfo(1, 0), PriceInfo(1, 2**63), PriceInfo(2**63, 1)):
+        with pytest.raises(ValueError):
+            await issuer.quote(gateway.address, bad)
+
+
 async def test_expiration_params_fall_back_to_the_previous_round_without_a_block_hash(chain, issuer) -> None:
     chain.block_hashes = {ROUND: bytes(32), ROUND - 1: b"\x44" * 32}
     assert await issuer.expiration_params() == ExpirationParams(ROUND - 1, b"\x44" * 32)
+
+
+async def test_no_quote_without_a_block_hash_for_either_round(chain, issuer) -> None:
+    # Tickets carrying a zero block hash could never be redeemed: refuse to quote them.
+    chain.block_hashes = {ROUND: bytes(32), ROUND - 1: bytes(32), ROUND - 2: b"\x44" * 32}
+    with pytest.raises(NoRoundBlockHash) as refused:
+        await issuer.quote(SENDER, Fraction(1))
+    assert isinstance(refused.value, QuoteError) and refused.value.code == "no_round_block_hash"
+    assert str(refused.value) == f"no L1 block hash for round {ROUND} or {ROUND - 1}; cannot quote redeemable tickets"
 
 
 async def test_tx_cost_multiplier(chain, orch) -> None:

@@ -1,4 +1,4 @@
-"""ProcessPayment end to end: the session price, winners persisted before credit, then credit."""
+"""ProcessPayment end to end: check, persist the winners, spend the nonces, then credit."""
 
 from __future__ import annotations
 
@@ -7,15 +7,19 @@ from fractions import Fraction
 import pytest
 
 from baton_common.pm import (
+    BalanceEntry,
     Balances,
     InvalidRecipientRand,
     InvalidTicketSignature,
     MemoryBalanceStore,
+    MemoryNonceStore,
+    MemoryWinningTickets,
     NonceAlreadySeen,
     ParamsPolicy,
     PaymentProcessor,
     PaymentValidator,
     RecipientInactive,
+    SenderInfoUnavailable,
     SignedTicket,
     TicketParamsIssuer,
     decode_payment,
@@ -24,6 +28,8 @@ from baton_common.pm import (
 from baton_common.proto import lp_rpc_pb2
 
 from .conftest import PRICE, SECRET, TICKET_EV
+from .pm_fakes import FakeChain
+from .pm_gateway import Gateway
 
 
 def decoded(payment: lp_rpc_pb2.Payment):
@@ -71,12 +77,25 @@ async def test_credit_up_to_the_first_error_then_raise(processor, balances, issu
     assert await balances.fixed_price(gateway.address, "m") == PRICE
 
 
-async def test_fatal_error_credits_nothing_but_the_price_is_fixed(processor, balances, issuer, gateway) -> None:
+async def test_a_fatal_error_changes_nothing_not_even_the_price(processor, balances, issuer, gateway) -> None:
     params = ticket_params_to_pb(await issuer.quote(gateway.address, PRICE))
     with pytest.raises(InvalidRecipientRand):
-        await processor.process(decoded(gateway.pay(params, 2, price=(5, 1))), "m")
-    assert await balances.balance(gateway.address, "m") == 0
-    assert await balances.fixed_price(gateway.address, "m") == 5
+        await processor.process(decoded(gateway.pay(params, 2, price=(5, 1))), "m")  # a price never quoted
+    assert await balances.balance(gateway.address, "m") is None
+    assert await balances.fixed_price(gateway.address, "m") is None
+    # The session price is then fixed by the first payment that proves its price.
+    await processor.process(decoded(gateway.pay(params, 1)), "m")
+    assert await balances.fixed_price(gateway.address, "m") == PRICE
+
+
+async def test_a_payment_without_tickets_fixes_no_price(processor, balances, issuer, gateway) -> None:
+    cheap = ticket_params_to_pb(await issuer.quote(gateway.address, Fraction(1, 1000)))
+    validation = await processor.process(decoded(gateway.pay(cheap, 0, price=(1, 1000))), "m")
+    assert validation.credited == 0 and validation.error is None
+    assert await balances.fixed_price(gateway.address, "m") is None
+    fair = ticket_params_to_pb(await issuer.quote(gateway.address, PRICE))
+    await processor.process(decoded(gateway.pay(fair, 1)), "m")
+    assert await balances.fixed_price(gateway.address, "m") == PRICE
 
 
 async def test_payment_level_errors_change_nothing(processor, balances, issuer, gateway, chain) -> None:
@@ -94,8 +113,9 @@ async def test_the_first_payment_fixes_the_session_price(processor, balances, is
     later = ticket_params_to_pb(await issuer.quote(gateway.address, Fraction(3)))
     await processor.process(decoded(gateway.pay(later, 1, price=(3, 1))), "m")
     assert await balances.fixed_price(gateway.address, "m") == 2
+    # Without ticket params nothing proves a price: go-livepeer fixes 0 here, Baton nothing.
     await processor.process(decoded(lp_rpc_pb2.Payment(sender=gateway.address)), "free")
-    assert await balances.fixed_price(gateway.address, "free") == 0
+    assert await balances.fixed_price(gateway.address, "free") is None
 
 
 async def test_a_replayed_payment_is_credited_once(processor, balances, issuer, gateway) -> None:
@@ -120,3 +140,127 @@ async def test_sessions_of_one_sender_are_credited_apart(issuer, gateway, chain,
 class _Sink:
     async def store(self, ticket: SignedTicket) -> bool:
         return True
+
+
+# --- write ordering: nothing is spent before its winners are stored -------------------
+
+
+class Down(Exception):
+    """A store or the chain service failing to answer."""
+
+
+class FlakyWinners(MemoryWinningTickets):
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+
+    async def store(self, ticket: SignedTicket) -> bool:
+        if self.down:
+            raise Down("winner store unavailable")
+        return await super().store(ticket)
+
+
+class FlakyNonces(MemoryNonceStore):
+    """Nonces that may fail, and that check the winners of what they spend are stored already."""
+
+    def __init__(self, winners: MemoryWinningTickets) -> None:
+        super().__init__()
+        self.winners = winners
+        self.down = False
+
+    async def add(self, key: str, nonces, expiration_block: int):
+        if self.down:
+            raise Down("nonce store unavailable")
+        stored = {t.ticket.sender_nonce for t in self.winners.pending() if t.ticket.recipient_rand_hash.hex() == key}
+        assert set(nonces) <= stored, "nonces spent before their winning tickets were stored"
+        return await super().add(key, nonces, expiration_block)
+
+
+class FlakyBalanceStore(MemoryBalanceStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+
+    async def update(self, key, change) -> BalanceEntry:
+        if self.down:
+            raise Down("balance store unavailable")
+        return await super().update(key, change)
+
+
+class Flaky:
+    """A processor over flaky stores, with params where every ticket wins."""
+
+    def __init__(self, orch: bytes, chain: FakeChain) -> None:
+        chain.gas = 1
+        self.chain = chain
+        self.issuer = TicketParamsIssuer(
+            ParamsPolicy(recipient=orch, ticket_ev=TICKET_EV, max_face_value=TICKET_EV), SECRET, chain
+        )
+        self.winners = FlakyWinners()
+        self.nonces = FlakyNonces(self.winners)
+        self.store = FlakyBalanceStore()
+        self.balances = Balances(self.store)
+        self.processor = PaymentProcessor(PaymentValidator(orch, SECRET, chain, self.nonces), self.balances, self.winners)
+
+    def heal(self) -> None:
+        self.chain.errors.clear()
+        self.winners.down = self.nonces.down = self.store.down = False
+
+
+def _break(flaky: Flaky, step: str) -> None:
+    if step in ("winners", "nonces", "balances"):
+        getattr(flaky, {"balances": "store"}.get(step, step)).down = True
+    else:
+        flaky.chain.errors[step] = Down(f"chain service did not answer {step}")
+
+
+@pytest.mark.parametrize(
+    "step", ["last_initialized_round", "is_active_orchestrator", "sender_info", "last_seen_l1_block", "winners", "nonces"]
+)
+async def test_a_failure_before_the_nonce_commit_spends_nothing_and_the_retry_is_credited(
+    step: str, orch, chain: FakeChain
+) -> None:
+    flaky = Flaky(orch, chain)
+    gateway = Gateway.random()
+    payment = decoded(gateway.pay(ticket_params_to_pb(await flaky.issuer.quote(gateway.address, PRICE)), 3))
+    _break(flaky, step)
+    with pytest.raises(SenderInfoUnavailable if step == "sender_info" else Down):
+        await flaky.processor.process(payment, "m")
+    assert flaky.nonces.snapshot() == {}  # no ticket spent
+    assert await flaky.balances.balance(gateway.address, "m") is None
+    # Winners stored before the failure stay stored (only the nonce store fails after them).
+    assert len(flaky.winners.pending()) == (3 if step == "nonces" else 0)
+
+    flaky.heal()
+    retried = await flaky.processor.process(payment, "m")
+    assert retried.credited == 3 and retried.error is None
+    assert await flaky.balances.balance(gateway.address, "m") == retried.ev == 3 * TICKET_EV
+    assert len(flaky.winners.pending()) == 3
+
+
+async def test_winners_are_stored_before_their_nonces_are_spent_replays_included(orch, chain: FakeChain) -> None:
+    flaky = Flaky(orch, chain)  # FlakyNonces asserts the order on every commit
+    gateway = Gateway.random()
+    params = ticket_params_to_pb(await flaky.issuer.quote(gateway.address, PRICE))
+    first = await flaky.processor.process(decoded(gateway.pay(params, 2)), "m")
+    assert len(first.winners) == 2 and len(flaky.winners.pending()) == 2
+    for ticket in flaky.winners.pending():  # the redeemer settled them (or the store lost them)
+        flaky.winners.remove(ticket.ticket_hash)
+    with pytest.raises(NonceAlreadySeen) as replay:
+        await flaky.processor.process(decoded(gateway.pay(params, nonces=[1, 2])), "m")
+    assert len(replay.value.validation.winners) == 2 and len(flaky.winners.pending()) == 2
+
+
+async def test_the_remaining_window_a_failed_credit_after_the_nonce_commit(orch, chain: FakeChain) -> None:
+    """docs/payments.md: tickets spent and not credited; their winners are safe all the same."""
+    flaky = Flaky(orch, chain)
+    gateway = Gateway.random()
+    payment = decoded(gateway.pay(ticket_params_to_pb(await flaky.issuer.quote(gateway.address, PRICE)), 2))
+    _break(flaky, "balances")
+    with pytest.raises(Down):
+        await flaky.processor.process(payment, "m")
+    assert len(flaky.winners.pending()) == 2
+    flaky.heal()
+    with pytest.raises(NonceAlreadySeen):
+        await flaky.processor.process(payment, "m")
+    assert await flaky.balances.balance(gateway.address, "m") == 0  # the price is fixed, nothing credited

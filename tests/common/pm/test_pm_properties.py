@@ -23,10 +23,14 @@ from baton_common.pm import (
 
 from .conftest import SECRET
 from .pm_fakes import L1_BLOCK, ORCH_KEY, FakeChain
+from .pm_flows import validate
 from .pm_gateway import Gateway
 
 ORCH = address_of(ORCH_KEY)
+NOW = 1_700_000_000
 uint256 = st.integers(0, 2**256 - 1)
+# A seed carries its quote time in its top 64 bits; the low 192 bits are any.
+seeds = st.integers(0, 2**192 - 1).map(lambda low: NOW << 192 | low)
 
 
 @st.composite
@@ -35,7 +39,7 @@ def random_params(draw) -> tuple[TicketParams, Fraction, Gateway]:
     price = Fraction(draw(st.integers(0, 2**62)), draw(st.integers(1, 2**62)))
     expiration = ExpirationParams(draw(st.integers(0, 2**62)), draw(st.binary(min_size=32, max_size=32)))
     fields = dict(
-        seed=draw(uint256),
+        seed=draw(seeds),
         face_value=draw(uint256),
         win_prob=draw(uint256),
         expiration_block=draw(st.integers(L1_BLOCK + 1, 2**64)),
@@ -52,8 +56,8 @@ def random_params(draw) -> tuple[TicketParams, Fraction, Gateway]:
 def test_random_tickets_are_credited_their_exact_ev_and_win_as_the_contract_would(case, nonces) -> None:
     params, price, gateway = case
     payment = gateway.pay(ticket_params_to_pb(params), price=(price.numerator, price.denominator), nonces=nonces)
-    validator = PaymentValidator(ORCH, SECRET, FakeChain(active={ORCH}), MemoryNonceStore())
-    validation = asyncio.run(validator.validate(decode_payment(payment.SerializeToString())))
+    validator = PaymentValidator(ORCH, SECRET, FakeChain(active={ORCH}), MemoryNonceStore(), clock=lambda: NOW)
+    validation = asyncio.run(validate(validator, decode_payment(payment.SerializeToString())))
 
     assert validation.error is None and validation.credited == len(nonces)
     assert validation.ev == Fraction(len(nonces) * params.face_value * params.win_prob, 2**256 - 1)
@@ -75,5 +79,5 @@ def test_random_tickets_are_credited_their_exact_ev_and_win_as_the_contract_woul
     assert {w.ticket.sender_nonce for w in validation.winners} == expected_winners
     assert all(w.recipient_rand == rand for w in validation.winners)
 
-    again = asyncio.run(validator.validate(decode_payment(payment.SerializeToString())))
+    again = asyncio.run(validate(validator, decode_payment(payment.SerializeToString())))
     assert again.credited == 0 and again.error is not None

@@ -9,7 +9,7 @@ from fractions import Fraction
 import pytest
 from eth_utils import keccak
 
-from baton_common.pm import ExpirationParams, new_seed, recipient_rand, recipient_rand_hash
+from baton_common.pm import ExpirationParams, new_seed, recipient_rand, recipient_rand_hash, seed_issued_at
 
 SECRET = b"s" * 32
 SENDER = bytes.fromhex("00112233445566778899aabbccddeeff00112233")
@@ -76,8 +76,14 @@ def test_rand_hash_commits_to_the_left_padded_rand() -> None:
     assert recipient_rand_hash(rand) == keccak(rand.to_bytes(32, "big"))
 
 
-def test_seeds_are_32_random_bytes() -> None:
-    seeds = {new_seed() for _ in range(64)}
+def test_seeds_carry_their_quote_time_above_192_random_bits() -> None:
+    issued_at = 1_700_000_000
+    seeds = {new_seed(issued_at) for _ in range(64)}
     assert len(seeds) == 64
-    assert all(0 <= s < 2**256 for s in seeds)
-    assert max(seeds).bit_length() > 248
+    assert all(0 <= s < 2**256 and seed_issued_at(s) == issued_at for s in seeds)
+    assert max(s % 2**192 for s in seeds).bit_length() > 184  # the low bits are random
+    assert seed_issued_at(new_seed(2**64 - 1)) == 2**64 - 1
+    with pytest.raises(ValueError):
+        new_seed(2**64)
+    with pytest.raises(ValueError):
+        new_seed(-1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from fractions import Fraction
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -32,6 +33,7 @@ from baton_common.pm.errors import (
     InvalidLength,
     InvalidTicketSignature,
     MalformedPayment,
+    MissingField,
     NegativeNumber,
     NumberTooLarge,
     UndecodablePayment,
@@ -185,29 +187,53 @@ def test_redeemer_ticket_round_trip_and_zero_addresses() -> None:
         signed_ticket_from_pb(bad)
 
 
+def test_redeemer_ticket_without_a_creation_round_block_hash_is_refused() -> None:
+    # TicketBroker checks a ticket against its creation round's stored block hash:
+    # without expiration params (or with a zero hash) it could never be redeemed.
+    ticket = Ticket(b"\x01" * 20, b"\x02" * 20, 10**18, 2**255, 7, b"\x03" * 32, 5, b"\x04" * 32)
+    msg = signed_ticket_to_pb(SignedTicket(ticket, b"\x05" * 65, 2**256 - 1, 123, seed=99))
+    block_hash = "expiration_params.creation_round_block_hash"
+    for field, how in [
+        ("expiration_params", lambda m: m.ClearField("expiration_params")),
+        (block_hash, lambda m: m.expiration_params.ClearField("creation_round_block_hash")),
+        (block_hash, lambda m: setattr(m.expiration_params, "creation_round_block_hash", bytes(32))),
+    ]:
+        bad = redeemer_pb2.Ticket()
+        bad.CopyFrom(msg)
+        how(bad)
+        with pytest.raises(MissingField) as refused:
+            signed_ticket_from_pb(bad)
+        assert refused.value.field == field and refused.value.code == "missing_field"
+
+
 # --- fuzzing: random bytes and random field contents through the whole path ----------
 
 
-def fresh_processor() -> tuple[PaymentProcessor, MemoryBalanceStore, MemoryWinningTickets]:
+def run_untrusted(data: bytes, *, proven_price: Fraction | None = None) -> PaymentError | None:
+    """Decode and process ``data``: only PaymentError may come out, and nothing is credited.
+
+    Random input can carry no valid recipientRand, so it must leave no trace at
+    all: no balance entry (no credit, no session price), no nonce spent, no
+    winner. ``proven_price`` is for genuine params carrying forged tickets: the
+    rand proves that price, so it may be fixed, with zero credit.
+    """
     orch = address_of(ORCH_KEY)
-    store, winners = MemoryBalanceStore(), MemoryWinningTickets()
+    store, nonces, winners = MemoryBalanceStore(), MemoryNonceStore(), MemoryWinningTickets()
     chain = FakeChain(active={orch, b"\x01" * 20})
-    processor = PaymentProcessor(
-        PaymentValidator(orch, SECRET, chain, MemoryNonceStore()), Balances(store), winners
-    )
-    return processor, store, winners
-
-
-def run_untrusted(data: bytes) -> PaymentError | None:
-    """Decode and process ``data``: only PaymentError may come out, and no credit."""
-    processor, store, winners = fresh_processor()
+    processor = PaymentProcessor(PaymentValidator(orch, SECRET, chain, nonces), Balances(store), winners)
     error = None
+    payment = None
     try:
         payment = decode_payment(data)
         asyncio.run(processor.process(payment, "fuzz"))
     except PaymentError as exc:
         error = exc
-    assert all(entry.amount == 0 for entry in store.snapshot().values())
+    if error is None:
+        # Accepted without any ticket check: only a payment with no ticket to check.
+        assert payment is not None and (payment.params is None or not payment.tickets)
+    entries = list(store.snapshot().values())
+    assert [(e.amount, e.fixed_price) for e in entries] == ([] if proven_price is None else [(0, proven_price)])
+    assert nonces.snapshot() == {}
     assert winners.pending() == []
     return error
 
@@ -259,7 +285,9 @@ payments = st.builds(
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(payments)
 def test_random_payments_never_escape_as_anything_but_a_payment_error(payment: lp_rpc_pb2.Payment) -> None:
-    run_untrusted(payment.SerializeToString())
+    error = run_untrusted(payment.SerializeToString())
+    if payment.HasField("ticket_params") and payment.ticket_sender_params and payment.sender:
+        assert error is not None  # tickets on params Baton never quoted are always refused
 
 
 def quoted_payment() -> lp_rpc_pb2.Payment:
@@ -279,4 +307,4 @@ def test_forged_tickets_on_genuine_params_are_never_credited(tickets: list[tuple
     payment.CopyFrom(QUOTED)
     for nonce, sig in tickets:
         payment.ticket_sender_params.add(sender_nonce=nonce, sig=sig)
-    assert isinstance(run_untrusted(payment.SerializeToString()), InvalidTicketSignature)
+    assert isinstance(run_untrusted(payment.SerializeToString(), proven_price=PRICE), InvalidTicketSignature)

@@ -8,8 +8,10 @@ the Protocols in ``ports``. The usual wiring in a negotiator::
     validator = PaymentValidator(addr, secret, chain, nonce_store)
     processor = PaymentProcessor(validator, Balances(balance_store), winning_tickets)
 
-    params = await issuer.quote(sender, price)                 # OrchestratorInfo.ticket_params
+    price_info = price_info_for(price)                         # OrchestratorInfo.price_info
+    params = await issuer.quote(sender, price_info)            # OrchestratorInfo.ticket_params
     await processor.process(decode_payment_header(hdr), manifest_id)
+    await nonce_store.cleanup(last_seen_l1_block)              # the chain service, on each L1 block
 
 See docs/payments.md.
 """
@@ -19,14 +21,16 @@ from .encoding import UINT256_MAX, ZERO_ADDRESS, ZERO_HASH, checksum_address, ke
 from .errors import *  # noqa: F403 (the error hierarchy is part of the API)
 from .errors import __all__ as _errors
 from .memory import MemoryBalanceStore, MemoryNonceStore, MemoryWinningTickets
-from .nonces import MAX_SENDER_NONCES
+from .nonces import MAX_SENDER_NONCES, NonceRecord, may_forget
 from .params import (
     DEFAULT_TICKET_EV,
+    INT64_MAX,
     PARAMS_EXPIRATION_BLOCKS,
     REDEEM_GAS,
     REDEEM_GAS_ARBITRUM,
     ParamsPolicy,
     TicketParamsIssuer,
+    price_info_for,
     win_prob_for,
 )
 from .payment import Payment, PriceInfo, SenderParams
@@ -40,18 +44,20 @@ from .ports import (
     WinningTickets,
 )
 from .processor import PaymentProcessor
-from .recipient_rand import new_seed, recipient_rand, recipient_rand_hash
+from .recipient_rand import new_seed, recipient_rand, recipient_rand_hash, seed_issued_at
 from .redemption import TICKET_VALIDITY_PERIOD, RedemptionGate, redeem_args
 from .secret import SECRET_SETTING, load_ticket_secret, parse_ticket_secret
 from .signature import address_of, personal_digest, recover_personal, sign_personal, verify_personal
 from .ticket import MAX_WIN_PROB, ExpirationParams, SignedTicket, Ticket, TicketParams, is_winning, ticket_ev
-from .validator import PaymentValidator, Validation
+from .validator import MAX_PARAMS_AGE, CheckedPayment, PaymentValidator, Validation
 from .wire import decode_payment, decode_payment_header, payment_from_pb, payment_to_pb, ticket_params_to_pb
 
 __all__ = [
     *_errors,
     "BALANCE_IDLE_TTL",
     "DEFAULT_TICKET_EV",
+    "INT64_MAX",
+    "MAX_PARAMS_AGE",
     "MAX_SENDER_NONCES",
     "MAX_WIN_PROB",
     "PARAMS_EXPIRATION_BLOCKS",
@@ -66,10 +72,12 @@ __all__ = [
     "BalanceStore",
     "Balances",
     "ChainData",
+    "CheckedPayment",
     "ExpirationParams",
     "MemoryBalanceStore",
     "MemoryNonceStore",
     "MemoryWinningTickets",
+    "NonceRecord",
     "NonceStore",
     "NonceVerdict",
     "ParamsPolicy",
@@ -94,16 +102,19 @@ __all__ = [
     "is_winning",
     "keccak256",
     "load_ticket_secret",
+    "may_forget",
     "mbe",
     "new_seed",
     "parse_ticket_secret",
     "payment_from_pb",
     "payment_to_pb",
     "personal_digest",
+    "price_info_for",
     "recipient_rand",
     "recipient_rand_hash",
     "recover_personal",
     "redeem_args",
+    "seed_issued_at",
     "sign_personal",
     "ticket_ev",
     "ticket_params_to_pb",

@@ -7,6 +7,7 @@ session price. State lives behind the ``BalanceStore`` port, so replicas share i
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from fractions import Fraction
@@ -21,8 +22,17 @@ BALANCE_IDLE_TTL = 600.0
 
 
 def balance_key(sender: bytes, manifest_id: str) -> str:
-    """``<sender hex>.<manifest id as hex>``: a valid NATS KV key for any manifest id."""
-    return f"{sender.hex()}.{manifest_id.encode().hex() or '-'}"
+    """``<sender hex>.<sha256 hex of the manifest id>``: 105 characters whatever the manifest id.
+
+    The manifest id is chosen by the gateway (any length, any characters), so it
+    is hashed rather than embedded: a NATS KV key has to fit a protocol line,
+    and one too long makes the server drop the client's connection. Distinct
+    manifest ids still get distinct keys. ``sender`` must be a 20-byte address.
+    """
+    if len(sender) != 20:
+        raise ValueError(f"sender must be a 20-byte address, got {len(sender)} bytes")
+    digest = hashlib.sha256(manifest_id.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{sender.hex()}.{digest}"
 
 
 class Balances:
@@ -100,10 +110,13 @@ class Balances:
             )
 
         entry = await self._change(sender, manifest_id, fix)
-        return entry.fixed_price or price
+        return entry.fixed_price if entry.fixed_price is not None else price
 
-    async def receive(self, sender: bytes, manifest_id: str, price: Fraction, amount: Fraction) -> Fraction:
-        """One payment in one write: fix the session price if none is, and credit ``amount``."""
+    async def receive(
+        self, sender: bytes, manifest_id: str, price: Fraction | None, amount: Fraction
+    ) -> Fraction:
+        """One payment in one write: fix the session price if none is (and ``price`` is
+        given), and credit ``amount``."""
 
         def pay(entry: BalanceEntry) -> BalanceEntry:
             fixed = entry.fixed_price if entry.fixed_price is not None else price
@@ -111,8 +124,8 @@ class Balances:
             return BalanceEntry(
                 amount_num=total.numerator,
                 amount_den=total.denominator,
-                price_num=fixed.numerator,
-                price_den=fixed.denominator,
+                price_num=None if fixed is None else fixed.numerator,
+                price_den=None if fixed is None else fixed.denominator,
             )
 
         return (await self._change(sender, manifest_id, pay)).amount

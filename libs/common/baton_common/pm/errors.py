@@ -28,8 +28,10 @@ __all__ = [
     "InvalidTicketSignature",
     "MalformedPayment",
     "MissingExpirationParams",
+    "MissingField",
     "MissingSender",
     "NegativeNumber",
+    "NoRoundBlockHash",
     "NonceAlreadySeen",
     "NumberTooLarge",
     "PaymentError",
@@ -91,14 +93,26 @@ class ZeroAddress(MalformedPayment):
     code = "zero_address"
 
 
+class MissingField(MalformedPayment):
+    """A field the message cannot do without is absent (or all zero, which proto3 cannot tell apart)."""
+
+    code = "missing_field"
+
+
 # --- payment-level checks, before any ticket ------------------------------------------
 
 
 class MissingSender(PaymentError):
+    """go-livepeer's text is ``Could not find Sender for payment: %v`` of the whole Payment.
+
+    Go prints the struct's internals there, which have no stable form; Baton keeps
+    the fixed prefix and follows it with what identifies the payment.
+    """
+
     code = "missing_sender"
 
-    def __init__(self) -> None:
-        super().__init__("Could not find Sender for payment")
+    def __init__(self, payment: str = "") -> None:
+        super().__init__(f"Could not find Sender for payment: {payment}")
 
 
 class RecipientInactive(PaymentError):
@@ -135,8 +149,13 @@ class FatalTicketError(PaymentError):
 
 
 class SenderInfoUnavailable(FatalTicketError):
+    """The chain port could not say whether the sender is unlocking.
+
+    A ProcessPayment failure like any other: 400 with the text (spec section 2),
+    as go-livepeer answers when its sender lookup fails. The gateway may retry.
+    """
+
     code = "sender_info_unavailable"
-    status_code = 503
 
     def __init__(self, sender_hex: str, reason: str) -> None:
         super().__init__(f"could not get sender info for {sender_hex}: {reason}")
@@ -229,6 +248,20 @@ class InsufficientSenderReserve(QuoteError):
 
     def __init__(self) -> None:
         super().__init__("insufficient sender reserve")
+
+
+class NoRoundBlockHash(QuoteError):
+    """Neither the last initialized round nor the one before has an L1 block hash.
+
+    Tickets carry the creation round's block hash and TicketBroker only redeems
+    them against the stored one, so params quoted now could never be redeemed.
+    """
+
+    code = "no_round_block_hash"
+
+    def __init__(self, round_: int) -> None:
+        super().__init__(f"no L1 block hash for round {round_} or {round_ - 1}; cannot quote redeemable tickets")
+        self.round = round_
 
 
 class BalanceError(ServiceError):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from .nonces import MAX_SENDER_NONCES, NonceRecord, record_nonces
+from .nonces import MAX_SENDER_NONCES, NonceRecord, may_forget, record_nonces
 from .ports import BalanceEntry, NonceVerdict
 from .ticket import SignedTicket
 
@@ -25,12 +25,16 @@ class MemoryNonceStore:
         record = self._records.setdefault(key, NonceRecord(expiration_block))
         return record_nonces(record, nonces, self._limit)
 
-    def prune(self, last_seen_block: int) -> int:
-        """Forget the keys whose params expired at or before ``last_seen_block``; returns how many."""
-        expired = [k for k, r in self._records.items() if r.expiration_block <= last_seen_block]
+    async def cleanup(self, last_seen_block: int) -> int:
+        """Forget the records whose params expired at or before ``last_seen_block``; returns how many."""
+        expired = [k for k, r in self._records.items() if may_forget(r, last_seen_block)]
         for key in expired:
             del self._records[key]
         return len(expired)
+
+    def snapshot(self) -> dict[str, NonceRecord]:
+        """A copy of every record, by recipientRandHash (hex)."""
+        return {k: NonceRecord(r.expiration_block, list(r.nonces)) for k, r in self._records.items()}
 
 
 class MemoryBalanceStore:

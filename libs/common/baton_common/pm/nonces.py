@@ -1,4 +1,11 @@
-"""The nonce rule every NonceStore applies: no nonce twice, at most 600 per recipientRand."""
+"""The nonce rules every NonceStore applies.
+
+No nonce twice, at most 600 per recipientRand (``record_nonces``), and a record
+is forgotten by L1 block, never by wall-clock time (``may_forget``), as
+go-livepeer's ``senderNoncesCleanupLoop`` does: a replay is refused by its
+nonce record until the chain has passed its params' expiration block, and by
+the expiry check from then on, so one of the two always stands.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +15,7 @@ import msgspec
 
 from .ports import NonceVerdict
 
-__all__ = ["MAX_SENDER_NONCES", "NonceRecord", "record_nonces"]
+__all__ = ["MAX_SENDER_NONCES", "NonceRecord", "may_forget", "record_nonces"]
 
 MAX_SENDER_NONCES = 600
 """Nonces accepted per recipientRand; gateways refresh their params well before."""
@@ -37,3 +44,14 @@ def record_nonces(
             record.nonces.append(nonce)
             verdicts.append(NonceVerdict.ACCEPTED)
     return verdicts
+
+
+def may_forget(record: NonceRecord, last_seen_block: int) -> bool:
+    """Whether ``record`` may be dropped: its params expired at or before ``last_seen_block``.
+
+    From that block on the validator refuses the params as ``TicketParams
+    expired``, so the record no longer guards anything. Pass a block that every
+    replica's ``ChainData`` has already seen: a replica whose view lags behind
+    would still take the params for live.
+    """
+    return record.expiration_block <= last_seen_block

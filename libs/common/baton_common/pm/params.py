@@ -7,13 +7,16 @@ redemptions) comes through the ``ChainData`` port.
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable
 from fractions import Fraction
 
 import msgspec
 
 from .encoding import ZERO_HASH
-from .errors import InsufficientSenderReserve
+from .errors import InsufficientSenderReserve, NoRoundBlockHash
+from .payment import PriceInfo
 from .ports import ChainData
 from .recipient_rand import new_seed, recipient_rand, recipient_rand_hash
 from .ticket import MAX_WIN_PROB, ExpirationParams, TicketParams
@@ -21,11 +24,13 @@ from .ticket import MAX_WIN_PROB, ExpirationParams, TicketParams
 __all__ = [
     "AVG_GAS_PRICE",
     "DEFAULT_TICKET_EV",
+    "INT64_MAX",
     "PARAMS_EXPIRATION_BLOCKS",
     "REDEEM_GAS",
     "REDEEM_GAS_ARBITRUM",
     "ParamsPolicy",
     "TicketParamsIssuer",
+    "price_info_for",
     "win_prob_for",
 ]
 
@@ -39,6 +44,8 @@ AVG_GAS_PRICE = 3_000_000_000
 """go-livepeer's hard-coded 3 gwei: a face value that covers redeemGas at this price is accepted."""
 PARAMS_EXPIRATION_BLOCKS = 40
 MIN_DEPOSIT_PENDING_RATIO = 3
+INT64_MAX = 2**63 - 1
+"""PriceInfo's fields are int64 on the wire."""
 
 
 class ParamsPolicy(msgspec.Struct, frozen=True):
@@ -65,8 +72,42 @@ def win_prob_for(face_value: int, ticket_ev: int) -> int:
     return ticket_ev * -(-MAX_WIN_PROB // face_value)
 
 
+def price_info_for(price: Fraction | int) -> PriceInfo:
+    """The ``PriceInfo`` to send for ``price`` (wei per unit, >= 0), as go-livepeer's PriceInfoForCaps.
+
+    The reduced num/den when both fit in int64, else floor(price)/1 (spec
+    section 4); ValueError if even floor(price) does not fit, or price < 0.
+    The gateway echoes this pair, and the rand is derived from it, so quote the
+    price exactly as it goes out (``TicketParamsIssuer.quote`` does).
+    """
+    price = Fraction(price)
+    if price < 0:
+        raise ValueError(f"price must not be negative, got {price}")
+    if price.numerator <= INT64_MAX and price.denominator <= INT64_MAX:
+        return PriceInfo(price.numerator, price.denominator)
+    whole = math.floor(price)
+    if whole > INT64_MAX:
+        raise ValueError(f"price {whole} wei per unit does not fit in an int64 PriceInfo")
+    return PriceInfo(whole, 1)
+
+
+def _sent_price(price: PriceInfo | Fraction | int) -> Fraction:
+    """The price a gateway will echo for ``price``, as the reduced fraction the rand commits to."""
+    if not isinstance(price, PriceInfo):
+        price = price_info_for(price)
+    if not 0 <= price.price_per_unit <= INT64_MAX:
+        raise ValueError(f"pricePerUnit must be an int64 >= 0, got {price.price_per_unit}")
+    if not 1 <= price.pixels_per_unit <= INT64_MAX:
+        raise ValueError(f"pixelsPerUnit must be an int64 >= 1, got {price.pixels_per_unit}")
+    return price.fraction()
+
+
 class TicketParamsIssuer:
-    """Quotes ticket params; holds nothing per quote (the rand is re-derived on receipt)."""
+    """Quotes ticket params; holds nothing per quote (the rand is re-derived on receipt).
+
+    ``clock`` gives the issue time each seed carries (``recipient_rand.new_seed``);
+    ``seeds(issued_at)`` makes the seed.
+    """
 
     def __init__(
         self,
@@ -74,11 +115,13 @@ class TicketParamsIssuer:
         secret: bytes,
         chain: ChainData,
         *,
-        seeds: Callable[[], int] = new_seed,
+        clock: Callable[[], float] = time.time,
+        seeds: Callable[[int], int] = new_seed,
     ) -> None:
         self._policy = policy
         self._secret = secret
         self._chain = chain
+        self._clock = clock
         self._seeds = seeds
 
     async def tx_cost(self) -> int:
@@ -128,23 +171,31 @@ class TicketParamsIssuer:
         return Fraction(face_value, tx_cost) if tx_cost > 0 else Fraction(0)
 
     async def expiration_params(self) -> ExpirationParams:
-        """The last initialized round and its block hash, or the round before if that hash is zero."""
-        round_ = await self._chain.last_initialized_round()
-        block_hash = await self._chain.round_block_hash(round_)
-        if block_hash == ZERO_HASH:
-            round_ -= 1
-            block_hash = await self._chain.round_block_hash(round_)
-        return ExpirationParams(round_, block_hash)
+        """The last initialized round and its block hash, or the round before if that hash is zero.
 
-    async def quote(self, sender: bytes, price: Fraction) -> TicketParams:
-        """Fresh ticket params for ``sender`` at ``price`` (wei per unit, reduced, >= 0)."""
-        if price < 0:
-            raise ValueError(f"price must not be negative, got {price}")
-        face_value = await self.face_value(sender) if price > 0 else 0
+        Raises NoRoundBlockHash when both are zero: tickets carrying either could never be redeemed.
+        """
+        last = await self._chain.last_initialized_round()
+        for round_ in (last, last - 1):
+            block_hash = await self._chain.round_block_hash(round_)
+            if block_hash != ZERO_HASH:
+                return ExpirationParams(round_, block_hash)
+        raise NoRoundBlockHash(last)
+
+    async def quote(self, sender: bytes, price: PriceInfo | Fraction | int) -> TicketParams:
+        """Fresh ticket params for ``sender`` at ``price``: the PriceInfo to send, or wei per unit.
+
+        A Fraction is first converted with ``price_info_for``; send that same
+        PriceInfo to the gateway, since the rand commits to what it echoes. Raises
+        ValueError for a price that cannot be sent (negative, beyond int64),
+        QuoteError subclasses when no redeemable params can be quoted now.
+        """
+        sent = _sent_price(price)
+        expiration_params = await self.expiration_params()
+        face_value = await self.face_value(sender) if sent > 0 else 0
         win_prob = win_prob_for(face_value, self._policy.ticket_ev)
         expiration_block = await self._chain.last_seen_l1_block() + PARAMS_EXPIRATION_BLOCKS
-        expiration_params = await self.expiration_params()
-        seed = self._seeds()
+        seed = self._seeds(int(self._clock()))
         rand = recipient_rand(
             self._secret,
             seed=seed,
@@ -152,7 +203,7 @@ class TicketParamsIssuer:
             face_value=face_value,
             win_prob=win_prob,
             expiration_block=expiration_block,
-            price=price,
+            price=sent,
             expiration_params=expiration_params,
         )
         return TicketParams(

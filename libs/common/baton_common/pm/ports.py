@@ -5,7 +5,7 @@ The core does no I/O of its own. Chain data arrives through ``ChainData``
 behind ``NonceStore`` and ``BalanceStore`` so that every negotiator replica shares
 them (``baton_common.pm_nats`` implements both over a NATS KV bucket with
 compare-and-set; ``baton_common.pm.memory`` implements them for one process).
-Winning tickets are persisted through ``WinningTickets`` before any credit.
+Winning tickets are persisted through ``WinningTickets`` before their nonces are spent.
 """
 
 from __future__ import annotations
@@ -87,8 +87,16 @@ class NonceStore(Protocol):
 
         Per nonce: SEEN if it is already recorded (an earlier one in the same call
         counts), FULL if ``max_nonces`` are already recorded, else ACCEPTED and
-        recorded. ``expiration_block`` lets the store forget the key once the
-        params have expired.
+        recorded. ``expiration_block`` is kept with the record for ``cleanup``.
+        """
+        ...
+
+    async def cleanup(self, last_seen_block: int) -> int:
+        """Drop the records whose ``expiration_block <= last_seen_block``; returns how many.
+
+        ``nonces.may_forget`` is the rule. The chain service calls this on each
+        new L1 block. A store may also expire records by wall-clock time, but
+        only as a backstop far beyond the validator's ``max_params_age``.
         """
         ...
 

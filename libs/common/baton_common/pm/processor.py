@@ -1,8 +1,15 @@
-"""ProcessPayment end to end: validate, persist the winners, then credit.
+"""ProcessPayment end to end: check, persist the winners, spend the nonces, then credit.
 
-The order is the point: a winning ticket is stored before any credit is
-given for it, so a crash between receipt and redemption loses no money (a
-replayed payment re-offers its winners and the store keeps one copy per hash).
+The order is the point. ``PaymentValidator.check`` reads all chain data and
+writes nothing; every winning ticket it finds is stored before the nonces are
+committed, so no ticket is ever spent without its winner persisted, and a
+failure before the commit leaves the payment unspent for the gateway to retry.
+Credit comes last. A replayed payment re-offers its winners and the store keeps
+one copy per hash.
+
+One window remains: the nonces are committed and the balance write then fails
+(see docs/payments.md). The tickets are spent, their winners are safe, and the
+gateway is not credited for them.
 """
 
 from __future__ import annotations
@@ -27,12 +34,15 @@ class PaymentProcessor:
         ``manifest_id`` is the auth token's session id for transcoding, the
         manifest id for AI and live video. The raised PaymentError carries the
         ``Validation`` as ``.validation`` (credited tickets, winners) for metrics.
+        Any other exception (a store or the chain port failing) means nothing was
+        credited; unless it came from the balance write, nothing was spent either.
         """
-        validation = await self._validator.validate(payment)
-        for ticket in validation.winners:
+        checked = await self._validator.check(payment)
+        for ticket in checked.winners:
             await self._winners.store(ticket)
-        # The session price is fixed even when a ticket fails, as go-livepeer fixes it first.
-        await self._balances.receive(validation.sender, manifest_id, validation.price, validation.ev)
+        validation = await self._validator.commit(checked)
+        if validation.price is not None or validation.ev:
+            await self._balances.receive(validation.sender, manifest_id, validation.price, validation.ev)
         if validation.error is not None:
             validation.error.validation = validation  # type: ignore[attr-defined]
             raise validation.error

@@ -16,12 +16,27 @@ from hashlib import sha256
 from .encoding import keccak256, mbe, uint256
 from .ticket import ExpirationParams
 
-__all__ = ["new_seed", "recipient_rand", "recipient_rand_hash"]
+__all__ = ["SEED_RANDOM_BITS", "new_seed", "recipient_rand", "recipient_rand_hash", "seed_issued_at"]
+
+SEED_RANDOM_BITS = 192
+"""A seed's low 192 bits are random; the 64 above them hold when its params were quoted."""
 
 
-def new_seed() -> int:
-    """A fresh 32-byte random seed for one set of ticket params."""
-    return int.from_bytes(os.urandom(32), "big")
+def new_seed(issued_at: int) -> int:
+    """A fresh seed: ``issued_at`` (Unix seconds) in the top 64 of 256 bits, 192 random bits below.
+
+    Gateways echo the seed without reading it, and the recipientRand HMAC covers
+    it, so the issue time comes back authenticated: the validator refuses params
+    older than its ``max_params_age`` without storing anything per quote.
+    """
+    if not 0 <= issued_at < 2**64:
+        raise ValueError(f"issue time must fit in 64 bits, got {issued_at}")
+    return (issued_at << SEED_RANDOM_BITS) | int.from_bytes(os.urandom(SEED_RANDOM_BITS // 8), "big")
+
+
+def seed_issued_at(seed: int) -> int:
+    """The issue time (Unix seconds) a ``new_seed`` seed carries."""
+    return seed >> SEED_RANDOM_BITS
 
 
 def recipient_rand(

@@ -2,7 +2,7 @@
 
 The chain service owns the queue and the transaction; these are the pure rules
 it applies first, so a redemption is only sent when it can pay for itself and
-never reveals a recipientRand while its params are still live.
+never puts a recipientRand on chain while its params are still live.
 """
 
 from __future__ import annotations

@@ -1,14 +1,24 @@
 """Validating a payment: go-livepeer's ProcessPayment and ReceiveTicket, in their order.
 
-Spec/livepeer-wire.md section 3.5. Validation changes no balance: it returns
-the EV to credit and the winning tickets, and the caller persists the winners
-before crediting (``processor.PaymentProcessor`` does exactly that). The only
-state it writes is the nonce record, which is what makes a replayed ticket worth
-nothing, on this replica or any other.
+Spec/livepeer-wire.md section 3.5. Validation changes no balance. It returns
+the EV to credit and the winning tickets. The caller persists the winners first
+and credits after (``processor.PaymentProcessor`` does exactly that).
+
+It runs in two steps so that nothing is spent before the winners are safe:
+
+1. ``check`` reads every piece of chain data and runs every check that needs no
+   shared state (payment checks, the fatal batch checks, signatures, the win
+   check, expiry). It writes nothing, so a failure there, or in persisting the
+   winners it returns, leaves the tickets unspent and the payment can be retried.
+2. ``commit`` records the nonces (the validator's only write, which makes a
+   replayed ticket worth nothing on this replica or any other) and says what
+   to credit.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -33,26 +43,59 @@ from .errors import (
 )
 from .payment import Payment
 from .ports import ChainData, NonceStore, NonceVerdict
-from .recipient_rand import recipient_rand, recipient_rand_hash
+from .recipient_rand import recipient_rand, recipient_rand_hash, seed_issued_at
 from .signature import verify_personal
 from .ticket import ExpirationParams, SignedTicket, TicketParams, is_winning, nonce_hasher
 
-__all__ = ["PaymentValidator", "Validation"]
+__all__ = ["MAX_PARAMS_AGE", "CheckedPayment", "PaymentValidator", "Validation"]
+
+MAX_PARAMS_AGE = 3600.0
+"""Seconds after their quote (the time in their seed) that params are refused as expired.
+
+Params normally expire after 40 L1 blocks (8 minutes); this bound holds when the
+last seen L1 block stalls, so that no ticket is accepted once its nonce record
+may have been dropped by a store's wall-clock backstop (``pm_nats.NONCE_BUCKET_TTL``,
+24 h), whatever the chain view says.
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedPayment:
+    """A payment after ``check``: nothing is spent yet.
+
+    ``winners`` are every well-signed winning ticket (replays included): persist
+    them all before ``commit``. ``error`` is a fatal error: the batch is refused
+    and there is nothing to commit. The other fields are what ``commit`` needs.
+    """
+
+    sender: bytes
+    price: Fraction | None = None
+    received: int = 0
+    winners: tuple[SignedTicket, ...] = ()
+    error: PaymentError | None = None
+    nonce_key: str = ""
+    expiration_block: int = 0
+    ticket_ev: Fraction = Fraction(0)
+    nonces: tuple[int, ...] = ()
+    well_signed: tuple[bool, ...] = ()
+    expired: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Validation:
     """What one payment is worth.
 
-    ``price`` is the session price to fix for (sender, manifest) if none is fixed
-    yet: 0 for a payment without ticket params. ``ev`` is the exact wei to credit
-    for the ``credited`` tickets. ``winners`` must be persisted before crediting.
-    ``error`` is the first ticket error (fatal or not): the tickets from it on
-    were not credited, and the gateway must get its text.
+    ``price`` is the session price to fix for (sender, manifest) if none is
+    fixed yet, or None to fix nothing: only a batch whose recipientRand checked
+    out proves the price, so a payment without tickets or failing a fatal check
+    fixes none. ``ev`` is the exact wei to credit for the ``credited`` tickets.
+    ``winners`` were to be persisted before ``commit``. ``error`` is the first
+    ticket error (fatal or not): the tickets from it on were not credited, and
+    the gateway must get its text.
     """
 
     sender: bytes
-    price: Fraction
+    price: Fraction | None = None
     ev: Fraction = Fraction(0)
     received: int = 0
     credited: int = 0
@@ -61,22 +104,45 @@ class Validation:
 
 
 class PaymentValidator:
-    """Checks payments addressed to ``recipient`` (this orchestrator's ETH address)."""
+    """Checks payments addressed to ``recipient`` (this orchestrator's ETH address).
 
-    def __init__(self, recipient: bytes, secret: bytes, chain: ChainData, nonces: NonceStore) -> None:
+    ``clock`` is compared with the issue time in each params' seed (see
+    ``MAX_PARAMS_AGE``); replicas' clocks need only agree to well within it.
+    """
+
+    def __init__(
+        self,
+        recipient: bytes,
+        secret: bytes,
+        chain: ChainData,
+        nonces: NonceStore,
+        *,
+        clock: Callable[[], float] = time.time,
+        max_params_age: float = MAX_PARAMS_AGE,
+    ) -> None:
         self._recipient = recipient
         self._secret = secret
         self._chain = chain
         self._nonces = nonces
+        self._clock = clock
+        self._max_params_age = max_params_age
 
-    async def validate(self, payment: Payment) -> Validation:
-        """Validate ``payment``; raises PaymentError for the checks that precede the session price."""
+    async def check(self, payment: Payment) -> CheckedPayment:
+        """Every check that writes nothing; raises PaymentError for the payment-level ones.
+
+        Chain reads that fail (other than the sender lookup, which is a fatal
+        ticket error as in go-livepeer) propagate as they are: nothing was written.
+        """
         params = payment.params
         if params is None:
-            # No ticket params means a zero price: the session's price is fixed at 0.
-            return Validation(sender=payment.sender or ZERO_ADDRESS, price=Fraction(0))
+            # go-livepeer fixes a zero session price here. Baton fixes none: a payment
+            # without ticket params proves nothing, and a zero price fixed by anyone
+            # would make that manifest's later quotes free.
+            return CheckedPayment(sender=payment.sender or ZERO_ADDRESS)
         if not payment.sender:
-            raise MissingSender()
+            raise MissingSender(
+                f"recipient={checksum_address(params.recipient)} tickets={len(payment.tickets)}"
+            )
         round_ = await self._chain.last_initialized_round()
         if not await self._chain.is_active_orchestrator(params.recipient, round_):
             raise RecipientInactive(checksum_address(params.recipient), round_)
@@ -85,13 +151,87 @@ class PaymentValidator:
         price = payment.expected_price.fraction()
         if payment.expiration_params is None:
             raise MissingExpirationParams()
-        if not payment.tickets:
-            return Validation(sender=payment.sender, price=price)
+        tickets = payment.tickets
+        if not tickets:
+            return CheckedPayment(sender=payment.sender)
         try:
             rand = await self._check_batch(payment, params, payment.expiration_params, price, round_)
         except FatalTicketError as error:
-            return Validation(sender=payment.sender, price=price, received=len(payment.tickets), error=error)
-        return await self._receive(payment, params, price, rand)
+            return CheckedPayment(sender=payment.sender, received=len(tickets), error=error)
+        last_seen_block = await self._chain.last_seen_l1_block()
+
+        hasher = nonce_hasher(payment.ticket(tickets[0]))
+        well_signed = tuple(verify_personal(payment.sender, hasher(t.sender_nonce), t.sig) for t in tickets)
+        # Every well-signed winner is reported, even one whose nonce or expiry check
+        # fails below, as go-livepeer queues them: the store keeps one copy per hash.
+        winners = tuple(
+            SignedTicket(payment.ticket(t), t.sig, rand, params.expiration_block, params.seed)
+            for t, ok in zip(tickets, well_signed, strict=True)
+            if ok and is_winning(t.sig, rand, params.win_prob)
+        )
+        return CheckedPayment(
+            sender=payment.sender,
+            price=price,
+            received=len(tickets),
+            winners=winners,
+            nonce_key=params.recipient_rand_hash.hex(),
+            expiration_block=params.expiration_block,
+            ticket_ev=params.ev(),
+            nonces=tuple(t.sender_nonce for t in tickets),
+            well_signed=well_signed,
+            expired=params.expiration_block <= last_seen_block or self._too_old(params.seed),
+        )
+
+    async def commit(self, checked: CheckedPayment) -> Validation:
+        """Record the nonces of the well-signed tickets, then count what to credit.
+
+        Call it only once ``checked.winners`` are persisted. Per ticket, in
+        go-livepeer's order: signature, nonce, expiry; credit until the first error.
+        """
+        if checked.error is not None or not checked.nonces:
+            return Validation(
+                sender=checked.sender,
+                price=checked.price,
+                received=checked.received,
+                winners=checked.winners,
+                error=checked.error,
+            )
+        recorded = [n for n, ok in zip(checked.nonces, checked.well_signed, strict=True) if ok]
+        verdicts = iter(
+            await self._nonces.add(checked.nonce_key, recorded, checked.expiration_block) if recorded else ()
+        )
+        first_error: PaymentError | None = None
+        credited = 0
+        for nonce, ok in zip(checked.nonces, checked.well_signed, strict=True):
+            error: TicketError | None = None
+            if not ok:
+                error = InvalidTicketSignature()
+            else:
+                verdict = next(verdicts)
+                if verdict is NonceVerdict.SEEN:
+                    error = NonceAlreadySeen(checksum_address(checked.sender), nonce)
+                elif verdict is NonceVerdict.FULL:
+                    error = TooManyNonces(checksum_address(checked.sender), nonce)
+                elif checked.expired:
+                    error = TicketParamsExpired()
+            if first_error is None:
+                if error is None:
+                    credited += 1
+                else:
+                    first_error = error
+        return Validation(
+            sender=checked.sender,
+            price=checked.price,
+            ev=checked.ticket_ev * credited,
+            received=checked.received,
+            credited=credited,
+            winners=checked.winners,
+            error=first_error,
+        )
+
+    def _too_old(self, seed: int) -> bool:
+        """Whether the params were quoted more than ``max_params_age`` from now (either way)."""
+        return abs(self._clock() - seed_issued_at(seed)) > self._max_params_age
 
     async def _check_batch(
         self,
@@ -126,50 +266,3 @@ class PaymentValidator:
         if recipient_rand_hash(rand) != params.recipient_rand_hash:
             raise InvalidRecipientRand()
         return rand
-
-    async def _receive(self, payment: Payment, params: TicketParams, price: Fraction, rand: int) -> Validation:
-        """Per ticket: signature, win, nonce, expiry; credit until the first error."""
-        sender = payment.sender
-        tickets = payment.tickets
-        hasher = nonce_hasher(payment.ticket(tickets[0]))
-        signed = [verify_personal(sender, hasher(t.sender_nonce), t.sig) for t in tickets]
-        # Every well-signed ticket reaches the nonce check, even after an earlier error.
-        nonces = [t.sender_nonce for t, ok in zip(tickets, signed, strict=False) if ok]
-        key = params.recipient_rand_hash.hex()
-        verdicts = iter(await self._nonces.add(key, nonces, params.expiration_block) if nonces else ())
-        expired = params.expiration_block <= await self._chain.last_seen_l1_block()
-        winners: list[SignedTicket] = []
-        first_error: PaymentError | None = None
-        credited = 0
-        for entry, valid in zip(tickets, signed, strict=False):
-            error: TicketError | None = None
-            if not valid:
-                error = InvalidTicketSignature()
-            else:
-                if is_winning(entry.sig, rand, params.win_prob):
-                    # Queued even if the nonce or expiry check fails below, as go-livepeer
-                    # does: the store keys winners by ticket hash, so a replay adds nothing.
-                    winners.append(
-                        SignedTicket(payment.ticket(entry), entry.sig, rand, params.expiration_block, params.seed)
-                    )
-                verdict = next(verdicts)
-                if verdict is NonceVerdict.SEEN:
-                    error = NonceAlreadySeen(checksum_address(sender), entry.sender_nonce)
-                elif verdict is NonceVerdict.FULL:
-                    error = TooManyNonces(checksum_address(sender), entry.sender_nonce)
-                elif expired:
-                    error = TicketParamsExpired()
-            if first_error is None:
-                if error is None:
-                    credited += 1
-                else:
-                    first_error = error
-        return Validation(
-            sender=sender,
-            price=price,
-            ev=params.ev() * credited,
-            received=len(tickets),
-            credited=credited,
-            winners=tuple(winners),
-            error=first_error,
-        )

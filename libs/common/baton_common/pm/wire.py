@@ -14,7 +14,7 @@ import binascii
 from baton_common.proto import lp_rpc_pb2, redeemer_pb2
 
 from .encoding import UINT256_MAX, ZERO_ADDRESS, ZERO_HASH, mbe
-from .errors import InvalidLength, NegativeNumber, NumberTooLarge, UndecodablePayment, ZeroAddress
+from .errors import InvalidLength, MissingField, NegativeNumber, NumberTooLarge, UndecodablePayment, ZeroAddress
 from .payment import Payment, PriceInfo, SenderParams
 from .ticket import ExpirationParams, SignedTicket, Ticket, TicketParams
 
@@ -188,11 +188,22 @@ def signed_ticket_to_pb(signed: SignedTicket) -> redeemer_pb2.Ticket:
 
 
 def signed_ticket_from_pb(msg: redeemer_pb2.Ticket) -> SignedTicket:
-    """A winning ticket from QueueTicket; both addresses must be set and non-zero."""
+    """A winning ticket from QueueTicket; both addresses must be set and non-zero.
+
+    Its ``expiration_params`` must be present with a block hash: TicketBroker
+    redeems a ticket only against its creation round's stored block hash, so a
+    ticket without one could never be redeemed (MissingField).
+    """
     params = ticket_params_from_pb(msg.ticket_params)
     if params.recipient == ZERO_ADDRESS:
         raise ZeroAddress("ticket_params.recipient", "is the zero address")
+    if not msg.HasField("expiration_params"):
+        raise MissingField("expiration_params", "is required: a ticket without it cannot be redeemed")
     expiration = _expiration_params("expiration_params", msg.expiration_params)
+    if expiration.creation_round_block_hash == ZERO_HASH:
+        raise MissingField(
+            "expiration_params.creation_round_block_hash", "is zero: a ticket without it cannot be redeemed"
+        )
     ticket = Ticket(
         recipient=params.recipient,
         sender=_address("sender", msg.sender, nonzero=True),
