@@ -35,7 +35,9 @@ Every service reads its settings once at start, from (later wins):
    any other unknown key stops the service;
 3. environment variables: `BATON_<NAME>` for the shared settings, `BATON_<SERVICE>_<NAME>` for a
    service's own (a shared setting given there applies to that service only);
-   an unknown `BATON_<SERVICE>_*` name stops the service;
+   an unknown `BATON_<SERVICE>_*` name, or a `BATON_<NAME>` that is neither a shared setting nor
+   under some service's prefix, stops the service (`BATON_CONFIG`, and the compose-only
+   `BATON_IMAGE` and `BATON_MODEL_REPOSITORY`, are not settings);
 4. command-line flags: go-livepeer's names with its value format (`-pricePerUnit=1000`, `-reward`),
    or `--name value` for Baton's own (e.g. `--http-port 9000`).
 

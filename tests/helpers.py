@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -9,9 +10,10 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
-__all__ = ["PrivateNats", "free_port", "nats_server_binary", "wait_for_port"]
+__all__ = ["PrivateNats", "free_port", "nats_server_binary", "service_env", "wait_for_port", "wait_ready"]
 
 
 def free_port() -> int:
@@ -61,3 +63,24 @@ class PrivateNats:
             self.proc.kill()
             self.proc.wait()
             self.proc = None
+
+
+def service_env(nats_url: str, **extra: str) -> dict[str, str]:
+    """The environment of a service process under test: none of the developer's BATON_* variables."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BATON_")}
+    return {**env, "BATON_NATS_URL": nats_url, "BATON_HTTP_HOST": "127.0.0.1", **extra}
+
+
+def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 20) -> httpx.Response:
+    """Poll a service's /readyz until 200; fail with its stderr if it exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else "exited"
+        try:
+            r = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1)
+            if r.status_code == 200:
+                return r
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"not ready on :{port} within {timeout}s")

@@ -11,20 +11,24 @@ import argparse
 import asyncio
 import sys
 import time
+from typing import TypeVar
 
 import msgspec
 import nats
 import nats.errors
 import nats.js.errors
+from nats.js import JetStreamContext
 from rich.console import Console
 from rich.table import Table
 
-from baton_common.bus import read_bucket
+from baton_common.bus import read_bucket_as
 from baton_common.config import SERVICES
 from baton_common.health import ServiceStatus, is_fresh, summarize
-from baton_common.schemas import HEARTBEAT_BUCKET, SUPERVISION_BUCKET, Heartbeat, Supervision, decode
+from baton_common.schemas import HEARTBEAT_BUCKET, SUPERVISION_BUCKET, Heartbeat, Supervision
 
 __all__ = ["status"]
+
+T = TypeVar("T", bound=msgspec.Struct)
 
 
 class Report(msgspec.Struct, frozen=True):
@@ -40,6 +44,10 @@ def status(args: argparse.Namespace) -> int:
         why = str(exc) or "no answer"
         print(f"baton status: cannot reach NATS at {args.nats_url} ({why}); is the stack running (baton up)?",
               file=sys.stderr)
+        return 2
+    except nats.errors.Error as exc:  # reached, but JetStream is off or refuses us
+        print(f"baton status: NATS at {args.nats_url} cannot serve the heartbeat bucket: {exc!r} "
+              "(is JetStream enabled?)", file=sys.stderr)
         return 2
     if args.json:
         sys.stdout.write(msgspec.json.encode(report).decode() + "\n")
@@ -58,20 +66,20 @@ async def _read(url: str) -> Report:
     )
     try:
         js = nc.jetstream()
-        beats = [decode(v, Heartbeat) for v in await _values(js, HEARTBEAT_BUCKET)]
-        sup = {s.service: s for s in (decode(v, Supervision) for v in await _values(js, SUPERVISION_BUCKET))}
+        beats = await _values(js, HEARTBEAT_BUCKET, Heartbeat)
+        sup = {s.service: s for s in await _values(js, SUPERVISION_BUCKET, Supervision)}
     finally:
         await nc.close()
     services = summarize(beats, SERVICES, time.time())
     return Report(ok=all(s.up for s in services.values()), services=services, supervision=sup)
 
 
-async def _values(js, bucket: str) -> list[bytes]:  # type: ignore[no-untyped-def]
+async def _values(js: JetStreamContext, bucket: str, type_: type[T]) -> list[T]:
     try:
         kv = await js.key_value(bucket)
     except nats.js.errors.BucketNotFoundError:
         return []
-    return list((await read_bucket(kv)).values())
+    return await read_bucket_as(kv, type_)
 
 
 def _ago(seconds: float) -> str:

@@ -3,7 +3,7 @@
 Restarts back off from 0.5 s, doubling up to 30 s; a child that stays up for
 a minute starts again from the shortest delay. Five crashes within a minute
 put the child in ``crash-loop`` (reported in the status and the logs), and
-restarts go on at the longest delay. Children run in their own process group
+restarts go on at the longest delay until it stays up for a minute. Children run in their own process group
 and get SIGTERM if the supervisor itself dies, so nothing is left behind.
 """
 
@@ -38,21 +38,22 @@ class Backoff:
     def __init__(self) -> None:
         self.delay = FIRST_DELAY
         self.crashes: deque[float] = deque()
+        self.crash_loop = False
+        """Set by five crashes within a minute; cleared only by a run of a minute or more."""
 
     def crashed(self, now: float, uptime: float) -> float:
         """Record a crash after ``uptime`` seconds up; return the delay before the restart."""
         if uptime >= STABLE_AFTER:
             self.delay = FIRST_DELAY
+            self.crash_loop = False
         self.crashes.append(now)
         while self.crashes and now - self.crashes[0] > CRASH_LOOP_WINDOW:
             self.crashes.popleft()
+        if len(self.crashes) >= CRASH_LOOP_CRASHES:
+            self.crash_loop = True
         delay = MAX_DELAY if self.crash_loop else self.delay
         self.delay = min(self.delay * 2, MAX_DELAY)
         return delay
-
-    @property
-    def crash_loop(self) -> bool:
-        return len(self.crashes) >= CRASH_LOOP_CRASHES
 
 
 class Child:
@@ -78,6 +79,8 @@ class Child:
         self.last_exit: int | None = None
         self.started_at = 0.0
         self.next_restart_at = 0.0
+        self.stop_timeout = 20.0
+        """Seconds between SIGTERM and SIGKILL: above the runtime's own 15 s shutdown budget."""
         self._stopping = asyncio.Event()
 
     @property
@@ -116,13 +119,16 @@ class Child:
     async def run(self) -> None:
         """Keep the child running until :meth:`stop`."""
         while not self._stopping.is_set():
+            self.started_at = time.monotonic()
             try:
                 self.proc = await self._spawn()
             except OSError as exc:
                 log.error("cannot start %s: %s", self.name, exc)
                 self.last_exit = -1
             else:
-                self.started_at = time.monotonic()
+                if self._stopping.is_set():  # stop() came while the process was being forked
+                    await _terminate(self.proc, self.name, self.stop_timeout)
+                    break
                 self._set("running")
                 self.last_exit = await self.proc.wait()
             if self._stopping.is_set():
@@ -162,6 +168,16 @@ class Child:
         self._stopping.set()
         if self.proc is not None and self.proc.returncode is None:
             _signal_group(self.proc.pid, signal.SIGKILL)
+
+
+async def _terminate(proc: asyncio.subprocess.Process, name: str, timeout: float) -> None:
+    _signal_group(proc.pid, signal.SIGTERM)
+    try:
+        await asyncio.wait_for(proc.wait(), timeout=timeout)
+    except TimeoutError:
+        log.warning("%s did not stop within %ss; killing it", name, timeout)
+    _signal_group(proc.pid, signal.SIGKILL)  # anything left in its group
+    await proc.wait()
 
 
 def _signal_group(pid: int, sig: int) -> None:

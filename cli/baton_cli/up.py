@@ -15,9 +15,11 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Awaitable
 from pathlib import Path
 
 import httpx
+from nats.js.kv import KeyValue
 from rich.console import Console
 from rich.live import Live
 from rich.logging import RichHandler
@@ -73,6 +75,7 @@ class Stack:
         self.failing: dict[str, list[str]] = {name: [] for name in ports}  # checks that fail, ready or not
         self.children: dict[str, Child] = {}
         self.bus: Bus | None = None
+        self._writes: set[asyncio.Future[None]] = set()
         self.stop = asyncio.Event()
         self.t0 = time.monotonic()
 
@@ -93,8 +96,9 @@ class Stack:
         self.bus = await Bus.connect([self.nats_url], name="baton-up")
         sup_kv = await self.bus.kv(SUPERVISION_BUCKET, ttl=30.0, description="baton up: child process states")
         for name, port in self.ports.items():
-            env = {**os.environ, "BATON_NATS_URL": self.nats_url, "BATON_HTTP_HOST": "127.0.0.1",
-                   "BATON_HTTP_PORT": str(port), "BATON_LOG_FORMAT": "json"}
+            own = f"BATON_{name.upper()}_"  # beats any shared or own value in the caller's environment
+            env = {**os.environ, f"{own}NATS_URL": self.nats_url, f"{own}HTTP_HOST": "127.0.0.1",
+                   f"{own}HTTP_PORT": str(port), f"{own}LOG_FORMAT": "json"}
             child = Child(name, [sys.executable, "-m", f"baton_{name}"], env, logs / f"{name}.log",
                           on_change=lambda c: self._publish(sup_kv, c))
             self.children[name] = child
@@ -110,8 +114,13 @@ class Stack:
             await self.bus.drain()
             log.info("stopping nats-server")
             await nats.stop()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            log.info("stopped; nothing left running")
+            _, stuck = await asyncio.wait(tasks, timeout=30)
+            for child in self.children.values():
+                child.kill_now()  # nothing should be left; if something is, it goes now
+            if stuck:
+                log.error("some processes did not stop in time and were killed")
+            else:
+                log.info("stopped; nothing left running")
         return 0
 
     def _on_signal(self) -> None:
@@ -120,11 +129,13 @@ class Stack:
                 child.kill_now()
         self.stop.set()
 
-    def _publish(self, kv, child: Child) -> None:  # type: ignore[no-untyped-def]
+    def _publish(self, kv: KeyValue, child: Child) -> None:
         if self.bus is not None and self.bus.connected:
-            asyncio.ensure_future(_quiet(kv.put(child.name, encode(child.record()))))
+            task = asyncio.ensure_future(_quiet(kv.put(child.name, encode(child.record()))))
+            self._writes.add(task)  # keep a reference until it is done
+            task.add_done_callback(self._writes.discard)
 
-    async def _watch(self, kv) -> None:  # type: ignore[no-untyped-def]
+    async def _watch(self, kv: KeyValue) -> None:
         all_ready_logged = False
         last_publish = 0.0
         async with httpx.AsyncClient(timeout=1.0) as http:
@@ -188,7 +199,7 @@ class _NoLive:
         pass
 
 
-async def _quiet(aw) -> None:  # type: ignore[no-untyped-def]
+async def _quiet(aw: Awaitable[object]) -> None:
     try:
         await aw
     except Exception:

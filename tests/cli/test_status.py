@@ -80,3 +80,24 @@ def test_unreachable_nats_is_a_clear_error() -> None:
 async def test_no_heartbeats_at_all_means_everything_down(server: PrivateNats) -> None:
     run = status(server.url, "--json")
     assert run.returncode == 1 and set(json.loads(run.stdout)["services"]) == set(SERVICES)
+
+
+async def test_an_entry_it_cannot_read_does_not_break_the_report(server: PrivateNats) -> None:
+    await put_heartbeats(server.url, list(SERVICES))
+    nc = await nats.connect(server.url)
+    kv = await nc.jetstream().key_value(HEARTBEAT_BUCKET)
+    await kv.put("pricing.future", b'{"type": "heartbeat.v2", "shape": "unknown"}')
+    await nc.close()
+    run = status(server.url, "--json")
+    assert run.returncode == 0, run.stderr
+    assert len(json.loads(run.stdout)["services"]["pricing"]["instances"]) == 1
+
+
+def test_nats_without_jetstream_is_a_clear_error(private_nats: PrivateNats) -> None:
+    plain = PrivateNats(private_nats.port)
+    plain.start()
+    try:
+        run = status(plain.url)
+    finally:
+        plain.stop()
+    assert run.returncode == 2 and "is JetStream enabled?" in run.stderr

@@ -29,6 +29,28 @@ def test_five_crashes_in_a_minute_is_a_crash_loop_and_restarts_go_on_slowly() ->
     assert not b.crash_loop and b.crashed(now=400.0, uptime=100.0) == 0.5
 
 
+def test_a_crash_loop_lasts_until_the_child_stays_up() -> None:
+    b = Backoff()
+    for t in range(5):
+        b.crashed(now=float(t), uptime=0.1)
+    assert b.crash_loop
+    # then one crash every 30 s: the one-minute window never again holds five, but it is still a loop
+    for t in range(1, 10):
+        assert b.crashed(now=5.0 + 30 * t, uptime=0.1) == 30 and b.crash_loop
+    b.crashed(now=400.0, uptime=61.0)  # it stayed up for over a minute
+    assert not b.crash_loop
+
+
+async def test_stop_while_the_child_is_being_started_leaves_nothing(tmp_path: Path) -> None:
+    child = Child("sleeper", ["sleep", "300"], os.environ, tmp_path / "s.log")
+    task = asyncio.create_task(child.run())
+    await asyncio.sleep(0)  # run() is inside the fork now
+    await child.stop(timeout=2)
+    await asyncio.wait_for(task, 10)
+    assert child.state == "stopped"
+    assert child.proc is None or child.proc.returncode is not None
+
+
 async def test_a_crashing_child_is_restarted_then_reported_as_crash_looping(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -213,3 +213,48 @@ async def test_reconnects_after_the_server_restarts(private_nats: PrivateNats, p
 
 def test_struct_encoding_is_json() -> None:
     assert msgspec.json.decode(msgspec.json.encode(Ping(text="a")))["type"] == "test-ping.v1"
+
+
+async def test_slow_requests_are_answered_concurrently(bus: Bus, prefix: str) -> None:
+    async def slow(req: Ping) -> Pong:
+        await asyncio.sleep(0.5)
+        return Pong(text=req.text)
+
+    await bus.serve(f"{prefix}.slow", Ping, slow)
+    replies = await asyncio.gather(
+        *(bus.request(f"{prefix}.slow", Ping(text=str(i)), Pong, timeout=2) for i in range(8))
+    )
+    assert [r.text for r in replies] == [str(i) for i in range(8)]  # 8 × 0.5 s one by one would time out
+
+
+async def test_drain_while_nats_is_down_closes_without_error(private_nats: PrivateNats) -> None:
+    private_nats.start()
+    fatal: list[str] = []
+    b = await Bus.connect([private_nats.url], name="d", retry_wait=0.2, on_fatal=fatal.append)
+    private_nats.stop()
+    for _ in range(50):
+        if not b.connected:
+            break
+        await asyncio.sleep(0.1)
+    assert not b.connected
+    await asyncio.wait_for(b.drain(), 10)
+    assert b.nc.is_closed and fatal == []
+
+
+async def test_drain_subscriptions_waits_for_handlers_in_flight(bus: Bus, prefix: str, nats_url: str) -> None:
+    done: list[str] = []
+
+    async def slow(req: Ping) -> Pong:
+        await asyncio.sleep(0.5)
+        done.append(req.text)
+        return Pong(text=req.text)
+
+    await bus.serve(f"{prefix}.slow", Ping, slow)
+    caller = await Bus.connect([nats_url], name="caller")
+    pending = asyncio.create_task(caller.request(f"{prefix}.slow", Ping(text="x"), Pong, timeout=3))
+    await asyncio.sleep(0.2)
+    await bus.drain_subscriptions(timeout=3)
+    assert done == ["x"] and (await pending).text == "x"
+    with pytest.raises(NoResponders):  # no longer subscribed
+        await caller.request(f"{prefix}.slow", Ping(text="y"), Pong, timeout=1)
+    await caller.drain()

@@ -13,10 +13,11 @@ import httpx
 import nats.js.errors
 import pytest
 
+from baton_common.bus import Bus
 from baton_common.config import CommonSettings
 from baton_common.runtime import Runtime, ServiceBase, ServiceContext
-from baton_common.schemas import HEARTBEAT_BUCKET, Check, Heartbeat, decode, heartbeat_key
-from tests.helpers import free_port
+from baton_common.schemas import HEARTBEAT_BUCKET, Check, Heartbeat, Message, decode, heartbeat_key
+from tests.helpers import PrivateNats, free_port, service_env, wait_ready
 
 
 class Toy(ServiceBase[CommonSettings]):
@@ -153,25 +154,12 @@ async def _true_if(aw) -> bool:  # type: ignore[no-untyped-def]
 # -- as a real process ---------------------------------------------------------
 
 
-def service_env(nats_url: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BATON_")}
-    return {**env, "BATON_NATS_URL": nats_url, "BATON_HTTP_HOST": "127.0.0.1", **extra}
-
-
 def test_sigterm_stops_a_service_process_cleanly(nats_url: str, prefix: str) -> None:
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "baton_pricing"], stderr=subprocess.PIPE,
                             env=service_env(nats_url, BATON_HTTP_PORT=str(port), BATON_INSTANCE_ID=prefix))
     try:
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
-            raise AssertionError("pricing never became ready")
+        wait_ready(port, proc)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
         assert b'"msg": "stopped"' in proc.stderr.read()
@@ -197,3 +185,97 @@ def test_a_port_in_use_is_fatal(nats_url: str) -> None:
                              env=service_env(nats_url, BATON_HTTP_PORT=str(port)))
     assert run.returncode == 1
     assert "HTTP server stopped" in run.stderr
+
+
+class Slow(Toy):
+    """Answers requests slowly, and records the order of what happens at shutdown."""
+
+    def __init__(self, settings: CommonSettings, subject: str) -> None:
+        super().__init__(settings)
+        self.subject = subject
+        self.events: list[str] = []
+
+    async def start(self, ctx: ServiceContext) -> None:
+        async def answer(req: Ping) -> Ping:
+            self.events.append("handling")
+            await asyncio.sleep(1.0)
+            self.events.append("handled")
+            return Ping(text=req.text.upper())
+
+        await ctx.bus.serve(self.subject, Ping, answer)
+
+    async def stop(self) -> None:
+        self.events.append("service stop")
+
+
+class Ping(Message, frozen=True, kw_only=True, tag="test-runtime-ping.v1"):
+    text: str
+
+
+async def test_shutdown_finishes_requests_in_flight_before_the_service_stops(nats_url: str, prefix: str) -> None:
+    port = free_port()
+    settings = CommonSettings(nats_url=nats_url, http_host="127.0.0.1", http_port=port, instance_id=prefix)
+    service = Slow(settings, f"{prefix}.slow")
+    rt = Runtime(service, settings)
+    task = asyncio.create_task(rt.run(handle_signals=False))
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+        await wait_until(lambda: _status(http, 200))
+    client = await Bus.connect([nats_url], name="caller")
+    pending = asyncio.create_task(client.request(f"{prefix}.slow", Ping(text="late"), Ping, timeout=5))
+    while "handling" not in service.events:
+        await asyncio.sleep(0.05)
+    rt.request_stop()
+    assert (await pending).text == "LATE"  # answered although the stop came while it was being handled
+    assert await asyncio.wait_for(task, 15) == 0
+    assert service.events == ["handling", "handled", "service stop"]
+    await client.drain()
+
+
+class Broken(Toy):
+    async def start(self, ctx: ServiceContext) -> None:
+        raise RuntimeError("model repository missing")
+
+
+async def test_failed_start_up_exits_one_and_cleans_up(nats_url: str, prefix: str, nc) -> None:  # type: ignore[no-untyped-def]
+    settings = CommonSettings(nats_url=nats_url, http_host="127.0.0.1", http_port=free_port(), instance_id=prefix)
+    service = Broken(settings)
+    assert await asyncio.wait_for(Runtime(service, settings).run(handle_signals=False), 15) == 1
+    assert service.stopped  # its stop() ran: whatever start() half-opened is closed
+    assert await heartbeat(nc, prefix) is None
+
+
+def test_sigterm_while_nats_is_down_still_stops_cleanly(private_nats: PrivateNats) -> None:
+    private_nats.start()
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "baton_pricing"], stderr=subprocess.PIPE,
+                            env=service_env(private_nats.url, BATON_HTTP_PORT=str(port)))
+    try:
+        wait_ready(port, proc)
+        private_nats.stop()
+        deadline = time.monotonic() + 10
+        while httpx.get(f"http://127.0.0.1:{port}/readyz").status_code != 503 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+        assert b'"msg": "stopped"' in proc.stderr.read()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_nats_without_jetstream_is_a_clear_fatal_error(private_nats: PrivateNats) -> None:
+    plain = PrivateNats(private_nats.port)  # same port, no store: JetStream off
+    plain.start()
+    try:
+        run = subprocess.run([sys.executable, "-m", "baton_pricing"], capture_output=True, text=True, timeout=30,
+                             env=service_env(plain.url, BATON_HTTP_PORT=str(free_port())))
+    finally:
+        plain.stop()
+    assert run.returncode == 1
+    assert "is JetStream enabled?" in run.stderr
+
+
+def test_an_empty_nats_url_is_a_configuration_error() -> None:
+    run = subprocess.run([sys.executable, "-m", "baton_pricing"], capture_output=True, text=True, timeout=30,
+                         env=service_env("", BATON_HTTP_PORT=str(free_port())))
+    assert run.returncode == 2 and "BATON_NATS_URL is empty" in run.stderr

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
-import time
 
 import httpx
 import nats
@@ -14,26 +12,7 @@ import pytest
 
 from baton_common.config import SERVICES
 from baton_common.schemas import HEARTBEAT_BUCKET, Heartbeat, decode, heartbeat_key
-from tests.helpers import free_port
-
-
-def service_env(nats_url: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BATON_")}
-    return {**env, "BATON_NATS_URL": nats_url, "BATON_HTTP_HOST": "127.0.0.1", **extra}
-
-
-def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 20) -> httpx.Response:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else "exited"
-        try:
-            r = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1)
-            if r.status_code == 200:
-                return r
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"not ready on :{port} within {timeout}s")
+from tests.helpers import free_port, service_env, wait_ready
 
 
 @pytest.mark.parametrize("service", SERVICES)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -13,8 +14,7 @@ from baton_chain.chain import EthHealth
 from baton_chain.config import ChainSettings
 from baton_common.config import ConfigError, load_settings
 from tests.common.pm.pm_evm import Anvil
-from tests.helpers import free_port
-from tests.services.test_all_services import service_env, wait_ready
+from tests.helpers import free_port, service_env, wait_ready
 
 
 @pytest.fixture(scope="module")
@@ -49,10 +49,12 @@ def test_chain_process_reports_the_node_in_readyz(anvil: Anvil, nats_url: str) -
                             env=service_env(nats_url, BATON_HTTP_PORT=str(port), BATON_CHAIN_ETH_URL=anvil.url))
     try:
         wait_ready(port, proc)
-        for _ in range(50):
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
             checks = httpx.get(f"http://127.0.0.1:{port}/readyz").json()["checks"]
             if checks["eth"]["ok"]:
                 break
+            time.sleep(0.2)
         assert checks["eth"]["detail"].startswith("chain id 31337")
         assert checks["network"]["detail"] == "offchain"
     finally:

@@ -11,7 +11,7 @@ import pytest
 from baton_common.config import ConfigError, load_settings
 from baton_negotiator.__main__ import Negotiator
 from baton_negotiator.config import NegotiatorSettings
-from tests.services.test_all_services import service_env
+from tests.helpers import service_env
 
 
 def start(nats_url: str, **env: str) -> subprocess.CompletedProcess[str]:

@@ -6,6 +6,8 @@
 - Typed request/reply with msgspec Structs; "no responders", time-outs and
   responder errors become :mod:`baton_common.errors` classes.
 - JetStream streams, de-duplicated publishes and KV buckets.
+- Handlers run concurrently (up to ``max_in_flight`` per bus), and a
+  graceful stop drains the subscriptions and waits for handlers in flight.
 - The W3C trace context (``traceparent``) travels in message headers.
 """
 
@@ -28,10 +30,10 @@ from nats.js.kv import KeyValue
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from .errors import DecodeError, NoResponders, NotConnected, RemoteError, RequestTimeout, ServiceError
+from .errors import ConfigError, DecodeError, NoResponders, NotConnected, RemoteError, RequestTimeout, ServiceError
 from .schemas import decode, encode
 
-__all__ = ["Bus", "read_bucket"]
+__all__ = ["Bus", "read_bucket", "read_bucket_as"]
 
 log = logging.getLogger("baton.bus")
 tracer = trace.get_tracer("baton.bus")
@@ -47,7 +49,7 @@ BATON_CODE_HEADER = "Baton-Error-Code"
 class Bus:
     """A connected NATS client with Baton's conventions. Build it with :meth:`connect`."""
 
-    def __init__(self, nc: nats.NATS, name: str) -> None:
+    def __init__(self, nc: nats.NATS, name: str, *, max_in_flight: int = 256) -> None:
         self.nc = nc
         self.js: JetStreamContext = nc.jetstream()
         self.name = name
@@ -55,6 +57,9 @@ class Bus:
         self.on_fatal: Callable[[str], None] | None = None
         self.on_state: Callable[[bool], None] | None = None
         self._failures = 0
+        self._subs: list[Subscription] = []
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(max_in_flight)
 
     # -- connection ------------------------------------------------------
 
@@ -68,12 +73,15 @@ class Bus:
         on_state: Callable[[bool], None] | None = None,
         retry_wait: float = 2.0,
         connect_timeout: float = 2.0,
+        drain_timeout: float = 5.0,
     ) -> Bus:
         """Connect, retrying every ``retry_wait`` seconds, forever, until a server answers.
 
         nats-py retries the first connect itself when reconnects are unlimited;
         each failed attempt is logged through the error callback.
         """
+        if not servers:
+            raise ConfigError("no NATS server to connect to (BATON_NATS_URL is empty)")
         bus = cls(nats.NATS(), name)
         bus.on_fatal, bus.on_state = on_fatal, on_state
         await bus.nc.connect(
@@ -83,6 +91,7 @@ class Bus:
             max_reconnect_attempts=-1,
             reconnect_time_wait=retry_wait,
             connect_timeout=connect_timeout,
+            drain_timeout=drain_timeout,
             disconnected_cb=bus._disconnected,
             reconnected_cb=bus._reconnected,
             closed_cb=bus._closed,
@@ -98,14 +107,32 @@ class Bus:
     def connected(self) -> bool:
         return self.nc.is_connected
 
-    async def drain(self) -> None:
-        """Finish in-flight work and close; this closing is not fatal."""
-        self.draining = True
-        if not self.nc.is_closed:
+    async def drain_subscriptions(self, timeout: float = 5.0) -> None:
+        """Stop taking messages, then wait up to ``timeout`` s for the handlers in flight."""
+        for sub in self._subs:
             try:
+                await sub.drain()
+            except nats.errors.Error:
+                pass  # not connected: nothing more will arrive anyway
+        self._subs.clear()
+        if self._in_flight:
+            await asyncio.wait(self._in_flight, timeout=timeout)
+
+    async def drain(self) -> None:
+        """Finish in-flight work and close; this closing is not fatal.
+
+        While NATS is unreachable there is nothing to drain: the client is closed.
+        """
+        self.draining = True
+        if self.nc.is_closed:
+            return
+        try:
+            if self.nc.is_connected:
                 await self.nc.drain()
-            except (nats.errors.ConnectionClosedError, nats.errors.ConnectionDrainingError):
-                pass
+                return
+        except (TimeoutError, nats.errors.Error) as exc:
+            log.warning("NATS drain did not finish; closing", extra={"error": repr(exc)})
+        await self.nc.close()
 
     async def _disconnected(self) -> None:
         if not self.draining:
@@ -202,7 +229,7 @@ class Bus:
                     if msg.reply:
                         await self.nc.publish(msg.reply, encode(resp))
 
-        return await self.nc.subscribe(subject, queue=queue, cb=on_msg)
+        return await self._subscribe(subject, queue, on_msg)
 
     async def subscribe(
         self, subject: str, message: type[Q], handler: Callable[[Q], Awaitable[None]], *, queue: str = ""
@@ -219,7 +246,29 @@ class Bus:
                 except Exception:
                     log.exception("subscriber failed", extra={"subject": msg.subject})
 
-        return await self.nc.subscribe(subject, queue=queue, cb=on_msg)
+        return await self._subscribe(subject, queue, on_msg)
+
+    async def _subscribe(self, subject: str, queue: str, on_msg: Callable[[Msg], Awaitable[None]]) -> Subscription:
+        """Subscribe with each message handled in its own task, at most ``max_in_flight`` at once.
+
+        nats-py awaits a callback before delivering the next message; here the
+        callback only waits for a free slot, so one slow request does not hold
+        up the others, and a full bus pushes back on the subscription.
+        """
+
+        async def dispatch(msg: Msg) -> None:
+            await self._slots.acquire()
+            task = asyncio.create_task(on_msg(msg))
+            self._in_flight.add(task)
+            task.add_done_callback(self._done)
+
+        sub = await self.nc.subscribe(subject, queue=queue, cb=dispatch)
+        self._subs.append(sub)
+        return sub
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self._slots.release()
 
     async def _reply_error(self, msg: Msg, status: int, code: str, description: str) -> None:
         if msg.reply:
@@ -270,6 +319,20 @@ async def read_bucket(kv: KeyValue) -> dict[str, bytes]:
             continue
         if entry.value:
             out[key] = entry.value
+    return out
+
+
+async def read_bucket_as(kv: KeyValue, type_: type[R]) -> list[R]:
+    """Every value of a KV bucket decoded as ``type_``; values that do not decode are skipped.
+
+    A value another version wrote in a newer, incompatible shape is not ours to judge.
+    """
+    out = []
+    for value in (await read_bucket(kv)).values():
+        try:
+            out.append(decode(value, type_))
+        except msgspec.ValidationError:
+            continue
     return out
 
 

@@ -9,6 +9,7 @@ back to a caller over the bus.
 from __future__ import annotations
 
 __all__ = [
+    "BadRequest",
     "BatonError",
     "BusError",
     "ConfigError",
@@ -105,5 +106,3 @@ class RemoteError(BusError):
         self.code = code
         self.description = description
 
-
-__all__ += ["BadRequest"]
