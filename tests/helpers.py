@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-__all__ = ["PrivateNats", "free_port", "nats_server_binary", "service_env", "wait_for_port", "wait_ready"]
+__all__ = ["PrivateNats", "free_port", "nats_server_binary", "process_alive", "service_env", "wait_for_port", "wait_ready"]
 
 
 def free_port() -> int:
@@ -84,3 +84,11 @@ def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 20) ->
             pass
         time.sleep(0.1)
     raise AssertionError(f"not ready on :{port} within {timeout}s")
+
+
+def process_alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting to be reaped does not count)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

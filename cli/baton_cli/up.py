@@ -71,8 +71,8 @@ class Stack:
         self.ports = ports
         self.console = console
         self.live = live
-        self.ready: dict[str, bool] = {name: False for name in ports}
-        self.failing: dict[str, list[str]] = {name: [] for name in ports}  # checks that fail, ready or not
+        self.health: dict[str, tuple[bool, list[str]]] = {name: (False, []) for name in ports}
+        """Per service: ready, and the names of its failing checks (ready or not)."""
         self.children: dict[str, Child] = {}
         self.bus: Bus | None = None
         self._writes: set[asyncio.Future[None]] = set()
@@ -142,18 +142,17 @@ class Stack:
             with Live(self.table(), console=self.console, refresh_per_second=4, transient=False) if self.live \
                     else _NoLive() as view:
                 while True:
-                    before = dict(self.ready)
+                    before = self.health
                     results = await asyncio.gather(*(self._ready(http, n, p) for n, p in self.ports.items()))
-                    self.ready = {name: ok for name, (ok, _) in zip(self.ports, results, strict=False)}
-                    self.failing = {name: failing for name, (_, failing) in zip(self.ports, results, strict=False)}
+                    self.health = dict(zip(self.ports, results, strict=True))
                     if not self.live:
-                        for name, ok in self.ready.items():
-                            if ok != before[name]:
+                        for name, (ok, _) in self.health.items():
+                            if ok != before[name][0]:
                                 log.info("%s is %s", name, "ready" if ok else "not ready")
-                    if all(self.ready.values()) and not all_ready_logged:
+                    if all(ok for ok, _ in self.health.values()) and not all_ready_logged:
                         all_ready_logged = True
                         log.info("all %d services ready in %.1fs; Ctrl-C stops the stack",
-                                 len(self.ready), time.monotonic() - self.t0)
+                                 len(self.health), time.monotonic() - self.t0)
                     if time.monotonic() - last_publish > 2.0:
                         last_publish = time.monotonic()
                         for child in self.children.values():
@@ -180,9 +179,10 @@ class Stack:
             state = child.state
             style = {"running": "green", "restarting": "yellow", "crash-loop": "bold red"}.get(state, "")
             up_for = f"{time.monotonic() - child.started_at:.0f}s" if state == "running" else "-"
-            health = f"ready on :{self.ports[name]}" if self.ready.get(name) else "not ready"
-            if self.failing.get(name):
-                health += f" [yellow]({', '.join(self.failing[name])} failing)[/]"
+            ready, failing = self.health[name]
+            health = f"ready on :{self.ports[name]}" if ready else "not ready"
+            if failing:
+                health += f" [yellow]({', '.join(failing)} failing)[/]"
             t.add_row(name, f"[{style}]{state}[/]" if style else state, str(child.pid or "-"),
                       str(child.restarts), up_for, health)
         return t

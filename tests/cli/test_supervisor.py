@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from baton_cli.supervisor import Backoff, Child
+from tests.helpers import process_alive
 
 
 def test_backoff_doubles_from_half_a_second_to_thirty() -> None:
@@ -83,16 +84,8 @@ async def test_stop_leaves_no_grandchild_behind(tmp_path: Path) -> None:
             break
         await asyncio.sleep(0.1)
     grandchild = int(pidfile.read_text())
-    assert _alive(grandchild)
+    assert process_alive(grandchild)
     await child.stop(timeout=2)
     await asyncio.wait_for(task, 5)
     await asyncio.sleep(0.2)
-    assert not _alive(grandchild)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().split()[2]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
+    assert not process_alive(grandchild)

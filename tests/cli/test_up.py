@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 
 from baton_common.config import SERVICES
-from tests.helpers import free_port
+from tests.helpers import free_port, process_alive
 
 
 def free_port_run(count: int) -> int:
@@ -51,13 +51,6 @@ def descendants(pid: int) -> set[int]:
             out.add(c)
             stack.append(c)
     return out
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def status_json(nats_url: str) -> dict:
@@ -123,7 +116,7 @@ def test_up_restart_and_clean_stop(tmp_path: Path) -> None:
         up.send_signal(signal.SIGINT)
         assert up.wait(timeout=40) == 0
         time.sleep(0.3)
-        assert [p for p in procs if alive(p)] == []
+        assert [p for p in procs if process_alive(p)] == []
         assert "stopped; nothing left running" in (tmp_path / "up.log").read_text()
     finally:
         if up.poll() is None:

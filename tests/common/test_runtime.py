@@ -8,8 +8,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 
 import httpx
+import nats
 import nats.js.errors
 import pytest
 
@@ -45,7 +47,7 @@ class Toy(ServiceBase[CommonSettings]):
         return {"gpu": Check(ok=True, detail="none")}
 
 
-async def wait_until(cond, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+async def wait_until(cond: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if await cond():
@@ -67,7 +69,7 @@ async def toy(nats_url: str, prefix: str):
     await asyncio.wait_for(task, 10)
 
 
-async def heartbeat(nc, instance: str) -> Heartbeat | None:  # type: ignore[no-untyped-def]
+async def heartbeat(nc: nats.NATS, instance: str) -> Heartbeat | None:
     try:
         kv = await nc.jetstream().key_value(HEARTBEAT_BUCKET)
         return decode((await kv.get(heartbeat_key("toy", instance))).value, Heartbeat)
@@ -147,7 +149,7 @@ async def _status(http: httpx.AsyncClient, code: int) -> bool:
         return False
 
 
-async def _true_if(aw) -> bool:  # type: ignore[no-untyped-def]
+async def _true_if(aw: Awaitable[object]) -> bool:
     return (await aw) is not None
 
 
@@ -236,7 +238,7 @@ class Broken(Toy):
         raise RuntimeError("model repository missing")
 
 
-async def test_failed_start_up_exits_one_and_cleans_up(nats_url: str, prefix: str, nc) -> None:  # type: ignore[no-untyped-def]
+async def test_failed_start_up_exits_one_and_cleans_up(nats_url: str, prefix: str, nc: nats.NATS) -> None:
     settings = CommonSettings(nats_url=nats_url, http_host="127.0.0.1", http_port=free_port(), instance_id=prefix)
     service = Broken(settings)
     assert await asyncio.wait_for(Runtime(service, settings).run(handle_signals=False), 15) == 1

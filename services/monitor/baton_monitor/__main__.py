@@ -12,13 +12,14 @@ import logging
 import time
 
 from litestar import get
+from nats.js.kv import KeyValue
 
+from baton_common.bus import read_bucket_as
 from baton_common.config import SERVICES
 from baton_common.health import ServiceStatus, is_fresh, summarize
 from baton_common.runtime import ServiceBase, ServiceContext, run_service
-from baton_common.schemas import HEARTBEAT_BUCKET, HEARTBEAT_TTL
+from baton_common.schemas import HEARTBEAT_BUCKET, HEARTBEAT_TTL, Heartbeat
 
-from .bus import read_heartbeats
 from .config import MonitorSettings
 from .domain import transitions
 from .metrics import SERVICE_INSTANCES, SERVICE_UP
@@ -57,7 +58,7 @@ class Monitor(ServiceBase[MonitorSettings]):
         if self._task:
             self._task.cancel()
 
-    async def _loop(self, kv) -> None:  # type: ignore[no-untyped-def]
+    async def _loop(self, kv: KeyValue) -> None:
         while True:
             await asyncio.sleep(self.settings.poll_interval)
             try:
@@ -65,9 +66,9 @@ class Monitor(ServiceBase[MonitorSettings]):
             except Exception as exc:
                 log.warning("cannot read heartbeats", extra={"error": repr(exc)})
 
-    async def poll(self, kv) -> None:  # type: ignore[no-untyped-def]
+    async def poll(self, kv: KeyValue) -> None:
         now = time.time()
-        self.status = summarize(await read_heartbeats(kv), self.settings.expected_services, now)
+        self.status = summarize(await read_bucket_as(kv, Heartbeat), self.settings.expected_services, now)
         for name, up in transitions(self._up, self.status):
             if up:
                 log.info("service up", extra={"svc": name})

@@ -171,15 +171,16 @@ def payment_to_pb(payment: Payment) -> lp_rpc_pb2.Payment:
 def signed_ticket_to_pb(signed: SignedTicket) -> redeemer_pb2.Ticket:
     """The ``net.Ticket`` sent to TicketRedeemer.QueueTicket."""
     ticket = signed.ticket
+    params = TicketParams(
+        recipient=ticket.recipient,
+        face_value=ticket.face_value,
+        win_prob=ticket.win_prob,
+        recipient_rand_hash=ticket.recipient_rand_hash,
+        seed=signed.seed,
+        expiration_block=signed.expiration_block,
+    )  # the expiration params travel beside them, as in go-livepeer's redeemer
     return redeemer_pb2.Ticket(
-        ticket_params=lp_rpc_pb2.TicketParams(
-            recipient=ticket.recipient,
-            face_value=mbe(ticket.face_value),
-            win_prob=mbe(ticket.win_prob),
-            recipient_rand_hash=ticket.recipient_rand_hash,
-            seed=mbe(signed.seed),
-            expiration_block=mbe(signed.expiration_block),
-        ),
+        ticket_params=ticket_params_to_pb(params),
         sender=ticket.sender,
         expiration_params=_expiration_params_pb(ticket.expiration_params),
         sender_params=lp_rpc_pb2.TicketSenderParams(sender_nonce=ticket.sender_nonce, sig=signed.sig),
