@@ -26,10 +26,12 @@ from baton_common.pm import (
     Payment,
     PaymentValidator,
     PriceInfo,
+    Scope,
     SenderInfo,
     SenderParams,
     TicketParamsIssuer,
     address_of,
+    balance_key,
     decode_payment,
     payment_to_pb,
     personal_digest,
@@ -74,11 +76,16 @@ class StaticChain:
     async def pending_redemptions(self, sender: bytes) -> int:
         return 0
 
+    async def ticket_validity_period(self) -> int:
+        return 2
 
-async def build_payments(tickets: int, batch: int) -> tuple[list[bytes], list[tuple[bytes, bytes]]]:
+
+async def build_payments(
+    tickets: int, batch: int, nonces: MemoryNonceStore
+) -> tuple[list[bytes], list[tuple[bytes, bytes]]]:
     """Serialized payments of ``batch`` tickets each, plus (sig, digest) pairs for raw recovery."""
     orch = address_of(ORCH_KEY)
-    issuer = TicketParamsIssuer(ParamsPolicy(recipient=orch), SECRET, StaticChain(orch))
+    issuer = TicketParamsIssuer(ParamsPolicy(recipient=orch), SECRET, StaticChain(orch), nonces)
     gateway_key = b"\x02" * 32
     sender = address_of(gateway_key)
     payments: list[bytes] = []
@@ -112,14 +119,16 @@ async def build_payments(tickets: int, batch: int) -> tuple[list[bytes], list[tu
     return payments, pairs
 
 
-async def validate_all(payments: list[bytes]) -> tuple[int, float]:
+async def validate_all(payments: list[bytes], nonces: MemoryNonceStore) -> tuple[int, float]:
     orch = address_of(ORCH_KEY)
-    validator = PaymentValidator(orch, SECRET, StaticChain(orch), MemoryNonceStore())
+    validator = PaymentValidator(orch, SECRET, StaticChain(orch), nonces)
     credited = 0
     ev = Fraction(0)
+    key = balance_key(b"\x02" * 20, "bench")
     start = time.process_time()
     for data in payments:
-        validation = await validator.commit(await validator.check(decode_payment(data)))
+        checked = await validator.check(decode_payment(data), Scope.base())
+        validation = (await validator.commit(checked, key)).validation
         if validation.error is not None:
             raise SystemExit(f"bench payment refused: {validation.error}")
         credited += validation.credited
@@ -143,8 +152,9 @@ def main() -> None:
     if 500 % args.batch:
         raise SystemExit("--batch must divide 500")
 
-    payments, pairs = asyncio.run(build_payments(args.tickets, args.batch))
-    credited, validate_s = asyncio.run(validate_all(payments))
+    nonces = MemoryNonceStore()
+    payments, pairs = asyncio.run(build_payments(args.tickets, args.batch, nonces))
+    credited, validate_s = asyncio.run(validate_all(payments, nonces))
     recover_s = recover_all(pairs)
 
     validated_rate = credited / validate_s

@@ -43,13 +43,13 @@ def policy(orch: bytes) -> ParamsPolicy:
 
 
 @pytest.fixture
-def issuer(policy: ParamsPolicy, chain: FakeChain) -> TicketParamsIssuer:
-    return TicketParamsIssuer(policy, SECRET, chain)
+def nonces() -> MemoryNonceStore:
+    return MemoryNonceStore()
 
 
 @pytest.fixture
-def nonces() -> MemoryNonceStore:
-    return MemoryNonceStore()
+def issuer(policy: ParamsPolicy, chain: FakeChain, nonces: MemoryNonceStore) -> TicketParamsIssuer:
+    return TicketParamsIssuer(policy, SECRET, chain, nonces)
 
 
 @pytest.fixture

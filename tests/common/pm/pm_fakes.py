@@ -27,6 +27,7 @@ class FakeChain:
     active: set[bytes] = field(default_factory=set)
     gas: int = 1_000_000_000
     pending: dict[bytes, int] = field(default_factory=dict)
+    validity_period: int = 2
     errors: dict[str, Exception] = field(default_factory=dict)
     """Method name -> what it raises: the chain service failing to answer."""
     default_sender: SenderInfo = SenderInfo(
@@ -67,3 +68,6 @@ class FakeChain:
 
     async def pending_redemptions(self, sender: bytes) -> int:
         return self.pending.get(sender, 0)
+
+    async def ticket_validity_period(self) -> int:
+        return self.validity_period

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from baton_common.pm import Balances, InsufficientBalance, MemoryBalanceStore, balance_key
+from baton_common.pm import Balances, CreditEntry, InsufficientBalance, MemoryBalanceStore, balance_key
 
 A = b"\xaa" * 20
 B = b"\xbb" * 20
@@ -102,10 +102,39 @@ def test_keys_need_a_20_byte_sender() -> None:
             balance_key(sender, "m")
 
 
-async def test_receiving_a_payment_fixes_the_price_once_and_credits(balances: Balances) -> None:
-    assert await balances.receive(A, "s1", None, Fraction(1, 2)) == Fraction(1, 2)  # no proven price
+def credit(id_: str, amount: Fraction, price: Fraction | None = None, key: str | None = None) -> CreditEntry:
+    return CreditEntry(
+        id=id_,
+        balance=key or balance_key(A, "s1"),
+        amount_num=amount.numerator,
+        amount_den=amount.denominator,
+        price_num=None if price is None else price.numerator,
+        price_den=None if price is None else price.denominator,
+        at=1_700_000_000.0,
+    )
+
+
+async def test_a_journaled_credit_fixes_the_price_once_and_is_applied_once(balances: Balances) -> None:
+    assert await balances.apply(credit("a", Fraction(1, 2))) == Fraction(1, 2)  # no proven price
     assert await balances.fixed_price(A, "s1") is None
-    assert await balances.receive(A, "s1", Fraction(2), Fraction(3)) == Fraction(7, 2)
-    assert await balances.receive(A, "s1", Fraction(9), Fraction(1, 2)) == 4
-    assert await balances.receive(A, "s1", None, Fraction(0)) == 4
+    assert await balances.apply(credit("b", Fraction(3), Fraction(2))) == Fraction(7, 2)
+    assert await balances.apply(credit("c", Fraction(1, 2), Fraction(9))) == 4
+    assert await balances.apply(credit("d", Fraction(0))) == 4
     assert await balances.fixed_price(A, "s1") == 2
+    for again in ("a", "b", "c", "d"):  # a retry or another replica applying the same credit
+        assert await balances.apply(credit(again, Fraction(100))) == 4
+    assert await balances.balance(A, "s1") == 4
+
+
+async def test_a_store_that_expires_idle_entries_itself_is_trusted_over_the_local_clock(clock: Clock) -> None:
+    """A replica whose clock runs 20 minutes ahead must not take a fresh balance for an expired one."""
+
+    class ServerExpiring(MemoryBalanceStore):
+        expires_idle = True
+
+    store = ServerExpiring()
+    honest = Balances(store, clock=clock)
+    await honest.credit(A, "s1", Fraction(5))
+    skewed = Balances(store, clock=lambda: clock() + 1200)
+    assert await skewed.balance(A, "s1") == 5
+    assert await skewed.credit(A, "s1", Fraction(1)) == 6

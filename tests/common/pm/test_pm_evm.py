@@ -65,34 +65,39 @@ def test_ticket_without_aux_data_hashes_like_contract_but_cannot_redeem(evm: Tic
         evm.redeem(args, sign_personal(b"\x11" * 32, ticket.hash()), 0)
 
 
-async def test_winning_tickets_redeem_once(evm: TicketChecks, orch, chain, gateway, processor, winners) -> None:
-    payment = await winning_payment(orch, chain, gateway, count=3)
+async def test_winning_tickets_redeem_once(evm: TicketChecks, orch, chain, nonces, gateway, processor, winners) -> None:
+    payment = await winning_payment(orch, chain, nonces, gateway, count=3)
     validation = await process(processor, payment)
     assert validation.credited == 3 and len(validation.winners) == 3
-    for signed in winners.pending():
+    for signed in (await winners.pending()):
         receipt = evm.redeem_signed(signed)
         assert len(receipt["logs"]) == 1, "WinningTicketRedeemed was not emitted"
         assert evm.is_used(signed.ticket_hash)
 
-    # The same payment again: not credited, no winner queued twice, no second redemption.
+    # The same tickets again: not credited, no winner queued twice, no second redemption.
+    replay = lp_rpc_pb2.Payment()
+    replay.CopyFrom(payment)
+    del replay.ticket_sender_params[:]
+    replay.ticket_sender_params.extend(reversed(payment.ticket_sender_params))
     with pytest.raises(PaymentError, match="invalid ticket senderNonce: already seen") as refused:
-        await process(processor, payment)
+        await process(processor, replay)
     assert refused.value.validation.credited == 0
-    assert len(winners.pending()) == 3
-    for signed in winners.pending():
+    assert len(await winners.pending()) == 3
+    for signed in (await winners.pending()):
         with pytest.raises(EvmRevert, match="ticket is used"):
             evm.redeem_signed(signed)
 
 
-WON_OF_24 = 7
+WON_OF_24 = 12
 
 
-async def test_baton_and_contract_agree_on_who_wins(evm: TicketChecks, orch, chain) -> None:
+async def test_baton_and_contract_agree_on_who_wins(evm: TicketChecks, orch, chain, nonces) -> None:
     # A fixed key, clock and seed make the draw the same on every run (WON_OF_24 winners).
     clock = lambda: 1_700_000_000  # noqa: E731
-    seeds = lambda issued_at: issued_at << 192 | 0x5EED  # noqa: E731
-    issuer = issuer_with_face_value(orch, chain, 3, clock=clock, seeds=seeds)  # about one ticket in three wins
-    validator = PaymentValidator(orch, SECRET, chain, MemoryNonceStore(), clock=clock)
+    fixed = MemoryNonceStore(generation=b"\x5e" * 16)
+    # about one ticket in three wins
+    issuer = issuer_with_face_value(orch, chain, fixed, 3, clock=clock, seed_random=lambda: 0x5EED)
+    validator = PaymentValidator(orch, SECRET, chain, fixed, clock=clock)
     gateway = Gateway(b"\x24" * 32)
     params = ticket_params_to_pb(await issuer.quote(gateway.address, PRICE))
     payment = gateway.pay(params, 24)
@@ -180,16 +185,16 @@ def tamper_ticket(signed: SignedTicket, field: str) -> SignedTicket:
 
 @pytest.mark.parametrize("field", sorted(TAMPERINGS))
 async def test_tampered_ticket_is_refused_by_baton_and_by_the_contract(
-    field: str, evm: TicketChecks, orch, chain, gateway, processor, balances, winners
+    field: str, evm: TicketChecks, orch, chain, nonces, gateway, processor, balances, winners
 ) -> None:
     chain.active.add(OTHER)  # a tampered recipient must fail on the ticket itself
-    payment = await winning_payment(orch, chain, gateway)
+    payment = await winning_payment(orch, chain, nonces, gateway)
 
     baton_error, contract_reverts = TAMPERINGS[field]
     with pytest.raises(baton_error):
         await process(processor, tamper_payment(payment, field))
     assert await balances.balance(gateway.address, "manifest") in (None, 0)
-    assert winners.pending() == []
+    assert (await winners.pending()) == []
 
     validation = await process(processor, payment)
     (signed,) = validation.winners
@@ -200,11 +205,11 @@ async def test_tampered_ticket_is_refused_by_baton_and_by_the_contract(
 
 
 async def test_wrong_rand_is_refused_by_baton_and_by_the_contract(
-    evm: TicketChecks, orch, chain, gateway, processor
+    evm: TicketChecks, orch, chain, nonces, gateway, processor
 ) -> None:
-    payment = await winning_payment(orch, chain, gateway)
+    payment = await winning_payment(orch, chain, nonces, gateway)
     # Another secret (a replica with the wrong secret file) derives another rand.
-    stranger = PaymentValidator(orch, b"\x99" * 32, chain, MemoryNonceStore())
+    stranger = PaymentValidator(orch, b"\x99" * 32, chain, nonces)
     outcome = await validate(stranger, decode_payment(payment.SerializeToString()))
     assert isinstance(outcome.error, InvalidRecipientRand) and outcome.credited == 0
     # A tampered seed derives another rand too.
@@ -221,16 +226,16 @@ async def test_wrong_rand_is_refused_by_baton_and_by_the_contract(
 
 
 async def test_malleated_signatures_are_refused_by_baton_and_by_the_contract(
-    evm: TicketChecks, orch, chain, gateway
+    evm: TicketChecks, orch, chain, nonces, gateway
 ) -> None:
-    payment = await winning_payment(orch, chain, gateway)
+    payment = await winning_payment(orch, chain, nonces, gateway)
     sig = payment.ticket_sender_params[0].sig
     s = int.from_bytes(sig[32:64], "big")
     high_s = sig[:32] + (SECP256K1_N - s).to_bytes(32, "big") + bytes([55 - sig[64]])  # 27 <-> 28
     raw_v = sig[:64] + bytes([sig[64] - 27])
     for bad_sig, reason in ((high_s, "invalid signature 's' value"), (raw_v, "invalid signature 'v' value")):
         processor = PaymentProcessor(
-            PaymentValidator(orch, SECRET, chain, MemoryNonceStore()),
+            PaymentValidator(orch, SECRET, chain, nonces),
             Balances(MemoryBalanceStore()),
             MemoryWinningTickets(),
         )
@@ -240,7 +245,7 @@ async def test_malleated_signatures_are_refused_by_baton_and_by_the_contract(
         with pytest.raises(PaymentError, match="invalid ticket signature"):
             await process(processor, bad)
         decoded = decode_payment(payment.SerializeToString())
-        good = await validate(PaymentValidator(orch, SECRET, chain, MemoryNonceStore()), decoded)
+        good = await validate(PaymentValidator(orch, SECRET, chain, nonces), decoded)
         (signed,) = good.winners
         with pytest.raises(EvmRevert, match=reason):
             evm.redeem(ticket_args(signed), bad_sig, signed.recipient_rand)

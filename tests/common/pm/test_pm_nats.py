@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from fractions import Fraction
 
+import msgspec
 import nats
 import pytest
 from nats.js.errors import KeyNotFoundError
@@ -16,9 +17,14 @@ from baton_common.pm import (
     NonceVerdict,
     PaymentProcessor,
     PaymentValidator,
+    Scope,
     SignedTicket,
     Ticket,
     TicketParamsExpired,
+    TicketParamsIssuer,
+    WinnerPending,
+    WinnerRedeemed,
+    WinnerRefused,
     decode_payment,
     ticket_params_to_pb,
 )
@@ -26,6 +32,7 @@ from baton_common.pm_nats import MAX_KEY_LENGTH, NONCE_BUCKET_TTL, KvBalanceStor
 
 from .conftest import PRICE, SECRET
 from .pm_flows import validate
+from .pm_stores import add
 
 
 @pytest.fixture
@@ -41,12 +48,12 @@ async def bucket(nc, name: str, ttl: float | None = None):
 
 
 async def test_nonce_store_verdicts(nc, prefix) -> None:
-    store = KvNonceStore(await bucket(nc, f"{prefix}_nonces", NONCE_BUCKET_TTL), max_nonces=3)
+    store = KvNonceStore(await bucket(nc, f"{prefix}_nonces", NONCE_BUCKET_TTL))
     A, S, F = NonceVerdict.ACCEPTED, NonceVerdict.SEEN, NonceVerdict.FULL
-    assert await store.add("k", [1, 2, 2], 100) == [A, A, S]
-    assert await store.add("k", [2, 3, 4], 100) == [S, A, F]
-    assert await store.add("k", [3, 9], 100) == [S, F]
-    assert await store.add("other", [1], 100) == [A]
+    assert await add(store, "k", [1, 2, 2], 100, limit=3) == [A, A, S]
+    assert await add(store, "k", [2, 3, 4], 100, limit=3) == [S, A, F]
+    assert await add(store, "k", [3, 9], 100, limit=3) == [S, F]
+    assert await add(store, "other", [1], 100, limit=3) == [A]
 
 
 async def test_replicas_racing_on_one_rand_accept_each_nonce_once(nc, other_nc, prefix) -> None:
@@ -55,13 +62,13 @@ async def test_replicas_racing_on_one_rand_accept_each_nonce_once(nc, other_nc, 
     a = KvNonceStore(await nc.jetstream().key_value(name))
     b = KvNonceStore(await other_nc.jetstream().key_value(name))
     nonces = list(range(1, 21))
-    results = await asyncio.gather(*(store.add("rand", [n], 10) for n in nonces for store in (a, b)))
+    results = await asyncio.gather(*(add(store, "rand", [n], 10) for n in nonces for store in (a, b)))
     accepted = [v for (v,) in results if v is NonceVerdict.ACCEPTED]
     assert len(accepted) == len(nonces)
 
 
 async def test_one_payment_sent_to_two_replicas_is_credited_once(
-    nc, other_nc, prefix, orch, chain, issuer, gateway
+    nc, other_nc, prefix, orch, chain, policy, gateway
 ) -> None:
     names = [f"{prefix}_{kind}" for kind in ("nonces", "balances", "winners")]
     for name, ttl in zip(names, (NONCE_BUCKET_TTL, BALANCE_IDLE_TTL, None), strict=False):
@@ -75,15 +82,15 @@ async def test_one_payment_sent_to_two_replicas_is_credited_once(
         return PaymentProcessor(validator, ledger, KvWinningTickets(winners)), ledger
 
     (proc_a, ledger_a), (proc_b, ledger_b) = await replica(nc), await replica(other_nc)
+    issuer = TicketParamsIssuer(policy, SECRET, chain, KvNonceStore(await nc.jetstream().key_value(names[0])))
     params = ticket_params_to_pb(await issuer.quote(gateway.address, PRICE))
     payment = decode_payment(gateway.pay(params, 3).SerializeToString())
     outcomes = await asyncio.gather(
-        proc_a.process(payment, "m"), proc_b.process(payment, "m"), return_exceptions=True
+        proc_a.process(payment, "m", Scope.base()), proc_b.process(payment, "m", Scope.base()), return_exceptions=True
     )
-    credited = [o for o in outcomes if not isinstance(o, BaseException)]
-    refused = [o for o in outcomes if isinstance(o, BaseException)]
-    assert sum(v.credited for v in credited) + sum(e.validation.credited for e in refused) == 3
-    assert all(isinstance(e, NonceAlreadySeen) for e in refused)
+    # One replica spends the nonces; the other meets the same payment's journal entry
+    # (or spends nothing): the balance gets the credit once either way.
+    assert not any(isinstance(o, BaseException) and not isinstance(o, NonceAlreadySeen) for o in outcomes), outcomes
     ev = Fraction(3) * payment.params.ev()
     assert await ledger_a.balance(gateway.address, "m") == await ledger_b.balance(gateway.address, "m") == ev
     assert await ledger_b.fixed_price(gateway.address, "m") == PRICE
@@ -102,25 +109,46 @@ async def test_concurrent_credits_add_up_exactly(nc, other_nc, prefix) -> None:
     assert await a.balance(sender, "other") is None
 
 
-async def test_winning_tickets_are_stored_once_per_hash(nc, prefix) -> None:
+def _ticket(n: int) -> SignedTicket:
+    return SignedTicket(
+        Ticket(b"\x01" * 20, b"\x02" * 20, 10**20, 2**255, n, b"\x03" * 32, 9, b"\x04" * 32),
+        sig=b"\x05" * 65,
+        recipient_rand=2**256 - 1,
+        expiration_block=77,
+    )
+
+
+async def test_winning_tickets_are_stored_once_per_hash_and_a_settled_one_never_comes_back(nc, prefix) -> None:
     store = KvWinningTickets(await bucket(nc, f"{prefix}_winners"))
     assert await store.pending() == []
-    tickets = [
-        SignedTicket(
-            Ticket(b"\x01" * 20, b"\x02" * 20, 10**20, 2**255, n, b"\x03" * 32, 9, b"\x04" * 32),
-            sig=b"\x05" * 65,
-            recipient_rand=2**256 - 1,
-            expiration_block=77,
-        )
-        for n in (1, 2)
-    ]
+    tickets = [_ticket(n) for n in (1, 2, 3)]
     assert await store.store(tickets[0]) is True
     assert await store.store(tickets[0]) is False
     assert await store.store(tickets[1]) is True
+    assert await store.store(tickets[2]) is True
     assert await store.pending() == tickets
-    await store.remove(tickets[0].ticket_hash)
-    assert await store.pending() == [tickets[1]]
-    assert await store.store(tickets[0]) is True  # a removed ticket may be stored again
+    assert await store.record(tickets[0].ticket_hash) == WinnerPending(tickets[0])
+
+    redeemed = WinnerRedeemed(tickets[0], tx_hash=b"\xaa" * 32, at=1.0)
+    assert await store.settle(tickets[0].ticket_hash, redeemed) == redeemed
+    refused = WinnerRefused(tickets[1], code="ticket_used", reason="ticket is used", at=2.0)
+    assert await store.settle(tickets[1].ticket_hash, refused) == refused
+    assert await store.pending() == [tickets[2]]
+    # A replayed winner cannot be stored again, nor its result overwritten.
+    assert await store.store(tickets[0]) is False and await store.store(tickets[1]) is False
+    other = WinnerRefused(tickets[0], code="expired", reason="later", at=3.0)
+    assert await store.settle(tickets[0].ticket_hash, other) == redeemed
+    assert await store.record(tickets[0].ticket_hash) == redeemed
+    assert await store.pending() == [tickets[2]]
+
+
+async def test_winners_stored_before_records_read_as_pending(nc, prefix) -> None:
+    kv = await bucket(nc, f"{prefix}_winners")
+    legacy = _ticket(9)
+    await kv.put(legacy.ticket_hash.hex(), msgspec.json.encode(legacy))  # the earlier value: a bare SignedTicket
+    store = KvWinningTickets(kv)
+    assert await store.pending() == [legacy]
+    assert await store.store(legacy) is False
 
 
 ODD_MANIFEST_IDS = [
@@ -138,7 +166,8 @@ async def test_any_manifest_id_keys_a_balance_of_its_own(nc, prefix) -> None:
     ledger = Balances(KvBalanceStore(await bucket(nc, f"{prefix}_balances", BALANCE_IDLE_TTL)))
     sender = b"\x0a" * 20
     for n, manifest_id in enumerate(ODD_MANIFEST_IDS, start=1):
-        await ledger.receive(sender, manifest_id, Fraction(n), Fraction(n, 7))
+        await ledger.fix_price(sender, manifest_id, Fraction(n))
+        await ledger.credit(sender, manifest_id, Fraction(n, 7))
     assert nc.is_connected
     for n, manifest_id in enumerate(ODD_MANIFEST_IDS, start=1):
         assert await ledger.balance(sender, manifest_id) == Fraction(n, 7)
@@ -154,7 +183,7 @@ async def test_a_key_too_long_is_refused_before_it_reaches_the_server(nc, prefix
 
 
 async def test_a_replay_is_refused_after_its_nonce_record_expired_while_the_chain_stalled(
-    nc, prefix, orch, chain, issuer, gateway
+    nc, prefix, orch, chain, policy, gateway
 ) -> None:
     # The incident, scaled down from 24 h to 2 s: the bucket's wall-clock TTL drops
     # the nonce record while the last seen L1 block does not move, so the params
@@ -162,7 +191,10 @@ async def test_a_replay_is_refused_after_its_nonce_record_expired_while_the_chai
     # below the limit at first and above it once the record is gone.
     ttl = 2.0
     kv = await bucket(nc, f"{prefix}_nonces", ttl)
-    validator = PaymentValidator(orch, SECRET, chain, KvNonceStore(kv), max_params_age=1.5)
+    store = KvNonceStore(kv)
+    before = await store.generation()
+    validator = PaymentValidator(orch, SECRET, chain, store, max_params_age=1.5)
+    issuer = TicketParamsIssuer(policy, SECRET, chain, store)
     params = ticket_params_to_pb(await issuer.quote(gateway.address, PRICE))
     payment = decode_payment(gateway.pay(params, 2).SerializeToString())
     assert (await validate(validator, payment)).credited == 2
@@ -177,3 +209,5 @@ async def test_a_replay_is_refused_after_its_nonce_record_expired_while_the_chai
         pytest.fail("the nonce record outlived its bucket's TTL")
     replay = await validate(validator, payment)
     assert isinstance(replay.error, TicketParamsExpired) and replay.credited == 0
+    # The state marker lapsed with the records: the state started again in a new generation.
+    assert await store.generation() != before

@@ -5,8 +5,10 @@ from __future__ import annotations
 import nats
 import pytest
 
-from baton_common.pm import MemoryNonceStore, NonceRecord, NonceVerdict, may_forget
+from baton_common.pm import MemoryNonceStore, NonceRecord, NonceStateChanged, NonceVerdict, may_forget
 from baton_common.pm_nats import NONCE_BUCKET_TTL, KvNonceStore
+
+from .pm_stores import add
 
 A, S = NonceVerdict.ACCEPTED, NonceVerdict.SEEN
 
@@ -31,18 +33,33 @@ async def store(request: pytest.FixtureRequest, nats_url: str, prefix: str):
 
 
 async def test_cleanup_drops_exactly_the_records_of_expired_params(store) -> None:
-    assert await store.cleanup(10**9) == 0  # nothing to drop in an empty store
-    assert await store.add("early", [1, 2], 100) == [A, A]
-    assert await store.add("late", [1], 200) == [A]
+    assert await store.cleanup(10) == 0  # nothing to drop in an empty store
+    assert await add(store, "early", [1, 2], 100) == [A, A]
+    assert await add(store, "late", [1], 200) == [A]
     assert await store.cleanup(99) == 0
-    assert await store.add("early", [1], 100) == [S]
+    assert await add(store, "early", [1], 100) == [S]
     assert await store.cleanup(100) == 1
-    assert await store.add("late", [1], 200) == [S]  # still guarded
-    assert await store.add("early", [1], 100) == [A]  # forgotten: the expiry check refuses it now
+    assert await add(store, "late", [1], 200) == [S]  # still guarded
+    # Forgotten: a record re-created at or below the cleanup mark proves nothing.
+    with pytest.raises(NonceStateChanged):
+        await add(store, "early", [1], 100)
     assert await store.cleanup(150) == 1  # the record just re-created for "early"
     assert await store.cleanup(150) == 0
     assert await store.cleanup(200) == 1
-    assert await store.add("late", [1], 200) == [A]
+    with pytest.raises(NonceStateChanged):
+        await add(store, "late", [1], 200)
+
+
+async def test_a_record_of_another_generation_proves_nothing(store) -> None:
+    current = await store.generation()
+    assert len(current) == 16 and await store.generation() == current
+
+    def change(record: NonceRecord) -> NonceRecord:
+        record.nonces.append(1)
+        return record
+
+    with pytest.raises(NonceStateChanged):
+        await store.update("k", 100, bytes(16), change)
 
 
 def test_the_nonce_bucket_ttl_is_a_backstop_far_beyond_the_params_age_limit() -> None:

@@ -9,6 +9,7 @@ import pytest
 from baton_common.pm import (
     INT64_MAX,
     MAX_WIN_PROB,
+    SEED_LAYOUT,
     ExpirationParams,
     InsufficientSenderReserve,
     MemoryNonceStore,
@@ -17,10 +18,14 @@ from baton_common.pm import (
     PaymentValidator,
     PriceInfo,
     QuoteError,
+    Scope,
     SenderInfo,
     TicketParamsIssuer,
     decode_payment,
+    generation_tag,
     price_info_for,
+    rand_key,
+    read_seed,
     recipient_rand,
     recipient_rand_hash,
     ticket_params_to_pb,
@@ -37,7 +42,8 @@ GWEI = 10**9
 
 
 def issuer_for(chain: FakeChain, orch: bytes, **policy) -> TicketParamsIssuer:
-    return TicketParamsIssuer(ParamsPolicy(recipient=orch, **({"ticket_ev": TICKET_EV} | policy)), SECRET, chain)
+    policy = ParamsPolicy(recipient=orch, **({"ticket_ev": TICKET_EV} | policy))
+    return TicketParamsIssuer(policy, SECRET, chain, MemoryNonceStore())
 
 
 async def test_face_value_is_100_times_the_redemption_cost(chain, orch) -> None:
@@ -117,15 +123,19 @@ def test_win_probability() -> None:
     assert win_prob_for(16, 5) == 5 * (MAX_WIN_PROB // 16 + 1)
 
 
-async def test_quote(chain, orch, issuer) -> None:
+async def test_quote(chain, orch, issuer, nonces) -> None:
     params = await issuer.quote(SENDER, Fraction(3, 2))
     assert params.recipient == orch
     assert params.face_value == 100 * 350_000 * chain.gas
     assert params.win_prob == win_prob_for(params.face_value, TICKET_EV)
     assert params.expiration_block == L1_BLOCK + 40
     assert params.expiration_params == ExpirationParams(ROUND, ROUND_BLOCK_HASH)
+    seed = read_seed(params.seed)
+    generation = await nonces.generation()
+    assert seed.layout == SEED_LAYOUT and seed.generation_tag == generation_tag(generation)
+    assert seed.scope_digest == Scope.base().digest()
     rand = recipient_rand(
-        SECRET,
+        rand_key(SECRET, generation),
         seed=params.seed,
         sender=SENDER,
         face_value=params.face_value,
@@ -168,22 +178,22 @@ def test_the_price_goes_out_as_an_int64_price_info() -> None:
     [Fraction(2**64 + 1, 3), Fraction(10**30, 10**12 + 1), Fraction(1, 2**64 + 3), Fraction(5, 7)],
     ids=["numerator beyond int64", "both beyond int64", "denominator beyond int64", "fits"],
 )
-async def test_a_quoted_price_is_one_the_gateway_can_echo(chain, orch, issuer, price: Fraction) -> None:
+async def test_a_quoted_price_is_one_the_gateway_can_echo(chain, orch, issuer, nonces, price: Fraction) -> None:
     # Before, a price that int64 cannot carry made every payment fail with "invalid recipientRand".
     gateway = Gateway.random()
     sent = price_info_for(price)
     payment = gateway.pay(
         ticket_params_to_pb(await issuer.quote(gateway.address, price)), 1, price=(sent.price_per_unit, sent.pixels_per_unit)
     )
-    validator = PaymentValidator(orch, SECRET, chain, MemoryNonceStore())
+    validator = PaymentValidator(orch, SECRET, chain, nonces)
     validation = await validate(validator, decode_payment(payment.SerializeToString()))
     assert validation.error is None and validation.credited == 1 and validation.price == sent.fraction()
 
 
-async def test_quote_takes_the_price_info_as_sent(chain, orch, issuer) -> None:
+async def test_quote_takes_the_price_info_as_sent(chain, orch, issuer, nonces) -> None:
     gateway = Gateway.random()
     params = ticket_params_to_pb(await issuer.quote(gateway.address, PriceInfo(10, 4)))  # unreduced is fine
-    validator = PaymentValidator(orch, SECRET, chain, MemoryNonceStore())
+    validator = PaymentValidator(orch, SECRET, chain, nonces)
     validation = await validate(validator, decode_payment(gateway.pay(params, 1, price=(10, 4)).SerializeToString()))
     assert validation.error is None and validation.price == Fraction(5, 2)
     for bad in (PriceInfo(-1, 1), PriceInfo(1, 0), PriceInfo(1, 2**63), PriceInfo(2**63, 1)):

@@ -7,6 +7,7 @@ from fractions import Fraction
 import pytest
 
 from baton_common.pm import (
+    JOURNAL_WINDOW,
     BalanceEntry,
     Balances,
     InvalidRecipientRand,
@@ -19,9 +20,12 @@ from baton_common.pm import (
     PaymentProcessor,
     PaymentValidator,
     RecipientInactive,
+    Scope,
     SenderInfoUnavailable,
     SignedTicket,
     TicketParamsIssuer,
+    WinnerPending,
+    WinnerRedeemed,
     decode_payment,
     ticket_params_to_pb,
 )
@@ -51,16 +55,16 @@ class BalanceWatchingWinners:
         return new
 
 
-async def test_winners_are_stored_before_any_credit(orch, chain, validator, gateway) -> None:
+async def test_winners_are_stored_before_any_credit(orch, chain, validator, nonces, gateway) -> None:
     chain.gas = 1
     always = TicketParamsIssuer(
-        ParamsPolicy(recipient=orch, ticket_ev=TICKET_EV, max_face_value=TICKET_EV), SECRET, chain
+        ParamsPolicy(recipient=orch, ticket_ev=TICKET_EV, max_face_value=TICKET_EV), SECRET, chain, nonces
     )
     balances = Balances(MemoryBalanceStore())
     winners = BalanceWatchingWinners(balances, gateway.address)
     processor = PaymentProcessor(validator, balances, winners)
     params = ticket_params_to_pb(await always.quote(gateway.address, PRICE))
-    validation = await processor.process(decoded(gateway.pay(params, 2)), "m")
+    validation = await processor.process(decoded(gateway.pay(params, 2)), "m", Scope.base())
     assert winners.seen == [None, None]  # nothing was credited when the winners were stored
     assert await balances.balance(gateway.address, "m") == validation.ev == 2 * TICKET_EV
 
@@ -70,7 +74,7 @@ async def test_credit_up_to_the_first_error_then_raise(processor, balances, issu
     payment = gateway.pay(params, 3)
     payment.ticket_sender_params[2].sig = b"\x00" * 65
     with pytest.raises(InvalidTicketSignature) as refused:
-        await processor.process(decoded(payment), "m")
+        await processor.process(decoded(payment), "m", Scope.base())
     validation = refused.value.validation
     assert validation.credited == 2
     assert await balances.balance(gateway.address, "m") == validation.ev > 0
@@ -80,21 +84,21 @@ async def test_credit_up_to_the_first_error_then_raise(processor, balances, issu
 async def test_a_fatal_error_changes_nothing_not_even_the_price(processor, balances, issuer, gateway) -> None:
     params = ticket_params_to_pb(await issuer.quote(gateway.address, PRICE))
     with pytest.raises(InvalidRecipientRand):
-        await processor.process(decoded(gateway.pay(params, 2, price=(5, 1))), "m")  # a price never quoted
+        await processor.process(decoded(gateway.pay(params, 2, price=(5, 1))), "m", Scope.base())  # a price never quoted
     assert await balances.balance(gateway.address, "m") is None
     assert await balances.fixed_price(gateway.address, "m") is None
     # The session price is then fixed by the first payment that proves its price.
-    await processor.process(decoded(gateway.pay(params, 1)), "m")
+    await processor.process(decoded(gateway.pay(params, 1)), "m", Scope.base())
     assert await balances.fixed_price(gateway.address, "m") == PRICE
 
 
 async def test_a_payment_without_tickets_fixes_no_price(processor, balances, issuer, gateway) -> None:
     cheap = ticket_params_to_pb(await issuer.quote(gateway.address, Fraction(1, 1000)))
-    validation = await processor.process(decoded(gateway.pay(cheap, 0, price=(1, 1000))), "m")
+    validation = await processor.process(decoded(gateway.pay(cheap, 0, price=(1, 1000))), "m", Scope.base())
     assert validation.credited == 0 and validation.error is None
     assert await balances.fixed_price(gateway.address, "m") is None
     fair = ticket_params_to_pb(await issuer.quote(gateway.address, PRICE))
-    await processor.process(decoded(gateway.pay(fair, 1)), "m")
+    await processor.process(decoded(gateway.pay(fair, 1)), "m", Scope.base())
     assert await balances.fixed_price(gateway.address, "m") == PRICE
 
 
@@ -102,28 +106,34 @@ async def test_payment_level_errors_change_nothing(processor, balances, issuer, 
     params = ticket_params_to_pb(await issuer.quote(gateway.address, PRICE))
     chain.active.clear()
     with pytest.raises(RecipientInactive):
-        await processor.process(decoded(gateway.pay(params, 2)), "m")
+        await processor.process(decoded(gateway.pay(params, 2)), "m", Scope.base())
     assert await balances.balance(gateway.address, "m") is None
     assert await balances.fixed_price(gateway.address, "m") is None
 
 
 async def test_the_first_payment_fixes_the_session_price(processor, balances, issuer, gateway) -> None:
     first = ticket_params_to_pb(await issuer.quote(gateway.address, Fraction(2)))
-    await processor.process(decoded(gateway.pay(first, 1, price=(2, 1))), "m")
+    await processor.process(decoded(gateway.pay(first, 1, price=(2, 1))), "m", Scope.base())
     later = ticket_params_to_pb(await issuer.quote(gateway.address, Fraction(3)))
-    await processor.process(decoded(gateway.pay(later, 1, price=(3, 1))), "m")
+    await processor.process(decoded(gateway.pay(later, 1, price=(3, 1))), "m", Scope.base())
     assert await balances.fixed_price(gateway.address, "m") == 2
     # Without ticket params nothing proves a price: go-livepeer fixes 0 here, Baton nothing.
-    await processor.process(decoded(lp_rpc_pb2.Payment(sender=gateway.address)), "free")
+    await processor.process(decoded(lp_rpc_pb2.Payment(sender=gateway.address)), "free", Scope.base())
     assert await balances.fixed_price(gateway.address, "free") is None
 
 
 async def test_a_replayed_payment_is_credited_once(processor, balances, issuer, gateway) -> None:
     params = ticket_params_to_pb(await issuer.quote(gateway.address, PRICE))
     payment = gateway.pay(params, 4)
-    credited = (await processor.process(decoded(payment), "m")).ev
+    credited = (await processor.process(decoded(payment), "m", Scope.base())).ev
+    # The exact payment again reads as a retry of it: its journaled credit, which the balance already has.
+    again = await processor.process(decoded(payment), "m", Scope.base())
+    assert again.retried and again.ev == credited
+    # Any other batch of the same tickets is a replay.
     with pytest.raises(NonceAlreadySeen):
-        await processor.process(decoded(payment), "m")
+        await processor.process(decoded(gateway.pay(params, nonces=[4, 3, 2, 1])), "m", Scope.base())
+    with pytest.raises(NonceAlreadySeen):
+        await processor.process(decoded(gateway.pay(params, nonces=[2])), "m", Scope.base())
     assert await balances.balance(gateway.address, "m") == credited
 
 
@@ -131,13 +141,15 @@ async def test_sessions_of_one_sender_are_credited_apart(issuer, gateway, chain,
     balances = Balances(MemoryBalanceStore())
     processor = PaymentProcessor(PaymentValidator(orch, SECRET, chain, nonces), balances, _Sink())
     params = ticket_params_to_pb(await issuer.quote(gateway.address, PRICE))
-    one = await processor.process(decoded(gateway.pay(params, 1)), "session-1")
-    two = await processor.process(decoded(gateway.pay(params, 2)), "session-2")
+    one = await processor.process(decoded(gateway.pay(params, 1)), "session-1", Scope.base())
+    two = await processor.process(decoded(gateway.pay(params, 2)), "session-2", Scope.base())
     assert await balances.balance(gateway.address, "session-1") == one.ev
     assert await balances.balance(gateway.address, "session-2") == two.ev == 2 * one.ev
 
 
-class _Sink:
+class _Sink(MemoryWinningTickets):
+    """Keeps nothing."""
+
     async def store(self, ticket: SignedTicket) -> bool:
         return True
 
@@ -168,12 +180,21 @@ class FlakyNonces(MemoryNonceStore):
         self.winners = winners
         self.down = False
 
-    async def add(self, key: str, nonces, expiration_block: int):
+    async def update(self, key: str, expiration_block: int, generation: bytes, change):
         if self.down:
             raise Down("nonce store unavailable")
-        stored = {t.ticket.sender_nonce for t in self.winners.pending() if t.ticket.recipient_rand_hash.hex() == key}
-        assert set(nonces) <= stored, "nonces spent before their winning tickets were stored"
-        return await super().add(key, nonces, expiration_block)
+        stored = {
+            t.ticket.sender_nonce for t in await self.winners.pending() if t.ticket.recipient_rand_hash.hex() == key
+        } | {r.ticket.ticket.sender_nonce for r in self.winners._records.values() if not isinstance(r, WinnerPending)}
+
+        def checked(record):
+            before = set(record.nonces)
+            new = change(record)
+            if new is not None:
+                assert set(new.nonces) - before <= stored, "nonces spent before their winning tickets were stored"
+            return new
+
+        return await super().update(key, expiration_block, generation, checked)
 
 
 class FlakyBalanceStore(MemoryBalanceStore):
@@ -193,11 +214,11 @@ class Flaky:
     def __init__(self, orch: bytes, chain: FakeChain) -> None:
         chain.gas = 1
         self.chain = chain
-        self.issuer = TicketParamsIssuer(
-            ParamsPolicy(recipient=orch, ticket_ev=TICKET_EV, max_face_value=TICKET_EV), SECRET, chain
-        )
         self.winners = FlakyWinners()
         self.nonces = FlakyNonces(self.winners)
+        self.issuer = TicketParamsIssuer(
+            ParamsPolicy(recipient=orch, ticket_ev=TICKET_EV, max_face_value=TICKET_EV), SECRET, chain, self.nonces
+        )
         self.store = FlakyBalanceStore()
         self.balances = Balances(self.store)
         self.processor = PaymentProcessor(PaymentValidator(orch, SECRET, chain, self.nonces), self.balances, self.winners)
@@ -225,42 +246,72 @@ async def test_a_failure_before_the_nonce_commit_spends_nothing_and_the_retry_is
     payment = decoded(gateway.pay(ticket_params_to_pb(await flaky.issuer.quote(gateway.address, PRICE)), 3))
     _break(flaky, step)
     with pytest.raises(SenderInfoUnavailable if step == "sender_info" else Down):
-        await flaky.processor.process(payment, "m")
+        await flaky.processor.process(payment, "m", Scope.base())
     assert flaky.nonces.snapshot() == {}  # no ticket spent
     assert await flaky.balances.balance(gateway.address, "m") is None
     # Winners stored before the failure stay stored (only the nonce store fails after them).
-    assert len(flaky.winners.pending()) == (3 if step == "nonces" else 0)
+    assert len(await flaky.winners.pending()) == (3 if step == "nonces" else 0)
 
     flaky.heal()
-    retried = await flaky.processor.process(payment, "m")
+    retried = await flaky.processor.process(payment, "m", Scope.base())
     assert retried.credited == 3 and retried.error is None
     assert await flaky.balances.balance(gateway.address, "m") == retried.ev == 3 * TICKET_EV
-    assert len(flaky.winners.pending()) == 3
+    assert len(await flaky.winners.pending()) == 3
 
 
 async def test_winners_are_stored_before_their_nonces_are_spent_replays_included(orch, chain: FakeChain) -> None:
     flaky = Flaky(orch, chain)  # FlakyNonces asserts the order on every commit
     gateway = Gateway.random()
     params = ticket_params_to_pb(await flaky.issuer.quote(gateway.address, PRICE))
-    first = await flaky.processor.process(decoded(gateway.pay(params, 2)), "m")
-    assert len(first.winners) == 2 and len(flaky.winners.pending()) == 2
-    for ticket in flaky.winners.pending():  # the redeemer settled them (or the store lost them)
-        flaky.winners.remove(ticket.ticket_hash)
+    first = await flaky.processor.process(decoded(gateway.pay(params, 2)), "m", Scope.base())
+    assert len(first.winners) == 2 and len(await flaky.winners.pending()) == 2
+    for ticket in await flaky.winners.pending():  # the redeemer settled them
+        await flaky.winners.settle(ticket.ticket_hash, WinnerRedeemed(ticket, tx_hash=b"\x01" * 32))
     with pytest.raises(NonceAlreadySeen) as replay:
-        await flaky.processor.process(decoded(gateway.pay(params, nonces=[1, 2])), "m")
-    assert len(replay.value.validation.winners) == 2 and len(flaky.winners.pending()) == 2
+        await flaky.processor.process(decoded(gateway.pay(params, nonces=[2, 1])), "m", Scope.base())
+    # The replay re-offers its winners; their settled records stand, and nothing is pending again.
+    assert len(replay.value.validation.winners) == 2 and await flaky.winners.pending() == []
+    for ticket in first.winners:
+        assert isinstance(await flaky.winners.record(ticket.ticket_hash), WinnerRedeemed)
 
 
-async def test_the_remaining_window_a_failed_credit_after_the_nonce_commit(orch, chain: FakeChain) -> None:
-    """docs/payments.md: tickets spent and not credited; their winners are safe all the same."""
+async def test_a_credit_that_failed_after_the_nonce_commit_is_completed_by_the_retry_once(
+    orch, chain: FakeChain
+) -> None:
+    """The old window (nonces spent, credit lost) is closed: the spend journaled the credit it owes."""
     flaky = Flaky(orch, chain)
     gateway = Gateway.random()
     payment = decoded(gateway.pay(ticket_params_to_pb(await flaky.issuer.quote(gateway.address, PRICE)), 2))
     _break(flaky, "balances")
     with pytest.raises(Down):
-        await flaky.processor.process(payment, "m")
-    assert len(flaky.winners.pending()) == 2
+        await flaky.processor.process(payment, "m", Scope.base())
+    assert len(await flaky.winners.pending()) == 2
+    assert await flaky.balances.balance(gateway.address, "m") is None
     flaky.heal()
+    retried = await flaky.processor.process(payment, "m", Scope.base())
+    assert retried.credited == 2 and retried.error is None
+    assert await flaky.balances.balance(gateway.address, "m") == 2 * TICKET_EV
+    again = await flaky.processor.process(payment, "m", Scope.base())  # and again: still credited once
+    assert again.credited == 2
+    assert await flaky.balances.balance(gateway.address, "m") == 2 * TICKET_EV
+    # The same tickets offered for another session are a replay; the journaled credit is not moved.
     with pytest.raises(NonceAlreadySeen):
-        await flaky.processor.process(payment, "m")
-    assert await flaky.balances.balance(gateway.address, "m") == 0  # the price is fixed, nothing credited
+        await flaky.processor.process(payment, "other", Scope.base())
+    assert await flaky.balances.balance(gateway.address, "other") is None
+
+
+async def test_a_journaled_credit_expires_with_its_window(orch, chain: FakeChain) -> None:
+    now = [1_700_000_000.0]
+    flaky = Flaky(orch, chain)
+    flaky.processor = PaymentProcessor(
+        PaymentValidator(orch, SECRET, chain, flaky.nonces, clock=lambda: now[0]), flaky.balances, flaky.winners
+    )
+    gateway = Gateway.random()
+    payment = decoded(gateway.pay(ticket_params_to_pb(await flaky.issuer.quote(gateway.address, PRICE)), 1))
+    _break(flaky, "balances")
+    with pytest.raises(Down):
+        await flaky.processor.process(payment, "m", Scope.base())
+    flaky.heal()
+    now[0] += JOURNAL_WINDOW + 1
+    with pytest.raises(NonceAlreadySeen):
+        await flaky.processor.process(payment, "m", Scope.base())

@@ -13,9 +13,12 @@ from baton_common.pm import (
     ExpirationParams,
     MemoryNonceStore,
     PaymentValidator,
+    Scope,
     TicketParams,
     address_of,
     decode_payment,
+    new_seed,
+    rand_key,
     recipient_rand,
     recipient_rand_hash,
     ticket_params_to_pb,
@@ -28,15 +31,19 @@ from .pm_gateway import Gateway
 
 ORCH = address_of(ORCH_KEY)
 NOW = 1_700_000_000
+GENERATION = bytes(range(16))
+KEY = rand_key(SECRET, GENERATION)
 uint256 = st.integers(0, 2**256 - 1)
-# A seed carries its quote time in its top 64 bits; the low 192 bits are any.
-seeds = st.integers(0, 2**192 - 1).map(lambda low: NOW << 192 | low)
+# A seed carries its layout, generation, quote time and scope; the low 64 bits are any.
+seeds = st.integers(0, 2**64 - 1).map(
+    lambda low: new_seed(issued_at=NOW, generation=GENERATION, scope=Scope.base(), random=low)
+)
 
 
 @st.composite
 def random_params(draw) -> tuple[TicketParams, Fraction, Gateway]:
     gateway = Gateway(draw(st.integers(1, 2**255).map(lambda k: k.to_bytes(32, "big"))))
-    price = Fraction(draw(st.integers(0, 2**62)), draw(st.integers(1, 2**62)))
+    price = Fraction(draw(st.integers(1, 2**62)), draw(st.integers(1, 2**62)))
     expiration = ExpirationParams(draw(st.integers(0, 2**62)), draw(st.binary(min_size=32, max_size=32)))
     fields = dict(
         seed=draw(seeds),
@@ -44,7 +51,7 @@ def random_params(draw) -> tuple[TicketParams, Fraction, Gateway]:
         win_prob=draw(uint256),
         expiration_block=draw(st.integers(L1_BLOCK + 1, 2**64)),
     )
-    rand = recipient_rand(SECRET, sender=gateway.address, price=price, expiration_params=expiration, **fields)
+    rand = recipient_rand(KEY, sender=gateway.address, price=price, expiration_params=expiration, **fields)
     params = TicketParams(
         recipient=ORCH, recipient_rand_hash=recipient_rand_hash(rand), expiration_params=expiration, **fields
     )
@@ -56,13 +63,14 @@ def random_params(draw) -> tuple[TicketParams, Fraction, Gateway]:
 def test_random_tickets_are_credited_their_exact_ev_and_win_as_the_contract_would(case, nonces) -> None:
     params, price, gateway = case
     payment = gateway.pay(ticket_params_to_pb(params), price=(price.numerator, price.denominator), nonces=nonces)
-    validator = PaymentValidator(ORCH, SECRET, FakeChain(active={ORCH}), MemoryNonceStore(), clock=lambda: NOW)
+    store = MemoryNonceStore(generation=GENERATION)
+    validator = PaymentValidator(ORCH, SECRET, FakeChain(active={ORCH}), store, clock=lambda: NOW)
     validation = asyncio.run(validate(validator, decode_payment(payment.SerializeToString())))
 
     assert validation.error is None and validation.credited == len(nonces)
     assert validation.ev == Fraction(len(nonces) * params.face_value * params.win_prob, 2**256 - 1)
     rand = recipient_rand(
-        SECRET,
+        KEY,
         seed=params.seed,
         sender=gateway.address,
         face_value=params.face_value,
@@ -80,4 +88,7 @@ def test_random_tickets_are_credited_their_exact_ev_and_win_as_the_contract_woul
     assert all(w.recipient_rand == rand for w in validation.winners)
 
     again = asyncio.run(validate(validator, decode_payment(payment.SerializeToString())))
-    assert again.credited == 0 and again.error is not None
+    assert again.retried and again.ev == validation.ev  # the same payment: its credit, applied once
+    replay = gateway.pay(ticket_params_to_pb(params), price=(price.numerator, price.denominator), nonces=[nonces[0]] * 2)
+    replayed = asyncio.run(validate(validator, decode_payment(replay.SerializeToString())))
+    assert replayed.credited == 0 and replayed.error is not None and not replayed.retried

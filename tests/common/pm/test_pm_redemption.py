@@ -46,12 +46,22 @@ async def test_only_when_it_pays_for_itself(gate, chain) -> None:
         await gate.check(winner())
 
 
-def test_selection_window() -> None:
-    assert RedemptionGate.in_window(winner(creation_round=ROUND - 2), ROUND)
-    assert not RedemptionGate.in_window(winner(creation_round=ROUND - 3), ROUND)
+def test_selection_window_is_the_contracts() -> None:
+    """TicketBroker redeems while creationRound + ticketValidityPeriod > currentRound."""
+    assert RedemptionGate.in_window(winner(creation_round=ROUND - 1), ROUND, 2)
+    assert not RedemptionGate.in_window(winner(creation_round=ROUND - 2), ROUND, 2)  # "ticket is expired"
+    assert RedemptionGate.in_window(winner(creation_round=ROUND - 4), ROUND, 5)
 
 
-async def test_redeem_args_redeem_on_chain(evm: TicketChecks, orch, chain, gateway, processor) -> None:
-    (signed,) = (await process(processor, await winning_payment(orch, chain, gateway))).winners
+async def test_the_validity_period_comes_from_the_chain_data(gate, chain) -> None:
+    chain.validity_period = 2
+    assert await gate.redeemable_round(winner(creation_round=ROUND - 1))
+    assert not await gate.redeemable_round(winner(creation_round=ROUND - 2))
+    chain.validity_period = 3
+    assert await gate.redeemable_round(winner(creation_round=ROUND - 2))
+
+
+async def test_redeem_args_redeem_on_chain(evm: TicketChecks, orch, chain, nonces, gateway, processor) -> None:
+    (signed,) = (await process(processor, await winning_payment(orch, chain, nonces, gateway))).winners
     receipt = evm.redeem(*redeem_args(signed))
     assert len(receipt["logs"]) == 1 and evm.is_used(signed.ticket_hash)

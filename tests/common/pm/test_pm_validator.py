@@ -24,6 +24,7 @@ from baton_common.pm import (
     PaymentError,
     PaymentValidator,
     RecipientInactive,
+    Scope,
     SenderInfo,
     SenderInfoUnavailable,
     SenderUnlocking,
@@ -141,7 +142,7 @@ async def test_sender_info_failure_is_fatal_and_answered_400(issuer, gateway, va
 async def test_ticket_for_another_recipient_is_fatal(chain, gateway, validator) -> None:
     other = b"\x0f" * 20
     chain.active.add(other)
-    foreign = TicketParamsIssuer(ParamsPolicy(recipient=other, ticket_ev=TICKET_EV), SECRET, chain)
+    foreign = TicketParamsIssuer(ParamsPolicy(recipient=other, ticket_ev=TICKET_EV), SECRET, chain, MemoryNonceStore())
     validation = await validate(validator, decoded(gateway.pay(await params_for(foreign, gateway), 1)))
     assert isinstance(validation.error, InvalidTicketRecipient) and str(validation.error) == "invalid ticket recipient"
 
@@ -185,8 +186,10 @@ async def test_replayed_and_repeated_nonces(issuer, gateway, validator) -> None:
     params = await params_for(issuer, gateway)
     payment = gateway.pay(params, 2)
     assert (await validate(validator, decoded(payment))).credited == 2
-    replay = await validate(validator, decoded(payment))
-    assert replay.credited == 0
+    retry = await validate(validator, decoded(payment))  # the same batch again: its journaled credit
+    assert retry.retried and retry.credited == 2
+    replay = await validate(validator, decoded(gateway.pay(params, nonces=[1, 2, 3])))
+    assert replay.credited == 0 and not replay.retried
     assert str(replay.error) == (
         f"invalid ticket senderNonce: already seen sender={checksum_address(gateway.address)} nonce=1"
     )
@@ -219,10 +222,11 @@ async def test_expired_params(issuer, gateway, validator, chain) -> None:
 
 async def test_winners_are_reported_even_when_expired_or_replayed(orch, chain, gateway) -> None:
     chain.gas = 1
+    store = MemoryNonceStore()
     always = TicketParamsIssuer(
-        ParamsPolicy(recipient=orch, ticket_ev=TICKET_EV, max_face_value=TICKET_EV), SECRET, chain
+        ParamsPolicy(recipient=orch, ticket_ev=TICKET_EV, max_face_value=TICKET_EV), SECRET, chain, store
     )
-    validator = PaymentValidator(orch, SECRET, chain, MemoryNonceStore())
+    validator = PaymentValidator(orch, SECRET, chain, store)
     params = await params_for(always, gateway)
     payment = gateway.pay(params, 2)
     first = await validate(validator, decoded(payment))
@@ -230,20 +234,21 @@ async def test_winners_are_reported_even_when_expired_or_replayed(orch, chain, g
     winner = first.winners[0]
     assert winner.ticket.hash() == decoded(payment).ticket(decoded(payment).tickets[0]).hash()
     assert winner.expiration_block == int.from_bytes(params.expiration_block, "big")
-    replay = await validate(validator, decoded(payment))
+    replay = await validate(validator, decoded(gateway.pay(params, nonces=[2, 1])))
     assert len(replay.winners) == 2 and replay.credited == 0  # the winner store keeps one copy per hash
     chain.l1_block += 100
     late = await validate(validator, decoded(gateway.pay(params, 1)))
     assert isinstance(late.error, TicketParamsExpired) and len(late.winners) == 1
 
 
-async def test_any_replica_validates_what_another_issued_and_credits_it_once(orch, chain, issuer, gateway) -> None:
-    shared = MemoryNonceStore()
-    replica_a = PaymentValidator(orch, SECRET, chain, shared)
-    replica_b = PaymentValidator(orch, SECRET, chain, shared)
-    payment = decoded(gateway.pay(await params_for(issuer, gateway), 1))
-    assert (await validate(replica_b, payment)).credited == 1
-    assert isinstance((await validate(replica_a, payment)).error, NonceAlreadySeen)
+async def test_any_replica_validates_what_another_issued_and_credits_it_once(
+    orch, chain, issuer, gateway, nonces
+) -> None:
+    replica_a = PaymentValidator(orch, SECRET, chain, nonces)
+    replica_b = PaymentValidator(orch, SECRET, chain, nonces)
+    params = await params_for(issuer, gateway)
+    assert (await validate(replica_b, decoded(gateway.pay(params, nonces=[1, 2])))).credited == 2
+    assert isinstance((await validate(replica_a, decoded(gateway.pay(params, nonces=[2])))).error, NonceAlreadySeen)
 
 
 def test_error_codes_are_unique_and_payment_errors_are_400_or_402() -> None:
@@ -276,7 +281,7 @@ async def _no_sender_info(issuer, gateway, chain, orch):
 async def _foreign_recipient(issuer, gateway, chain, orch):
     other = b"\x0f" * 20
     chain.active.add(other)
-    foreign = TicketParamsIssuer(ParamsPolicy(recipient=other, ticket_ev=TICKET_EV), SECRET, chain)
+    foreign = TicketParamsIssuer(ParamsPolicy(recipient=other, ticket_ev=TICKET_EV), SECRET, chain, MemoryNonceStore())
     return gateway.pay(await params_for(foreign, gateway), 2)
 
 
@@ -326,11 +331,10 @@ TICKET_ERRORS = {
 
 @pytest.mark.parametrize("case", sorted(TICKET_ERRORS))
 async def test_fatal_errors_spend_and_credit_nothing_others_credit_the_tickets_before_them(
-    case: str, issuer, gateway, chain, orch
+    case: str, issuer, gateway, chain, orch, nonces
 ) -> None:
     make, error, credited, spent = TICKET_ERRORS[case]
-    nonces = MemoryNonceStore(max_nonces=1 if case == "too many nonces" else 600)
-    validator = PaymentValidator(orch, SECRET, chain, nonces)
+    validator = PaymentValidator(orch, SECRET, chain, nonces, max_nonces=1 if case == "too many nonces" else 600)
     validation = await validate(validator, decoded(await make(issuer, gateway, chain, orch)))
     assert type(validation.error) is error
     assert validation.error.fatal is issubclass(error, FatalTicketError) is (spent == 0)
@@ -344,29 +348,32 @@ async def test_params_quoted_too_long_ago_are_expired_even_when_the_chain_view_s
     orch, chain, policy, gateway
 ) -> None:
     now = [1_700_000_000.0]
-    issuer = TicketParamsIssuer(policy, SECRET, chain, clock=lambda: now[0])
-    validator = PaymentValidator(orch, SECRET, chain, MemoryNonceStore(), clock=lambda: now[0])
+    store = MemoryNonceStore()
+    issuer = TicketParamsIssuer(policy, SECRET, chain, store, clock=lambda: now[0])
+    validator = PaymentValidator(orch, SECRET, chain, store, clock=lambda: now[0])
     params = await params_for(issuer, gateway)
     payment = gateway.pay(params, 1)
     assert (await validate(validator, decoded(payment))).credited == 1
     # The last seen L1 block stalls (it never moves in this test) while time passes.
     now[0] += MAX_PARAMS_AGE
-    assert isinstance((await validate(validator, decoded(payment))).error, NonceAlreadySeen)
+    assert isinstance((await validate(validator, decoded(gateway.pay(params, nonces=[1])))).error, NonceAlreadySeen)
     # Past the age limit, the nonce record may be gone (a store's wall-clock backstop):
-    # a validator with an empty store still refuses the replay.
+    # the replay is refused by age all the same.
     now[0] += 1
-    forgetful = PaymentValidator(orch, SECRET, chain, MemoryNonceStore(), clock=lambda: now[0])
-    replay = await validate(forgetful, decoded(payment))
+    store._records.clear()  # as the bucket's TTL would
+    replay = await validate(validator, decoded(gateway.pay(params, nonces=[1])))
     assert isinstance(replay.error, TicketParamsExpired) and replay.credited == 0
     # Params stamped in the future beyond the limit (a wild clock) are refused too.
     now[0] -= 3 * MAX_PARAMS_AGE
-    assert isinstance((await validate(forgetful, decoded(gateway.pay(params, 1)))).error, TicketParamsExpired)
+    assert isinstance((await validate(validator, decoded(gateway.pay(params, 1)))).error, TicketParamsExpired)
 
 
 async def test_check_writes_nothing(issuer, gateway, validator, nonces) -> None:
     payment = decoded(gateway.pay(await params_for(issuer, gateway), 3))
-    checked = await validator.check(payment)
+    checked = await validator.check(payment, Scope.base())
     assert checked.error is None and checked.received == 3 and nonces.snapshot() == {}
-    assert (await validator.check(payment)) == checked  # unspent: checking again sees the same
-    assert (await validator.commit(checked)).credited == 3
-    assert (await validator.commit(checked)).credited == 0  # now spent
+    assert (await validator.check(payment, Scope.base())) == checked  # unspent: checking again sees the same
+    first = (await validator.commit(checked, "key")).validation
+    assert first.credited == 3 and not first.retried
+    again = (await validator.commit(checked, "key")).validation  # now spent: the same commit is a retry
+    assert again.retried and again.credited == 3

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from fractions import Fraction
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -19,6 +18,7 @@ from baton_common.pm import (
     PaymentError,
     PaymentProcessor,
     PaymentValidator,
+    Scope,
     SignedTicket,
     Ticket,
     TicketParamsIssuer,
@@ -209,32 +209,32 @@ def test_redeemer_ticket_without_a_creation_round_block_hash_is_refused() -> Non
 # --- fuzzing: random bytes and random field contents through the whole path ----------
 
 
-def run_untrusted(data: bytes, *, proven_price: Fraction | None = None) -> PaymentError | None:
+def run_untrusted(data: bytes, *, nonces: MemoryNonceStore | None = None) -> PaymentError | None:
     """Decode and process ``data``: only PaymentError may come out, and nothing is credited.
 
     Random input can carry no valid recipientRand, so it must leave no trace at
     all: no balance entry (no credit, no session price), no nonce spent, no
-    winner. ``proven_price`` is for genuine params carrying forged tickets: the
-    rand proves that price, so it may be fixed, with zero credit.
+    winner. ``nonces`` is the store genuine params were quoted against.
     """
     orch = address_of(ORCH_KEY)
-    store, nonces, winners = MemoryBalanceStore(), MemoryNonceStore(), MemoryWinningTickets()
+    store, winners = MemoryBalanceStore(), MemoryWinningTickets()
+    nonces = nonces or MemoryNonceStore()
     chain = FakeChain(active={orch, b"\x01" * 20})
     processor = PaymentProcessor(PaymentValidator(orch, SECRET, chain, nonces), Balances(store), winners)
     error = None
     payment = None
     try:
         payment = decode_payment(data)
-        asyncio.run(processor.process(payment, "fuzz"))
+        asyncio.run(processor.process(payment, "fuzz", Scope.base()))
     except PaymentError as exc:
         error = exc
     if error is None:
         # Accepted without any ticket check: only a payment with no ticket to check.
         assert payment is not None and (payment.params is None or not payment.tickets)
     entries = list(store.snapshot().values())
-    assert [(e.amount, e.fixed_price) for e in entries] == ([] if proven_price is None else [(0, proven_price)])
+    assert entries == []
     assert nonces.snapshot() == {}
-    assert winners.pending() == []
+    assert asyncio.run(winners.pending()) == []
     return error
 
 
@@ -290,9 +290,13 @@ def test_random_payments_never_escape_as_anything_but_a_payment_error(payment: l
         assert error is not None  # tickets on params Baton never quoted are always refused
 
 
+QUOTED_NONCES = MemoryNonceStore()
+"""The nonce state QUOTED was quoted against (its generation keys the rand)."""
+
+
 def quoted_payment() -> lp_rpc_pb2.Payment:
     orch = address_of(ORCH_KEY)
-    issuer = TicketParamsIssuer(ParamsPolicy(recipient=orch), SECRET, FakeChain(active={orch}))
+    issuer = TicketParamsIssuer(ParamsPolicy(recipient=orch), SECRET, FakeChain(active={orch}), QUOTED_NONCES)
     gateway = Gateway(b"\x07" * 32)
     return gateway.pay(ticket_params_to_pb(asyncio.run(issuer.quote(gateway.address, PRICE))), 0)
 
@@ -307,4 +311,7 @@ def test_forged_tickets_on_genuine_params_are_never_credited(tickets: list[tuple
     payment.CopyFrom(QUOTED)
     for nonce, sig in tickets:
         payment.ticket_sender_params.add(sender_nonce=nonce, sig=sig)
-    assert isinstance(run_untrusted(payment.SerializeToString(), proven_price=PRICE), InvalidTicketSignature)
+    # Genuine params prove their price, but with no ticket well signed nothing is spent or fixed.
+    error = run_untrusted(payment.SerializeToString(), nonces=QUOTED_NONCES)
+    assert isinstance(error, InvalidTicketSignature)
+    assert QUOTED_NONCES.snapshot() == {}

@@ -4,14 +4,14 @@ A pure library (no I/O): it reaches the chain and shared state only through
 the Protocols in ``ports``. The usual wiring in a negotiator::
 
     secret = load_ticket_secret(settings.ticket_secret_file)
-    issuer = TicketParamsIssuer(ParamsPolicy(recipient=addr), secret, chain)
+    issuer = TicketParamsIssuer(ParamsPolicy(recipient=addr), secret, chain, nonce_store)
     validator = PaymentValidator(addr, secret, chain, nonce_store)
     processor = PaymentProcessor(validator, Balances(balance_store), winning_tickets)
 
     price_info = price_info_for(price)                         # OrchestratorInfo.price_info
-    params = await issuer.quote(sender, price_info)            # OrchestratorInfo.ticket_params
-    await processor.process(decode_payment_header(hdr), manifest_id)
-    await nonce_store.cleanup(last_seen_l1_block)              # the chain service, on each L1 block
+    params = await issuer.quote(sender, price_info, scope)     # OrchestratorInfo.ticket_params
+    await processor.process(decode_payment_header(hdr), manifest_id, Scope.of(cap, model_id))
+    await nonce_store.cleanup(last_seen_l1_block - margin)     # the chain service, on each L1 block
 
 See docs/payments.md.
 """
@@ -21,7 +21,17 @@ from .encoding import UINT256_MAX, ZERO_ADDRESS, ZERO_HASH, checksum_address, ke
 from .errors import *  # noqa: F403 (the error hierarchy is part of the API)
 from .errors import __all__ as _errors
 from .memory import MemoryBalanceStore, MemoryNonceStore, MemoryWinningTickets
-from .nonces import MAX_SENDER_NONCES, NonceRecord, may_forget
+from .nonces import (
+    CREDIT_ID_RETENTION,
+    JOURNAL_WINDOW,
+    MAX_SENDER_NONCES,
+    CreditEntry,
+    NonceRecord,
+    NonceVerdict,
+    StateMarker,
+    credit_id_for,
+    may_forget,
+)
 from .params import (
     DEFAULT_TICKET_EV,
     INT64_MAX,
@@ -39,24 +49,40 @@ from .ports import (
     BalanceStore,
     ChainData,
     NonceStore,
-    NonceVerdict,
     SenderInfo,
     WinningTickets,
 )
 from .processor import PaymentProcessor
-from .recipient_rand import new_seed, recipient_rand, recipient_rand_hash, seed_issued_at
-from .redemption import TICKET_VALIDITY_PERIOD, RedemptionGate, redeem_args
+from .recipient_rand import (
+    GENERATION_BYTES,
+    SEED_LAYOUT,
+    RandKeys,
+    SeedFields,
+    generation_tag,
+    new_seed,
+    rand_key,
+    rand_message,
+    read_seed,
+    recipient_rand,
+    recipient_rand_hash,
+)
+from .redemption import RedemptionGate, redeem_args
+from .scope import Scope
 from .secret import SECRET_SETTING, load_ticket_secret, parse_ticket_secret
 from .signature import address_of, personal_digest, recover_personal, sign_personal, verify_personal
 from .ticket import MAX_WIN_PROB, ExpirationParams, SignedTicket, Ticket, TicketParams, is_winning, ticket_ev
-from .validator import MAX_PARAMS_AGE, CheckedPayment, PaymentValidator, Validation
+from .validator import MAX_PARAMS_AGE, CheckedPayment, Commit, PaymentValidator, Validation
+from .winners import WinnerPending, WinnerRecord, WinnerRedeemed, WinnerRefused, WinnerSettled
 from .wire import decode_payment, decode_payment_header, payment_from_pb, payment_to_pb, ticket_params_to_pb
 
 __all__ = [
     *_errors,
     "BALANCE_IDLE_TTL",
+    "CREDIT_ID_RETENTION",
     "DEFAULT_TICKET_EV",
+    "GENERATION_BYTES",
     "INT64_MAX",
+    "JOURNAL_WINDOW",
     "MAX_PARAMS_AGE",
     "MAX_SENDER_NONCES",
     "MAX_WIN_PROB",
@@ -64,7 +90,7 @@ __all__ = [
     "REDEEM_GAS",
     "REDEEM_GAS_ARBITRUM",
     "SECRET_SETTING",
-    "TICKET_VALIDITY_PERIOD",
+    "SEED_LAYOUT",
     "UINT256_MAX",
     "ZERO_ADDRESS",
     "ZERO_HASH",
@@ -73,6 +99,8 @@ __all__ = [
     "Balances",
     "ChainData",
     "CheckedPayment",
+    "Commit",
+    "CreditEntry",
     "ExpirationParams",
     "MemoryBalanceStore",
     "MemoryNonceStore",
@@ -85,20 +113,31 @@ __all__ = [
     "PaymentProcessor",
     "PaymentValidator",
     "PriceInfo",
+    "RandKeys",
     "RedemptionGate",
+    "Scope",
+    "SeedFields",
     "SenderInfo",
     "SenderParams",
     "SignedTicket",
+    "StateMarker",
     "Ticket",
     "TicketParams",
     "TicketParamsIssuer",
     "Validation",
+    "WinnerPending",
+    "WinnerRecord",
+    "WinnerRedeemed",
+    "WinnerRefused",
+    "WinnerSettled",
     "WinningTickets",
     "address_of",
     "balance_key",
     "checksum_address",
+    "credit_id_for",
     "decode_payment",
     "decode_payment_header",
+    "generation_tag",
     "is_winning",
     "keccak256",
     "load_ticket_secret",
@@ -110,11 +149,13 @@ __all__ = [
     "payment_to_pb",
     "personal_digest",
     "price_info_for",
+    "rand_key",
+    "rand_message",
+    "read_seed",
     "recipient_rand",
     "recipient_rand_hash",
     "recover_personal",
     "redeem_args",
-    "seed_issued_at",
     "sign_personal",
     "ticket_ev",
     "ticket_params_to_pb",

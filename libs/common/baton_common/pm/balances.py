@@ -13,6 +13,7 @@ from collections.abc import Callable
 from fractions import Fraction
 
 from .errors import InsufficientBalance
+from .nonces import CREDIT_ID_RETENTION, CreditEntry
 from .ports import BalanceEntry, BalanceStore
 
 __all__ = ["BALANCE_IDLE_TTL", "Balances", "balance_key"]
@@ -36,7 +37,12 @@ def balance_key(sender: bytes, manifest_id: str) -> str:
 
 
 class Balances:
-    """Credits, debits and session prices over a ``BalanceStore``."""
+    """Credits, debits and session prices over a ``BalanceStore``.
+
+    Idle expiry is the store's own when it has one (``expires_idle``: the NATS
+    bucket's TTL, on the server's clock), so a replica whose clock is off never
+    takes a fresh balance for an expired one; otherwise ``clock`` judges it.
+    """
 
     def __init__(
         self,
@@ -50,7 +56,9 @@ class Balances:
         self._clock = clock
 
     def _live(self, entry: BalanceEntry | None, now: float) -> BalanceEntry | None:
-        if entry is None or now - entry.updated_at > self._ttl:
+        if entry is None:
+            return None
+        if not getattr(self._store, "expires_idle", False) and now - entry.updated_at > self._ttl:
             return None
         return entry
 
@@ -68,9 +76,12 @@ class Balances:
                 price_num=changed.price_num,
                 price_den=changed.price_den,
                 updated_at=now,
+                credits={k: at for k, at in changed.credits.items() if now - at <= CREDIT_ID_RETENTION},
             )
 
-        return await self._store.update(balance_key(sender, manifest_id), apply)
+        entry = await self._store.update(balance_key(sender, manifest_id), apply)
+        assert entry is not None
+        return entry
 
     async def credit(self, sender: bytes, manifest_id: str, amount: Fraction) -> Fraction:
         """Add ``amount`` wei; returns the new balance."""
@@ -107,28 +118,42 @@ class Balances:
                 amount_den=entry.amount_den,
                 price_num=price.numerator,
                 price_den=price.denominator,
+                credits=entry.credits,
             )
 
         entry = await self._change(sender, manifest_id, fix)
         return entry.fixed_price if entry.fixed_price is not None else price
 
-    async def receive(
-        self, sender: bytes, manifest_id: str, price: Fraction | None, amount: Fraction
-    ) -> Fraction:
-        """One payment in one write: fix the session price if none is (and ``price`` is
-        given), and credit ``amount``."""
+    async def apply(self, credit: CreditEntry) -> Fraction:
+        """Apply a journaled credit (``nonces.CreditEntry``) exactly once: fix the session price
+        if none is fixed (and the credit proved one), and add its amount. Returns the balance.
 
-        def pay(entry: BalanceEntry) -> BalanceEntry:
+        Applying the same credit again changes nothing: the balance keeps the ids
+        of the credits it applied for ``CREDIT_ID_RETENTION``.
+        """
+        now = self._clock()
+        amount = Fraction(credit.amount_num, credit.amount_den)
+        price = None if credit.price_num is None or credit.price_den is None else Fraction(credit.price_num, credit.price_den)
+
+        def pay(current: BalanceEntry | None) -> BalanceEntry | None:
+            entry = self._live(current, now) or BalanceEntry()
+            if credit.id in entry.credits:
+                return None
             fixed = entry.fixed_price if entry.fixed_price is not None else price
             total = entry.amount + amount
+            credits = {k: at for k, at in entry.credits.items() if now - at <= CREDIT_ID_RETENTION}
+            credits[credit.id] = credit.at
             return BalanceEntry(
                 amount_num=total.numerator,
                 amount_den=total.denominator,
                 price_num=None if fixed is None else fixed.numerator,
                 price_den=None if fixed is None else fixed.denominator,
+                updated_at=now,
+                credits=credits,
             )
 
-        return (await self._change(sender, manifest_id, pay)).amount
+        entry = await self._store.update(credit.balance, pay)
+        return Fraction(0) if entry is None else entry.amount
 
     async def require(self, sender: bytes, manifest_id: str, minimum: Fraction) -> Fraction:
         """The balance, if it is at least ``minimum`` (the ticket EV); else InsufficientBalance."""
@@ -144,4 +169,5 @@ def _with_amount(entry: BalanceEntry, amount: Fraction) -> BalanceEntry:
         amount_den=amount.denominator,
         price_num=entry.price_num,
         price_den=entry.price_den,
+        credits=entry.credits,
     )

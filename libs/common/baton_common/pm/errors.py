@@ -26,6 +26,7 @@ __all__ = [
     "InvalidTicketRecipient",
     "InvalidTicketSender",
     "InvalidTicketSignature",
+    "JournaledTicketError",
     "MalformedPayment",
     "MissingExpirationParams",
     "MissingField",
@@ -33,7 +34,10 @@ __all__ = [
     "NegativeNumber",
     "NoRoundBlockHash",
     "NonceAlreadySeen",
+    "NonceRecordMismatch",
+    "NonceStateChanged",
     "NumberTooLarge",
+    "ParamsNotForThisJob",
     "PaymentError",
     "QuoteError",
     "RecipientInactive",
@@ -189,6 +193,24 @@ class InvalidRecipientRand(FatalTicketError):
         super().__init__("invalid recipientRand for ticket recipientRandHash")
 
 
+class ParamsNotForThisJob(FatalTicketError):
+    """Authentic params, quoted for other capabilities than the payment is for (see ``scope.Scope``)."""
+
+    code = "params_not_for_this_job"
+
+    def __init__(self, paying: str) -> None:
+        super().__init__(f"invalid ticket params: they were not quoted for {paying}")
+
+
+class NonceRecordMismatch(FatalTicketError):
+    """The nonce record under this recipientRandHash belongs to params with another expiration block."""
+
+    code = "nonce_record_mismatch"
+
+    def __init__(self) -> None:
+        super().__init__("invalid ticket params: expiration block does not match the recipientRandHash's")
+
+
 class TicketError(PaymentError):
     """A non-fatal ticket error: this ticket and the ones after it are not credited."""
 
@@ -224,6 +246,21 @@ class TicketParamsExpired(TicketError):
 
     def __init__(self) -> None:
         super().__init__("TicketParams expired")
+
+
+class NonceStateChanged(TicketParamsExpired):
+    """The nonce state was reset or cleaned under these params: they prove nothing any more.
+
+    Gateways see ``TicketParams expired`` and fetch fresh params.
+    """
+
+    code = "nonce_state_changed"
+
+
+class JournaledTicketError(TicketError):
+    """A retried payment whose journaled credit carried a ticket error: the same text again."""
+
+    code = "journaled_ticket_error"
 
 
 # --- outside payment validation -------------------------------------------------------
@@ -277,7 +314,11 @@ class InsufficientBalance(BalanceError):
 
 
 class StoreContention(ServiceError):
-    """A shared store kept changing under a compare-and-set; the caller may retry."""
+    """A shared store could not be written before the deadline (conflicts or timeouts); retry.
+
+    Raised only before anything is spent, or after a spend whose credit is
+    journaled: a retry of the same payment completes that credit exactly once.
+    """
 
     code = "store_contention"
     status_code = 503

@@ -1,32 +1,64 @@
-"""Single-process implementations of the payment ports.
+"""Single-process implementations of the payment ports, for tests and tools, never for production.
 
-Real implementations, not test doubles: a lone negotiator (or a test) can use
-them. Replicas must share state through ``baton_common.pm_nats`` instead.
-Each method runs without awaiting, so it is atomic within one event loop.
+They hold their state in this process only. The nonce store makes a fresh
+generation when it is created, so a process that restarts with them refuses
+every params it quoted before (as ``TicketParams expired``) rather than taking
+replays against its empty state; but its balances and journaled credits are
+gone with the process. A negotiator uses ``baton_common.pm_nats``, which every
+replica shares and which outlives restarts. Each method runs without awaiting,
+so it is atomic within one event loop.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable
 
-from .nonces import MAX_SENDER_NONCES, NonceRecord, may_forget, record_nonces
-from .ports import BalanceEntry, NonceVerdict
+from .errors import NonceStateChanged
+from .nonces import NonceRecord, may_forget
+from .ports import BalanceEntry
+from .recipient_rand import GENERATION_BYTES
 from .ticket import SignedTicket
+from .winners import WinnerPending, WinnerRecord, WinnerSettled, settle
 
 __all__ = ["MemoryBalanceStore", "MemoryNonceStore", "MemoryWinningTickets"]
 
 
-class MemoryNonceStore:
-    def __init__(self, max_nonces: int = MAX_SENDER_NONCES) -> None:
-        self._records: dict[str, NonceRecord] = {}
-        self._limit = max_nonces
 
-    async def add(self, key: str, nonces: Sequence[int], expiration_block: int) -> list[NonceVerdict]:
-        record = self._records.setdefault(key, NonceRecord(expiration_block))
-        return record_nonces(record, nonces, self._limit)
+def _copy(record: NonceRecord) -> NonceRecord:
+    """A copy ``change`` may mutate: its lists are new, their items (ints, frozen entries) shared."""
+    return NonceRecord(record.expiration_block, list(record.nonces), dict(record.credits))
+
+
+class MemoryNonceStore:
+    def __init__(self, *, generation: bytes | None = None) -> None:
+        """``generation`` is for tests that need a fixed one; by default each store makes its own."""
+        self._records: dict[str, NonceRecord] = {}
+        self._generation = generation or os.urandom(GENERATION_BYTES)
+        self._cleanup_block = 0
+
+    async def generation(self) -> bytes:
+        return self._generation
+
+    async def update(
+        self,
+        key: str,
+        expiration_block: int,
+        generation: bytes,
+        change: Callable[[NonceRecord], NonceRecord | None],
+    ) -> NonceRecord:
+        current = self._records.get(key)
+        copy = _copy(current) if current else NonceRecord(expiration_block)
+        new = change(copy)
+        if new is not None:
+            self._records[key] = new
+        if generation != self._generation or expiration_block <= self._cleanup_block:
+            raise NonceStateChanged()
+        return new if new is not None else copy
 
     async def cleanup(self, last_seen_block: int) -> int:
         """Forget the records whose params expired at or before ``last_seen_block``; returns how many."""
+        self._cleanup_block = max(self._cleanup_block, last_seen_block)
         expired = [k for k, r in self._records.items() if may_forget(r, last_seen_block)]
         for key in expired:
             del self._records[key]
@@ -34,18 +66,24 @@ class MemoryNonceStore:
 
     def snapshot(self) -> dict[str, NonceRecord]:
         """A copy of every record, by recipientRandHash (hex)."""
-        return {k: NonceRecord(r.expiration_block, list(r.nonces)) for k, r in self._records.items()}
+        return {k: _copy(r) for k, r in self._records.items()}
 
 
 class MemoryBalanceStore:
+    expires_idle = False
+
     def __init__(self) -> None:
         self._entries: dict[str, BalanceEntry] = {}
 
     async def get(self, key: str) -> BalanceEntry | None:
         return self._entries.get(key)
 
-    async def update(self, key: str, change: Callable[[BalanceEntry | None], BalanceEntry]) -> BalanceEntry:
+    async def update(
+        self, key: str, change: Callable[[BalanceEntry | None], BalanceEntry | None]
+    ) -> BalanceEntry | None:
         entry = change(self._entries.get(key))
+        if entry is None:
+            return self._entries.get(key)
         self._entries[key] = entry
         return entry
 
@@ -63,18 +101,25 @@ class MemoryBalanceStore:
 
 class MemoryWinningTickets:
     def __init__(self) -> None:
-        self._tickets: dict[bytes, SignedTicket] = {}
+        self._records: dict[bytes, WinnerRecord] = {}
 
     async def store(self, ticket: SignedTicket) -> bool:
         key = ticket.ticket_hash
-        if key in self._tickets:
+        if key in self._records:
             return False
-        self._tickets[key] = ticket
+        self._records[key] = WinnerPending(ticket)
         return True
 
-    def pending(self) -> list[SignedTicket]:
-        """Every stored ticket, oldest first."""
-        return list(self._tickets.values())
+    async def pending(self) -> list[SignedTicket]:
+        """Every pending ticket, oldest first."""
+        return [r.ticket for r in self._records.values() if isinstance(r, WinnerPending)]
 
-    def remove(self, ticket_hash: bytes) -> None:
-        self._tickets.pop(ticket_hash, None)
+    async def settle(self, ticket_hash: bytes, result: WinnerSettled) -> WinnerRecord:
+        current = self._records.get(ticket_hash)
+        if current is None:
+            raise KeyError(f"no winning ticket {ticket_hash.hex()}")
+        self._records[ticket_hash] = record = settle(current, result)
+        return record
+
+    async def record(self, ticket_hash: bytes) -> WinnerRecord | None:
+        return self._records.get(ticket_hash)

@@ -17,8 +17,9 @@ import msgspec
 from .encoding import ZERO_HASH
 from .errors import InsufficientSenderReserve, NoRoundBlockHash
 from .payment import PriceInfo
-from .ports import ChainData
-from .recipient_rand import new_seed, recipient_rand, recipient_rand_hash
+from .ports import ChainData, NonceStore
+from .recipient_rand import RandKeys, new_seed, recipient_rand, recipient_rand_hash
+from .scope import Scope
 from .ticket import MAX_WIN_PROB, ExpirationParams, TicketParams
 
 __all__ = [
@@ -105,8 +106,10 @@ def _sent_price(price: PriceInfo | Fraction | int) -> Fraction:
 class TicketParamsIssuer:
     """Quotes ticket params; holds nothing per quote (the rand is re-derived on receipt).
 
-    ``clock`` gives the issue time each seed carries (``recipient_rand.new_seed``);
-    ``seeds(issued_at)`` makes the seed.
+    ``nonces`` is the nonce store payments will be checked against: its
+    generation keys the rands and rides in each seed (``recipient_rand``).
+    ``clock`` gives the issue time each seed carries; ``seed_random`` its
+    random bits (64 from the OS by default; tests fix them).
     """
 
     def __init__(
@@ -114,15 +117,17 @@ class TicketParamsIssuer:
         policy: ParamsPolicy,
         secret: bytes,
         chain: ChainData,
+        nonces: NonceStore,
         *,
         clock: Callable[[], float] = time.time,
-        seeds: Callable[[int], int] = new_seed,
+        seed_random: Callable[[], int] | None = None,
     ) -> None:
         self._policy = policy
-        self._secret = secret
+        self._seed_random = seed_random
+        self._keys = RandKeys(secret)
         self._chain = chain
+        self._nonces = nonces
         self._clock = clock
-        self._seeds = seeds
 
     async def tx_cost(self) -> int:
         gas_price = max(await self._chain.gas_price() or 0, self._policy.min_gas_price)
@@ -182,22 +187,33 @@ class TicketParamsIssuer:
                 return ExpirationParams(round_, block_hash)
         raise NoRoundBlockHash(last)
 
-    async def quote(self, sender: bytes, price: PriceInfo | Fraction | int) -> TicketParams:
+    async def quote(
+        self, sender: bytes, price: PriceInfo | Fraction | int, scope: Scope | None = None
+    ) -> TicketParams:
         """Fresh ticket params for ``sender`` at ``price``: the PriceInfo to send, or wei per unit.
 
-        A Fraction is first converted with ``price_info_for``; send that same
-        PriceInfo to the gateway, since the rand commits to what it echoes. Raises
-        ValueError for a price that cannot be sent (negative, beyond int64),
-        QuoteError subclasses when no redeemable params can be quoted now.
+        ``scope`` is what the price covers: the (capability, model) pairs whose
+        prices made it, or the base price (the default). Payments under these
+        params are accepted only for that scope. A Fraction price is first
+        converted with ``price_info_for``; send that same PriceInfo to the
+        gateway, since the rand commits to what it echoes. Raises ValueError for
+        a price that cannot be sent (negative, beyond int64), QuoteError
+        subclasses when no redeemable params can be quoted now.
         """
         sent = _sent_price(price)
         expiration_params = await self.expiration_params()
         face_value = await self.face_value(sender) if sent > 0 else 0
         win_prob = win_prob_for(face_value, self._policy.ticket_ev)
         expiration_block = await self._chain.last_seen_l1_block() + PARAMS_EXPIRATION_BLOCKS
-        seed = self._seeds(int(self._clock()))
+        generation = await self._nonces.generation()
+        seed = new_seed(
+            issued_at=int(self._clock()),
+            generation=generation,
+            scope=scope or Scope.base(),
+            random=None if self._seed_random is None else self._seed_random(),
+        )
         rand = recipient_rand(
-            self._secret,
+            self._keys(generation),
             seed=seed,
             sender=sender,
             face_value=face_value,

@@ -10,14 +10,15 @@ Winning tickets are persisted through ``WinningTickets`` before their nonces are
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from fractions import Fraction
 from typing import Protocol
 
 import msgspec
 
+from .nonces import NonceRecord, NonceVerdict
 from .ticket import SignedTicket
+from .winners import WinnerRecord, WinnerSettled
 
 __all__ = [
     "BalanceEntry",
@@ -72,43 +73,71 @@ class ChainData(Protocol):
         """Face value of this orchestrator's in-flight redemptions against ``sender``."""
         ...
 
-
-class NonceVerdict(enum.Enum):
-    ACCEPTED = "accepted"
-    SEEN = "seen"
-    FULL = "full"
+    async def ticket_validity_period(self) -> int:
+        """TicketBroker's ``ticketValidityPeriod``: rounds after its creation round a ticket redeems."""
+        ...
 
 
 class NonceStore(Protocol):
-    """The sender nonces seen per recipientRand, shared by every replica."""
+    """The sender nonces seen per recipientRand, shared by every replica, with the credits they owe.
 
-    async def add(self, key: str, nonces: Sequence[int], expiration_block: int) -> list[NonceVerdict]:
-        """Record ``nonces`` in order under ``key`` (the recipientRandHash, hex), atomically.
+    The store has a *generation* (``recipient_rand.GENERATION_BYTES`` random
+    bytes) that it makes whenever its state starts empty, kept where the records
+    are so that it is lost exactly when they are. Rands are keyed by it
+    (``recipient_rand.rand_key``), so params quoted before the state was lost
+    never meet the empty state.
+    """
 
-        Per nonce: SEEN if it is already recorded (an earlier one in the same call
-        counts), FULL if ``max_nonces`` are already recorded, else ACCEPTED and
-        recorded. ``expiration_block`` is kept with the record for ``cleanup``.
+    async def generation(self) -> bytes:
+        """The current generation (cached; made when the state is empty)."""
+        ...
+
+    async def update(
+        self,
+        key: str,
+        expiration_block: int,
+        generation: bytes,
+        change: Callable[[NonceRecord], NonceRecord | None],
+    ) -> NonceRecord:
+        """Replace the record under ``key`` (the recipientRandHash, hex) by ``change(record)``, atomically.
+
+        ``change`` gets a private copy of the current record, or
+        ``NonceRecord(expiration_block)`` when there is none, and returns what to
+        write, or None to write nothing. It may be called more than once (on a
+        conflict, or when an ack was lost) and must depend only on its argument.
+        Conflicts and timeouts are retried with backoff; writes to one key are
+        serialized within the process. After the write (or none), the store
+        confirms that it landed in ``generation``'s state and above the cleanup
+        mark, else raises ``NonceStateChanged``: the record proves nothing.
+        Returns the record as it stands.
         """
         ...
 
     async def cleanup(self, last_seen_block: int) -> int:
-        """Drop the records whose ``expiration_block <= last_seen_block``; returns how many.
+        """Forget the records whose ``expiration_block <= last_seen_block``; returns how many.
 
-        ``nonces.may_forget`` is the rule. The chain service calls this on each
-        new L1 block. A store may also expire records by wall-clock time, but
-        only as a backstop far beyond the validator's ``max_params_age``.
+        ``nonces.may_forget`` is the rule. The mark goes up first, so a record a
+        lagging replica re-creates below it is refused. The chain service calls
+        this on each new block, with a margin behind the last block. A store may
+        also expire records by wall-clock time, only as a backstop far beyond the
+        validator's ``max_params_age``.
         """
         ...
 
 
 class BalanceEntry(msgspec.Struct, frozen=True, omit_defaults=True):
-    """One (sender, manifest) balance: credit in wei as an exact fraction, and the fixed price."""
+    """One (sender, manifest) balance: credit in wei as an exact fraction, and the fixed price.
+
+    ``credits`` holds the ids of the journaled credits applied to it, with when
+    they were journaled, for ``nonces.CREDIT_ID_RETENTION``: a credit is applied once.
+    """
 
     amount_num: int = 0
     amount_den: int = 1
     price_num: int | None = None
     price_den: int | None = None
     updated_at: float = 0.0
+    credits: dict[str, float] = msgspec.field(default_factory=dict)
 
     @property
     def amount(self) -> Fraction:
@@ -122,20 +151,50 @@ class BalanceEntry(msgspec.Struct, frozen=True, omit_defaults=True):
 
 
 class BalanceStore(Protocol):
-    """Balances by key, shared by every replica."""
+    """Balances by key, shared by every replica.
+
+    ``expires_idle`` is True for a store that forgets an entry idle for the
+    balance TTL by itself, on its server's clock (the NATS bucket's TTL); then
+    ``Balances`` does not judge idleness by this replica's clock.
+    """
+
+    expires_idle: bool
 
     async def get(self, key: str) -> BalanceEntry | None: ...
 
     async def update(
-        self, key: str, change: Callable[[BalanceEntry | None], BalanceEntry]
-    ) -> BalanceEntry:
-        """Replace the entry with ``change(current)`` atomically (retrying on conflict)."""
+        self, key: str, change: Callable[[BalanceEntry | None], BalanceEntry | None]
+    ) -> BalanceEntry | None:
+        """Replace the entry with ``change(current)`` atomically (None: leave it as it is).
+
+        Conflicts and timeouts are retried with backoff, writes to one key
+        serialized within the process; ``change`` may run more than once.
+        Returns the entry as it stands.
+        """
         ...
 
 
 class WinningTickets(Protocol):
-    """Where winning tickets are persisted for the redeemer."""
+    """Where winning tickets are persisted for the redeemer: one record per ticket hash, for good.
+
+    A record is pending until the redeemer settles it (redeemed, or refused with
+    its reason); a settled record is never removed or overwritten, so a replayed
+    winner can never be stored, or redeemed, again.
+    """
 
     async def store(self, ticket: SignedTicket) -> bool:
-        """Persist ``ticket``; False if a ticket with the same hash is already stored."""
+        """Persist ``ticket`` as pending; False if a record with its hash exists (pending or settled)."""
         ...
+
+    async def pending(self) -> list[SignedTicket]:
+        """Every pending ticket, oldest first."""
+        ...
+
+    async def settle(self, ticket_hash: bytes, result: WinnerSettled) -> WinnerRecord:
+        """Record the redeemer's result for a pending ticket; a settled record stays as it is.
+
+        Returns the record as it stands (the earlier result, if it was settled already).
+        """
+        ...
+
+    async def record(self, ticket_hash: bytes) -> WinnerRecord | None: ...

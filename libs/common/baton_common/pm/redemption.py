@@ -13,14 +13,10 @@ from .ports import ChainData
 from .ticket import SignedTicket
 
 __all__ = [
-    "TICKET_VALIDITY_PERIOD",
     "RedemptionDeferred",
     "RedemptionGate",
     "redeem_args",
 ]
-
-TICKET_VALIDITY_PERIOD = 2
-"""Rounds after its creation round that TicketBroker still redeems a ticket."""
 
 
 class RedemptionGate:
@@ -32,9 +28,18 @@ class RedemptionGate:
         self._redeem_gas = redeem_gas
 
     @staticmethod
-    def in_window(ticket: SignedTicket, current_round: int) -> bool:
-        """Whether the ticket is recent enough to select (creationRound >= round - 2)."""
-        return ticket.ticket.creation_round >= current_round - TICKET_VALIDITY_PERIOD
+    def in_window(ticket: SignedTicket, current_round: int, validity_period: int) -> bool:
+        """Whether TicketBroker still redeems it: creationRound + ticketValidityPeriod > currentRound.
+
+        ``validity_period`` is the contract's ``ticketValidityPeriod`` (``ChainData.ticket_validity_period``).
+        """
+        return ticket.ticket.creation_round + validity_period > current_round
+
+    async def redeemable_round(self, ticket: SignedTicket) -> bool:
+        """``in_window`` against the chain data's current round and validity period."""
+        return self.in_window(
+            ticket, await self._chain.last_initialized_round(), await self._chain.ticket_validity_period()
+        )
 
     @staticmethod
     def params_expired(ticket: SignedTicket, last_seen_l1_block: int) -> bool:

@@ -7,12 +7,15 @@ and credits after (``processor.PaymentProcessor`` does exactly that).
 It runs in two steps so that nothing is spent before the winners are safe:
 
 1. ``check`` reads every piece of chain data and runs every check that needs no
-   shared state (payment checks, the fatal batch checks, signatures, the win
-   check, expiry). It writes nothing, so a failure there, or in persisting the
-   winners it returns, leaves the tickets unspent and the payment can be retried.
-2. ``commit`` records the nonces (the validator's only write, which makes a
-   replayed ticket worth nothing on this replica or any other) and says what
-   to credit.
+   shared state (payment checks, the seed's layout, generation and scope, the
+   fatal batch checks, signatures, the win check, expiry). It writes nothing, so
+   a failure there, or in persisting the winners it returns, leaves the tickets
+   unspent and the payment can be retried.
+2. ``commit`` records the nonces and, in the same write, the credit they owe
+   (a journal entry, ``nonces.CreditEntry``), and returns that credit for the
+   caller to apply to the balance exactly once. A retry of a payment whose
+   nonces were spent but whose credit may not have landed finds its journal
+   entry and gets the same credit again, which the balance applies only once.
 """
 
 from __future__ import annotations
@@ -30,9 +33,13 @@ from .errors import (
     InvalidTicketRecipient,
     InvalidTicketSender,
     InvalidTicketSignature,
+    JournaledTicketError,
     MissingExpirationParams,
     MissingSender,
     NonceAlreadySeen,
+    NonceRecordMismatch,
+    NonceStateChanged,
+    ParamsNotForThisJob,
     PaymentError,
     RecipientInactive,
     SenderInfoUnavailable,
@@ -41,13 +48,15 @@ from .errors import (
     TicketParamsExpired,
     TooManyNonces,
 )
+from .nonces import JOURNAL_WINDOW, MAX_SENDER_NONCES, CreditEntry, NonceRecord, NonceVerdict, credit_id_for, record_nonces
 from .payment import Payment
-from .ports import ChainData, NonceStore, NonceVerdict
-from .recipient_rand import recipient_rand, recipient_rand_hash, seed_issued_at
+from .ports import ChainData, NonceStore
+from .recipient_rand import SEED_LAYOUT, RandKeys, generation_tag, read_seed, recipient_rand, recipient_rand_hash
+from .scope import Scope
 from .signature import verify_personal
 from .ticket import ExpirationParams, SignedTicket, TicketParams, is_winning, nonce_hasher
 
-__all__ = ["MAX_PARAMS_AGE", "CheckedPayment", "PaymentValidator", "Validation"]
+__all__ = ["MAX_PARAMS_AGE", "CheckedPayment", "Commit", "PaymentValidator", "Validation"]
 
 MAX_PARAMS_AGE = 3600.0
 """Seconds after their quote (the time in their seed) that params are refused as expired.
@@ -77,8 +86,10 @@ class CheckedPayment:
     expiration_block: int = 0
     ticket_ev: Fraction = Fraction(0)
     nonces: tuple[int, ...] = ()
+    sigs: tuple[bytes, ...] = ()
     well_signed: tuple[bool, ...] = ()
     expired: bool = False
+    generation: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +102,9 @@ class Validation:
     fixes none. ``ev`` is the exact wei to credit for the ``credited`` tickets.
     ``winners`` were to be persisted before ``commit``. ``error`` is the first
     ticket error (fatal or not): the tickets from it on were not credited, and
-    the gateway must get its text.
+    the gateway must get its text. ``retried``: this exact payment was committed
+    before (a retry after a lost ack or a failed credit, or a replay of it): its
+    journaled credit is handed back, and the balance applies it only once.
     """
 
     sender: bytes
@@ -101,6 +114,20 @@ class Validation:
     credited: int = 0
     winners: tuple[SignedTicket, ...] = field(default=())
     error: PaymentError | None = None
+    retried: bool = False
+    """The same payment was committed before: this is its journaled credit, which a balance applies once."""
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    """What ``commit`` decided: the payment's ``validation``, and the ``credit`` to apply (or None).
+
+    ``credit`` may be owed to another balance than this payment's: a replay of
+    a payment whose credit was interrupted completes that credit, once.
+    """
+
+    validation: Validation
+    credit: CreditEntry | None = None
 
 
 class PaymentValidator:
@@ -119,16 +146,22 @@ class PaymentValidator:
         *,
         clock: Callable[[], float] = time.time,
         max_params_age: float = MAX_PARAMS_AGE,
+        max_nonces: int = MAX_SENDER_NONCES,
     ) -> None:
         self._recipient = recipient
-        self._secret = secret
+        self._keys = RandKeys(secret)
         self._chain = chain
         self._nonces = nonces
         self._clock = clock
         self._max_params_age = max_params_age
+        self._max_nonces = max_nonces
 
-    async def check(self, payment: Payment) -> CheckedPayment:
+    async def check(self, payment: Payment, scope: Scope) -> CheckedPayment:
         """Every check that writes nothing; raises PaymentError for the payment-level ones.
+
+        ``scope`` is what the payment pays for (``Scope.of(capability, model)``
+        for an AI manifest, ``Scope.base()`` for a transcoding session): params
+        quoted for anything else are refused (``ParamsNotForThisJob``).
 
         Chain reads that fail (other than the sender lookup, which is a fatal
         ticket error as in go-livepeer) propagate as they are: nothing was written.
@@ -149,14 +182,19 @@ class PaymentValidator:
         if payment.expected_price is None:
             raise InvalidExpectedPrice("expected price is nil")
         price = payment.expected_price.fraction()
+        if price == 0 and params.face_value > 0:
+            # Baton quotes a zero price only with zero face value and win probability.
+            raise InvalidExpectedPrice("price is 0 for tickets with a face value")
         if payment.expiration_params is None:
             raise MissingExpirationParams()
         tickets = payment.tickets
         if not tickets:
             return CheckedPayment(sender=payment.sender)
         try:
-            rand = await self._check_batch(payment, params, payment.expiration_params, price, round_)
-        except FatalTicketError as error:
+            rand, generation = await self._check_batch(
+                payment, params, payment.expiration_params, price, round_, scope
+            )
+        except (FatalTicketError, TicketParamsExpired) as error:
             return CheckedPayment(sender=payment.sender, received=len(tickets), error=error)
         last_seen_block = await self._chain.last_seen_l1_block()
 
@@ -178,28 +216,82 @@ class PaymentValidator:
             expiration_block=params.expiration_block,
             ticket_ev=params.ev(),
             nonces=tuple(t.sender_nonce for t in tickets),
+            sigs=tuple(t.sig for t in tickets),
             well_signed=well_signed,
             expired=params.expiration_block <= last_seen_block or self._too_old(params.seed),
+            generation=generation,
         )
 
-    async def commit(self, checked: CheckedPayment) -> Validation:
-        """Record the nonces of the well-signed tickets, then count what to credit.
+    async def commit(self, checked: CheckedPayment, balance: str) -> Commit:
+        """Spend the nonces of the well-signed tickets and journal the credit they owe, in one write.
 
-        Call it only once ``checked.winners`` are persisted. Per ticket, in
-        go-livepeer's order: signature, nonce, expiry; credit until the first error.
+        Call it only once ``checked.winners`` are persisted. ``balance`` is the
+        balance key (``balances.balance_key``) the credit goes to. Per ticket, in
+        go-livepeer's order: signature, nonce, expiry; credit until the first
+        error. A payment whose nonces this very payment already spent (its ack was
+        lost, or the credit after it failed) gets its journaled credit back.
         """
         if checked.error is not None or not checked.nonces:
-            return Validation(
-                sender=checked.sender,
-                price=checked.price,
-                received=checked.received,
-                winners=checked.winners,
-                error=checked.error,
+            return Commit(
+                Validation(
+                    sender=checked.sender,
+                    price=checked.price,
+                    received=checked.received,
+                    winners=checked.winners,
+                    error=checked.error,
+                )
             )
+        credit_id = credit_id_for(checked.nonce_key, list(zip(checked.nonces, checked.sigs, strict=True)))
         recorded = [n for n, ok in zip(checked.nonces, checked.well_signed, strict=True) if ok]
-        verdicts = iter(
-            await self._nonces.add(checked.nonce_key, recorded, checked.expiration_block) if recorded else ()
-        )
+        decided: list[Commit] = []
+
+        def spend(record: NonceRecord) -> NonceRecord | None:
+            decided.clear()
+            if record.expiration_block != checked.expiration_block:
+                raise NonceRecordMismatch()
+            journaled = record.journaled(credit_id)
+            if journaled is not None:
+                decided.append(self._retried(checked, journaled, balance))
+                return None
+            verdicts = record_nonces(record, recorded, self._max_nonces)
+            validation = self._count(checked, iter(verdicts))
+            decided.append(Commit(validation))
+            if NonceVerdict.ACCEPTED not in verdicts:
+                return None  # nothing spent: nothing to write or credit
+            now = self._clock()
+            credit = CreditEntry(
+                id=credit_id,
+                balance=balance,
+                amount_num=validation.ev.numerator,
+                amount_den=validation.ev.denominator,
+                price_num=None if validation.price is None else validation.price.numerator,
+                price_den=None if validation.price is None else validation.price.denominator,
+                received=validation.received,
+                credited=validation.credited,
+                error=None if validation.error is None else validation.error.message,
+                at=now,
+            )
+            # Entries past twice the window can no longer be completed: keep the record small.
+            record.journal(credit, keep_after=now - 2 * JOURNAL_WINDOW)
+            decided[0] = Commit(validation, credit)
+            return record
+
+        try:
+            await self._nonces.update(checked.nonce_key, checked.expiration_block, checked.generation, spend)
+        except NonceStateChanged as error:
+            return Commit(
+                Validation(
+                    sender=checked.sender,
+                    price=None,
+                    received=checked.received,
+                    winners=checked.winners,
+                    error=error,
+                )
+            )
+        return decided[0]
+
+    def _count(self, checked: CheckedPayment, verdicts) -> Validation:
+        """The Validation of ``checked`` given the nonce store's verdicts for its well-signed tickets."""
         first_error: PaymentError | None = None
         credited = 0
         for nonce, ok in zip(checked.nonces, checked.well_signed, strict=True):
@@ -229,9 +321,32 @@ class PaymentValidator:
             error=first_error,
         )
 
+    def _retried(self, checked: CheckedPayment, journaled: CreditEntry, balance: str) -> Commit:
+        """A payment met its own journal entry: hand its credit back (applied once), within the window."""
+        if abs(self._clock() - journaled.at) > JOURNAL_WINDOW:
+            return Commit(self._count(checked, iter([NonceVerdict.SEEN] * len(checked.nonces))))
+        if journaled.balance != balance:
+            # The same tickets offered for another balance: complete the credit where it
+            # was owed, and answer this payment as the replay it is.
+            return Commit(self._count(checked, iter([NonceVerdict.SEEN] * len(checked.nonces))), journaled)
+        price = None
+        if journaled.price_num is not None and journaled.price_den is not None:
+            price = Fraction(journaled.price_num, journaled.price_den)
+        validation = Validation(
+            sender=checked.sender,
+            price=price,
+            ev=Fraction(journaled.amount_num, journaled.amount_den),
+            received=journaled.received,
+            credited=journaled.credited,
+            winners=checked.winners,
+            error=None if journaled.error is None else JournaledTicketError(journaled.error),
+            retried=True,
+        )
+        return Commit(validation, journaled)
+
     def _too_old(self, seed: int) -> bool:
         """Whether the params were quoted more than ``max_params_age`` from now (either way)."""
-        return abs(self._clock() - seed_issued_at(seed)) > self._max_params_age
+        return abs(self._clock() - read_seed(seed).issued_at) > self._max_params_age
 
     async def _check_batch(
         self,
@@ -240,8 +355,16 @@ class PaymentValidator:
         expiration_params: ExpirationParams,
         price: Fraction,
         round_: int,
-    ) -> int:
-        """The fatal checks (sender unlocking, recipient, zero sender, rand): the same for every ticket."""
+        scope: Scope,
+    ) -> tuple[int, bytes]:
+        """The fatal checks (sender unlocking, recipient, zero sender, seed, rand, scope), once per batch.
+
+        Returns the rand and the generation it was made under. Params from
+        another seed layout or nonce generation raise ``TicketParamsExpired``
+        before the rand is checked: they may be honest params this orchestrator
+        quoted before an upgrade or a reset, and gateways answer that error by
+        fetching fresh params, where a rand error would make them drop us.
+        """
         sender = payment.sender
         try:
             info = await self._chain.sender_info(sender)
@@ -253,8 +376,12 @@ class PaymentValidator:
             raise InvalidTicketRecipient()
         if sender == ZERO_ADDRESS:
             raise InvalidTicketSender()
+        seed = read_seed(params.seed)
+        generation = await self._nonces.generation()
+        if seed.layout != SEED_LAYOUT or seed.generation_tag != generation_tag(generation):
+            raise TicketParamsExpired()
         rand = recipient_rand(
-            self._secret,
+            self._keys(generation),
             seed=params.seed,
             sender=sender,
             face_value=params.face_value,
@@ -265,4 +392,6 @@ class PaymentValidator:
         )
         if recipient_rand_hash(rand) != params.recipient_rand_hash:
             raise InvalidRecipientRand()
-        return rand
+        if seed.scope_digest != scope.digest():
+            raise ParamsNotForThisJob(scope.describe())
+        return rand, generation

@@ -1,0 +1,261 @@
+"""Payment integrity on a real nats-server: races, lost acks, contention, restarts, lost buckets."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from fractions import Fraction
+
+import nats
+import pytest
+
+from baton_common.pm import (
+    BALANCE_IDLE_TTL,
+    Balances,
+    NonceAlreadySeen,
+    NonceStateChanged,
+    ParamsPolicy,
+    PaymentProcessor,
+    PaymentValidator,
+    Scope,
+    StoreContention,
+    TicketParamsExpired,
+    TicketParamsIssuer,
+    balance_key,
+    decode_payment,
+    ticket_params_to_pb,
+)
+from baton_common.pm_nats import NONCE_BUCKET_TTL, KvBalanceStore, KvNonceStore, KvWinningTickets
+
+from .conftest import PRICE, SECRET, TICKET_EV
+from .pm_gateway import Gateway
+
+KINDS = (("nonces", NONCE_BUCKET_TTL), ("balances", BALANCE_IDLE_TTL), ("winners", None))
+
+
+class Replica:
+    """One negotiator replica's payment core on its own NATS connection."""
+
+    def __init__(self, nc, names: dict[str, str], orch: bytes, chain, *, deadline: float = 10.0) -> None:
+        self.nc, self.names, self.orch, self.chain, self.deadline = nc, names, orch, chain, deadline
+
+    async def open(self) -> Replica:
+        js = self.nc.jetstream(timeout=0.5)
+        kv = {kind: await js.key_value(name) for kind, name in self.names.items()}
+        self.nonces = KvNonceStore(kv["nonces"], deadline=self.deadline)
+        self.balances = Balances(KvBalanceStore(kv["balances"], deadline=self.deadline))
+        self.winners = KvWinningTickets(kv["winners"], deadline=self.deadline)
+        self.validator = PaymentValidator(self.orch, SECRET, self.chain, self.nonces)
+        self.processor = PaymentProcessor(self.validator, self.balances, self.winners)
+        policy = ParamsPolicy(recipient=self.orch, ticket_ev=TICKET_EV, max_face_value=TICKET_EV)
+        self.issuer = TicketParamsIssuer(policy, SECRET, self.chain, self.nonces)
+        return self
+
+    async def pay(self, payment, manifest: str = "m"):
+        return await self.processor.process(decode_payment(payment.SerializeToString()), manifest, Scope.base())
+
+
+async def create_buckets(nc, prefix: str) -> dict[str, str]:
+    js = nc.jetstream()
+    names = {kind: f"{prefix}_{kind}" for kind, _ in KINDS}
+    for kind, ttl in KINDS:
+        await js.create_key_value(bucket=names[kind], ttl=ttl)
+    return names
+
+
+@pytest.fixture
+async def connections(nats_url: str):
+    clients = [await nats.connect(nats_url) for _ in range(4)]
+    yield clients
+    for client in clients:
+        await client.close()
+
+
+async def test_cleanup_between_check_and_commit_credits_no_replay(nc, prefix, orch, chain) -> None:
+    """check -> cleanup (deletes the record) -> commit: the re-created record is below the mark."""
+    chain.gas = 1
+    replica = await Replica(nc, await create_buckets(nc, prefix), orch, chain).open()
+    gateway = Gateway.random()
+    params = ticket_params_to_pb(await replica.issuer.quote(gateway.address, PRICE))
+    assert (await replica.pay(gateway.pay(params, 5))).credited == 5
+    credited = await replica.balances.balance(gateway.address, "m")
+
+    replay = decode_payment(gateway.pay(params, nonces=[5, 4, 3, 2, 1]).SerializeToString())
+    checked = await replica.validator.check(replay, Scope.base())
+    assert not checked.expired  # this replica's view still says the params live
+    expiration = int.from_bytes(params.expiration_block, "big")
+    assert await replica.nonces.cleanup(expiration) == 1  # the chain service's cleanup runs in between
+    commit = await replica.validator.commit(checked, balance_key(gateway.address, "m"))
+    assert isinstance(commit.validation.error, TicketParamsExpired) and commit.validation.credited == 0
+    assert commit.credit is None
+    assert await replica.balances.balance(gateway.address, "m") == credited
+
+
+class PausingKv:
+    """A KeyValue whose next compare-and-set on ``key`` stops the server (SIGSTOP) as it is sent."""
+
+    def __init__(self, kv, pid: int, key_prefix: str, pause: float) -> None:
+        self._kv, self._pid, self._prefix, self._pause = kv, pid, key_prefix, pause
+        self.paused = 0
+        self.errors: list[str] = []
+
+    def __getattr__(self, name):
+        return getattr(self._kv, name)
+
+    async def _stop_then(self, call):
+        if self.paused == 0:
+            self.paused += 1
+            os.kill(self._pid, signal.SIGSTOP)
+            asyncio.get_running_loop().call_later(self._pause, os.kill, self._pid, signal.SIGCONT)
+        try:
+            return await call
+        except Exception as exc:
+            self.errors.append(type(exc).__name__)
+            raise
+
+    async def create(self, key, value, **kw):
+        if key.startswith(self._prefix):
+            return await self._stop_then(self._kv.create(key, value, **kw))
+        return await self._kv.create(key, value, **kw)
+
+    async def update(self, key, value, **kw):
+        if key.startswith(self._prefix):
+            return await self._stop_then(self._kv.update(key, value, **kw))
+        return await self._kv.update(key, value, **kw)
+
+
+@pytest.mark.parametrize("deadline", [10.0, 1.0], ids=["the-request-recovers", "the-gateway-retries"])
+async def test_a_nonce_write_whose_ack_is_lost_is_credited_exactly_once(
+    private_nats, orch, chain, deadline: float
+) -> None:
+    """The server pauses (SIGSTOP, like a disk stall) between the write and its ack: the client times
+    out, the write lands. Either the same request finds its write, or the gateway's retry does."""
+    chain.gas = 1
+    private_nats.start()
+    nc = await nats.connect(private_nats.url)
+    try:
+        names = await create_buckets(nc, "p")
+        replica = await Replica(nc, names, orch, chain, deadline=deadline).open()
+        gateway = Gateway.random()
+        params = ticket_params_to_pb(await replica.issuer.quote(gateway.address, PRICE))
+        assert private_nats.proc is not None
+        replica.nonces._kv = PausingKv(replica.nonces._kv, private_nats.proc.pid, params.recipient_rand_hash.hex(), 1.5)
+        payment = gateway.pay(params, 3)
+        ev = 3 * Fraction(TICKET_EV)
+        if deadline > 1.5:
+            validation = await replica.pay(payment)
+            assert validation.credited == 3
+        else:
+            with pytest.raises(StoreContention):
+                await replica.pay(payment)
+            assert await replica.balances.balance(gateway.address, "m") is None
+            await asyncio.sleep(1.0)  # the server is back; the gateway retries the same payment
+            retried = await replica.pay(payment)
+            assert retried.credited == 3 and retried.retried
+        assert replica.nonces._kv.paused == 1
+        assert replica.nonces._kv.errors[:1] == ["TimeoutError"]  # the client never saw its ack
+        record = await replica.nonces._kv.get(params.recipient_rand_hash.hex())
+        assert record.value.count(b'"id"') == 1  # one spend, journaled once
+        assert await replica.balances.balance(gateway.address, "m") == ev
+        assert (await replica.pay(payment)).credited == 3  # a further retry: still credited once
+        assert await replica.balances.balance(gateway.address, "m") == ev
+    finally:
+        if private_nats.proc is not None:
+            os.kill(private_nats.proc.pid, signal.SIGCONT)
+        await nc.close()
+
+
+async def test_200_concurrent_payments_on_one_balance_across_4_connections_are_all_credited(
+    connections, prefix, orch, chain
+) -> None:
+    chain.gas = 1
+    names = await create_buckets(connections[0], prefix)
+    replicas = [await Replica(client, names, orch, chain).open() for client in connections]
+    gateway = Gateway.random()
+    params = ticket_params_to_pb(await replicas[0].issuer.quote(gateway.address, PRICE))
+    payments = [gateway.pay(params, 1) for _ in range(200)]  # one nonce record and one balance for all
+    outcomes = await asyncio.gather(
+        *(replicas[i % 4].pay(payment) for i, payment in enumerate(payments)), return_exceptions=True
+    )
+    errors = [o for o in outcomes if isinstance(o, BaseException)]
+    assert errors == []
+    assert sum(o.credited for o in outcomes) == 200
+    assert await replicas[3].balances.balance(gateway.address, "m") == 200 * Fraction(TICKET_EV)
+
+
+async def test_a_restart_on_the_shared_stores_credits_no_replay(nc, other_nc_factory, prefix, orch, chain) -> None:
+    chain.gas = 1
+    names = await create_buckets(nc, prefix)
+    first = await Replica(nc, names, orch, chain).open()
+    gateway = Gateway.random()
+    params = ticket_params_to_pb(await first.issuer.quote(gateway.address, PRICE))
+    payment = gateway.pay(params, 4)
+    assert (await first.pay(payment)).credited == 4
+    restarted = await Replica(await other_nc_factory(), names, orch, chain).open()  # a new process, same buckets
+    assert await restarted.nonces.generation() == await first.nonces.generation()
+    again = await restarted.pay(payment)
+    assert again.retried  # the same payment: its journaled credit, already applied
+    with pytest.raises(NonceAlreadySeen):
+        await restarted.pay(gateway.pay(params, nonces=[4, 3, 2, 1]))
+    assert await restarted.balances.balance(gateway.address, "m") == 4 * Fraction(TICKET_EV)
+
+
+async def test_a_lost_nonce_bucket_credits_no_replay_to_a_new_or_a_running_replica(
+    nc, other_nc_factory, prefix, orch, chain
+) -> None:
+    chain.gas = 1
+    names = await create_buckets(nc, prefix)
+    running = await Replica(nc, names, orch, chain).open()
+    gateway = Gateway.random()
+    params = ticket_params_to_pb(await running.issuer.quote(gateway.address, PRICE))
+    payment = gateway.pay(params, 10)
+    assert (await running.pay(payment)).credited == 10
+    credited = await running.balances.balance(gateway.address, "m")
+
+    js = nc.jetstream()
+    await js.delete_key_value(names["nonces"])  # lost: deleted, then re-created empty
+    await js.create_key_value(bucket=names["nonces"], ttl=NONCE_BUCKET_TTL)
+
+    fresh = await Replica(await other_nc_factory(), names, orch, chain).open()
+    for replica in (fresh, running):  # a replica started after the loss, and one that cached the old state
+        for replay in (payment, gateway.pay(params, nonces=list(range(10, 0, -1)))):
+            with pytest.raises(TicketParamsExpired) as refused:
+                await replica.pay(replay)
+            assert refused.value.validation.credited == 0
+    assert await running.balances.balance(gateway.address, "m") == credited
+    assert await fresh.nonces.generation() == await running.nonces.generation()
+    # Fresh params, quoted in the new generation, pay as usual on both.
+    new = ticket_params_to_pb(await fresh.issuer.quote(gateway.address, PRICE))
+    assert (await running.pay(gateway.pay(new, 1))).credited == 1
+
+
+async def test_a_running_replica_detects_the_state_reset_under_it(nc, prefix, orch, chain) -> None:
+    names = await create_buckets(nc, prefix)
+    replica = await Replica(nc, names, orch, chain).open()
+    old = await replica.nonces.generation()
+    js = nc.jetstream()
+    await js.delete_key_value(names["nonces"])
+    await js.create_key_value(bucket=names["nonces"], ttl=NONCE_BUCKET_TTL)
+
+    def change(record):
+        record.nonces.append(1)
+        return record
+
+    with pytest.raises(NonceStateChanged):
+        await replica.nonces.update("ab" * 32, 10**9, old, change)
+    assert await replica.nonces.generation() != old
+
+
+@pytest.fixture
+async def other_nc_factory(nats_url: str):
+    opened = []
+
+    async def connect():
+        client = await nats.connect(nats_url)
+        opened.append(client)
+        return client
+
+    yield connect
+    for client in opened:
+        await client.close()
