@@ -9,11 +9,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
 
 import httpx
 import nats
 import nats.js.errors
 import pytest
+from litestar import get
+from nats.js.kv import KeyValue
 
 from baton_common.bus import Bus
 from baton_common.config import CommonSettings
@@ -281,3 +285,171 @@ def test_an_empty_nats_url_is_a_configuration_error() -> None:
     run = subprocess.run([sys.executable, "-m", "baton_pricing"], capture_output=True, text=True, timeout=30,
                          env=service_env("", BATON_HTTP_PORT=str(free_port())))
     assert run.returncode == 2 and "BATON_NATS_URL is empty" in run.stderr
+
+
+# -- shutdown order: HTTP first, then NATS --------------------------------------
+
+
+async def _refused(port: int) -> bool:
+    """Whether a new connection to ``port`` is refused."""
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+    except ConnectionRefusedError:
+        return True
+    writer.close()
+    return False
+
+
+async def test_sigterm_lets_an_http_request_in_flight_finish_its_nats_writes(
+    nats_url: str, prefix: str, nc: nats.NATS, repo: Path, tmp_path: Path
+) -> None:
+    port, listen = free_port(), free_port()
+    env = service_env(nats_url, BATON_HTTP_PORT=str(port), BATON_INSTANCE_ID=prefix, BATON_INFLIGHT_BUCKET=prefix,
+                      BATON_INFLIGHT_LISTEN_PORT=str(listen), BATON_INFLIGHT_WORK_SECONDS="1.5")
+    with open(tmp_path / "inflight.log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "tests.common.inflight_service"], cwd=repo, env=env, stderr=log)
+    try:
+        wait_ready(port, proc)
+        kv = await nc.jetstream().key_value(prefix)
+        async with httpx.AsyncClient(timeout=15) as http:
+            pending = asyncio.create_task(http.post(f"http://127.0.0.1:{listen}/work/pay1"))
+            await wait_until(lambda: _has_key(kv, "pay1.nonces"))  # the request is in its handler now
+            proc.send_signal(signal.SIGTERM)
+            await wait_until(lambda: _refused(listen), timeout=5)
+            # refused while the request is still in flight and the process still up: not because it exited
+            assert not pending.done() and proc.poll() is None
+            assert await _refused(port)  # the health server has stopped accepting too
+            resp = await pending
+        assert resp.status_code == 200 and resp.content == b"done"
+        assert (await kv.get("pay1.credit")).value == b"credited"  # its write after the stop went through
+        assert proc.wait(timeout=25) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+    assert b'"msg": "stopped"' in (tmp_path / "inflight.log").read_bytes()
+
+
+async def _has_key(kv: KeyValue, key: str) -> bool:
+    try:
+        await kv.get(key)
+        return True
+    except nats.js.errors.KeyNotFoundError:
+        return False
+
+
+class SlowRoute(Toy):
+    """A slow route on the runtime's own server that writes over NATS; records what happens at shutdown."""
+
+    def __init__(self, settings: CommonSettings, bucket: str) -> None:
+        super().__init__(settings)
+        self.bucket = bucket
+        self.events: list[str] = []
+        self.kv: KeyValue | None = None
+
+    def routes(self) -> list[Any]:
+        @get("/slow")
+        async def slow() -> str:
+            self.events.append("http handling")
+            await asyncio.sleep(1.0)
+            assert self.kv is not None
+            await self.kv.put("slow", b"written")
+            self.events.append("http handled")
+            return "ok"
+
+        return [slow]
+
+    async def start(self, ctx: ServiceContext) -> None:
+        self.kv = await ctx.bus.kv(self.bucket)
+
+    async def stop(self) -> None:
+        self.events.append("service stop")
+
+
+async def test_the_runtime_http_server_stops_and_finishes_its_requests_before_nats_drains(
+    nats_url: str, prefix: str, nc: nats.NATS
+) -> None:
+    port = free_port()
+    settings = CommonSettings(nats_url=nats_url, http_host="127.0.0.1", http_port=port, instance_id=prefix)
+    service = SlowRoute(settings, prefix)
+    rt = Runtime(service, settings)
+    task = asyncio.create_task(rt.run(handle_signals=False))
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=15) as http:
+        await wait_until(lambda: _status(http, 200))
+        bus = rt.bus
+        assert bus is not None
+
+        def record(what: str, step: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+            async def recorded(*args: object) -> None:
+                service.events.append(f"{what}, HTTP {'refused' if await _refused(port) else 'accepted'}")
+                await step(*args)
+
+            return recorded
+
+        bus.drain_subscriptions = record("drain subscriptions", bus.drain_subscriptions)  # type: ignore[method-assign]
+        bus.drain = record("drain NATS", bus.drain)  # type: ignore[method-assign]
+        pending = asyncio.create_task(http.get("/slow"))
+        await wait_until(lambda: _true_if_async(lambda: "http handling" in service.events))
+        rt.request_stop()
+        resp = await pending
+    assert resp.status_code == 200 and resp.text == "ok"
+    assert await asyncio.wait_for(task, 25) == 0
+    assert service.events == ["http handling", "http handled", "drain subscriptions, HTTP refused", "service stop",
+                              "drain NATS, HTTP refused"]
+    assert (await (await nc.jetstream().key_value(prefix)).get("slow")).value == b"written"
+
+
+async def _true_if_async(cond: Callable[[], bool]) -> bool:
+    return cond()
+
+
+class Stuck(Toy):
+    """Everything hangs: an HTTP route, a bus handler and stop()."""
+
+    def __init__(self, settings: CommonSettings, subject: str) -> None:
+        super().__init__(settings)
+        self.subject = subject
+        self.handling: set[str] = set()
+
+    def routes(self) -> list[Any]:
+        @get("/stuck")
+        async def stuck() -> str:
+            self.handling.add("http")
+            await asyncio.sleep(3600)
+            return "never"
+
+        return [stuck]
+
+    async def start(self, ctx: ServiceContext) -> None:
+        async def answer(req: Ping) -> Ping:
+            self.handling.add("bus")
+            await asyncio.sleep(3600)
+            return req
+
+        await ctx.bus.serve(self.subject, Ping, answer)
+
+    async def stop(self) -> None:
+        await asyncio.sleep(3600)
+
+
+async def test_shutdown_ends_within_its_budget_whatever_hangs(nats_url: str, prefix: str) -> None:
+    port = free_port()
+    settings = CommonSettings(nats_url=nats_url, http_host="127.0.0.1", http_port=port, instance_id=prefix)
+    service = Stuck(settings, f"{prefix}.stuck")
+    rt = Runtime(service, settings, shutdown_budget=3.0)
+    assert rt.phases.total == pytest.approx(3.0)
+    task = asyncio.create_task(rt.run(handle_signals=False))
+    client = await Bus.connect([nats_url], name="caller")
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=15) as http:
+        await wait_until(lambda: _status(http, 200))
+        stuck_http = asyncio.create_task(http.get("/stuck"))
+        stuck_bus = asyncio.create_task(client.request(f"{prefix}.stuck", Ping(text="x"), Ping, timeout=15))
+        await wait_until(lambda: _true_if_async(lambda: service.handling == {"http", "bus"}))
+        began = time.monotonic()
+        rt.request_stop()
+        assert await asyncio.wait_for(task, 15) == 0
+        took = time.monotonic() - began
+        assert (await stuck_http).status_code == 500  # cut off at the end of the HTTP phase, not left hanging
+    stuck_bus.cancel()
+    await client.drain()
+    # A supervisor waits the budget plus a margin before SIGKILL: the runtime must be done by then.
+    assert took < 3.0 + 1.0, f"shutdown took {took:.1f}s on a 3 s budget"
