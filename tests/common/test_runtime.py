@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -21,7 +22,7 @@ from nats.js.kv import KeyValue
 
 from baton_common.bus import Bus
 from baton_common.config import CommonSettings
-from baton_common.runtime import Runtime, ServiceBase, ServiceContext
+from baton_common.runtime import Listener, Runtime, ServiceBase, ServiceContext
 from baton_common.schemas import HEARTBEAT_BUCKET, Check, Heartbeat, Message, decode, heartbeat_key
 from tests.helpers import PrivateNats, free_port, service_env, wait_ready
 
@@ -453,3 +454,54 @@ async def test_shutdown_ends_within_its_budget_whatever_hangs(nats_url: str, pre
     await client.drain()
     # A supervisor waits the budget plus a margin before SIGKILL: the runtime must be done by then.
     assert took < 3.0 + 1.0, f"shutdown took {took:.1f}s on a 3 s budget"
+
+
+class Public(Toy):
+    """Opens a TLS listener of its own, as the negotiator does for gateways."""
+
+    def __init__(self, settings: CommonSettings, certfile: Path, keyfile: Path) -> None:
+        super().__init__(settings)
+        self.certfile, self.keyfile = certfile, keyfile
+        self.listener: Listener | None = None
+
+    async def start(self, ctx: ServiceContext) -> None:
+        self.listener = ctx.serve_http(_version_app, "127.0.0.1:0", certfile=str(self.certfile),
+                                       keyfile=str(self.keyfile))
+
+
+async def _version_app(scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]],
+                       send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+    """An ASGI app that answers with the HTTP version it was asked in."""
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": scope["http_version"].encode()})
+
+
+async def test_a_service_tls_listener_speaks_http2_and_http1_and_closes_at_stop(
+    nats_url: str, prefix: str, tmp_path: Path
+) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True, timeout=30)
+    port = free_port()
+    settings = CommonSettings(nats_url=nats_url, http_host="127.0.0.1", http_port=port, instance_id=prefix)
+    service = Public(settings, cert, key)
+    rt = Runtime(service, settings)
+    task = asyncio.create_task(rt.run(handle_signals=False))
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+        await wait_until(lambda: _status(http, 200))
+    assert service.listener is not None
+    public = service.listener.port  # bound on port 0: the port chosen is reported
+    tls = ssl.create_default_context(cafile=str(cert))
+    for http2, version in ((True, "2"), (False, "1.1")):  # by ALPN
+        async with httpx.AsyncClient(http2=http2, http1=not http2, verify=tls) as client:
+            resp = await client.get(f"https://127.0.0.1:{public}/")
+        assert resp.status_code == 200 and resp.text == version and resp.http_version == f"HTTP/{version}"
+    rt.request_stop()
+    assert await asyncio.wait_for(task, 25) == 0
+    assert await _refused(public)
