@@ -173,6 +173,7 @@ class Runtime(Generic[S]):
             tasks.append(asyncio.create_task(self._heartbeats(self._kv, key), name="heartbeat"))
             started_service = True
             await self._step(self.service.start(self.ctx))
+            await self._step(_quietly(self.bus.nc.flush(), 2.0))  # ready: the server has start()'s subscriptions
             tasks += [asyncio.create_task(p.run(), name=f"probe-{p.name}") for p in self.ctx.probes]
             self._started = True
             self._beat_now.set()  # tell the bucket at once, not at the next interval
