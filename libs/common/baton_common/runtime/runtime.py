@@ -64,6 +64,7 @@ __all__ = ["Runtime", "run_service"]
 S = TypeVar("S", bound=CommonSettings)
 T = TypeVar("T")
 
+
 class _Stopped(Exception):
     """A stop signal (or a fatal error) came before the awaited step finished."""
 
