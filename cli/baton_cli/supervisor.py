@@ -3,25 +3,31 @@
 Restarts back off from 0.5 s, doubling up to 30 s; a child that stays up for
 a minute starts again from the shortest delay. Five crashes within a minute
 put the child in ``crash-loop`` (reported in the status and the logs), and
-restarts go on at the longest delay until it stays up for a minute. Children run in their own process group
-and get SIGTERM if the supervisor itself dies, so nothing is left behind.
+restarts go on at the longest delay until it stays up for a minute. Children run in their own session
+and process group, and get SIGTERM if the supervisor itself dies (set up by :mod:`._child`, which each
+child runs first), so nothing is left behind. A stop sends SIGTERM, then SIGKILL after
+:data:`STOP_TIMEOUT`: the services' shutdown budget and a margin.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
 import os
+import shutil
 import signal
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from baton_common.runtime import SHUTDOWN_BUDGET
 from baton_common.schemas import Supervision
 
-__all__ = ["Backoff", "Child", "CRASH_LOOP_CRASHES", "CRASH_LOOP_WINDOW"]
+from . import _child
+
+__all__ = ["Backoff", "Child", "CRASH_LOOP_CRASHES", "CRASH_LOOP_WINDOW", "STOP_MARGIN", "STOP_TIMEOUT", "child_argv"]
 
 log = logging.getLogger("baton.up")
 
@@ -30,6 +36,10 @@ MAX_DELAY = 30.0
 STABLE_AFTER = 60.0
 CRASH_LOOP_CRASHES = 5
 CRASH_LOOP_WINDOW = 60.0
+STOP_MARGIN = 5.0
+"""Seconds beyond the runtime's budget: interpreter exit, log flushing, a loaded machine."""
+STOP_TIMEOUT = SHUTDOWN_BUDGET + STOP_MARGIN
+"""Seconds between SIGTERM and SIGKILL."""
 
 
 class Backoff:
@@ -79,8 +89,8 @@ class Child:
         self.last_exit: int | None = None
         self.started_at = 0.0
         self.next_restart_at = 0.0
-        self.stop_timeout = 20.0
-        """Seconds between SIGTERM and SIGKILL: above the runtime's own 15 s shutdown budget."""
+        self.stop_timeout = STOP_TIMEOUT
+        """Seconds between SIGTERM and SIGKILL: the runtime's shutdown budget and a margin."""
         self._stopping = asyncio.Event()
 
     @property
@@ -104,16 +114,18 @@ class Child:
         self.on_change(self)
 
     async def _spawn(self) -> asyncio.subprocess.Process:
+        if shutil.which(self.argv[0], path=self.env.get("PATH")) is None:
+            raise FileNotFoundError(f"no such program: {self.argv[0]}")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as out:
+            # No preexec_fn: Python code between fork and exec can deadlock in a threaded parent.
             return await asyncio.create_subprocess_exec(
-                *self.argv,
+                *child_argv(self.argv),
                 env=self.env,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=out,
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
             )
 
     async def run(self) -> None:
@@ -150,19 +162,13 @@ class Child:
                 self.restarts += 1
         self._set("stopped")
 
-    async def stop(self, timeout: float = 15.0) -> None:
-        """SIGTERM the child's process group; SIGKILL it after ``timeout`` seconds."""
+    async def stop(self, timeout: float | None = None) -> None:
+        """SIGTERM the child's process group; SIGKILL it after ``timeout`` seconds (default :attr:`stop_timeout`)."""
         self._stopping.set()
         proc = self.proc
         if proc is None or proc.returncode is not None:
             return
-        _signal_group(proc.pid, signal.SIGTERM)
-        try:
-            await asyncio.wait_for(proc.wait(), timeout=timeout)
-        except TimeoutError:
-            log.warning("%s did not stop within %ss; killing it", self.name, timeout)
-        _signal_group(proc.pid, signal.SIGKILL)  # anything left in its group
-        await proc.wait()
+        await _terminate(proc, self.name, self.stop_timeout if timeout is None else timeout)
 
     def kill_now(self) -> None:
         self._stopping.set()
@@ -187,10 +193,6 @@ def _signal_group(pid: int, sig: int) -> None:
         pass
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: get SIGTERM when the supervisor dies (Linux prctl PR_SET_PDEATHSIG)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
+def child_argv(argv: Sequence[str]) -> list[str]:
+    """``argv`` run through :mod:`._child`: it dies with this process, and never outlives it."""
+    return [sys.executable, "-I", "-S", _child.__file__, str(os.getpid()), "--", *argv]

@@ -3,6 +3,8 @@
 Starts an embedded nats-server (JetStream, data in the state folder), then the
 six services as supervised child processes, shows a live status table, and on
 Ctrl-C (or SIGTERM) stops the services, then NATS, leaving no process behind.
+A service gets SIGTERM and :data:`~.supervisor.STOP_TIMEOUT` (its shutdown
+budget and a margin) before SIGKILL; a second Ctrl-C kills at once.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from baton_common.config import SERVICES
 from baton_common.schemas import SUPERVISION_BUCKET, encode
 
 from .natsd import nats_server_binary, write_config
-from .supervisor import Child
+from .supervisor import STOP_TIMEOUT, Child
 
 __all__ = ["up"]
 
@@ -114,7 +116,7 @@ class Stack:
             await self.bus.drain()
             log.info("stopping nats-server")
             await nats.stop()
-            _, stuck = await asyncio.wait(tasks, timeout=30)
+            _, stuck = await asyncio.wait(tasks, timeout=STOP_TIMEOUT)
             for child in self.children.values():
                 child.kill_now()  # nothing should be left; if something is, it goes now
             if stuck:

@@ -1,17 +1,21 @@
-"""The supervisor behind `baton up`: back-off, crash loops, and no process left behind."""
+"""The supervisor behind `baton up`: back-off, crash loops, the kill timeout, and no process left behind."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import os
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from baton_cli.supervisor import Backoff, Child
+from baton_cli._child import PARENT_GONE
+from baton_cli.supervisor import STOP_TIMEOUT, Backoff, Child, child_argv
+from baton_common.runtime import SHUTDOWN_BUDGET, ShutdownPhases
 from tests.helpers import process_alive
 
 
@@ -89,3 +93,76 @@ async def test_stop_leaves_no_grandchild_behind(tmp_path: Path) -> None:
     await asyncio.wait_for(task, 5)
     await asyncio.sleep(0.2)
     assert not process_alive(grandchild)
+
+
+def test_the_kill_timeout_covers_the_runtime_shutdown_budget() -> None:
+    child = Child("svc", ["sleep", "1"], os.environ, Path("unused.log"))
+    worst = ShutdownPhases.of(SHUTDOWN_BUDGET).total  # every phase runs out its time
+    assert worst == pytest.approx(SHUTDOWN_BUDGET)
+    assert child.stop_timeout == STOP_TIMEOUT >= worst + 1.0
+
+
+async def test_stop_waits_the_stop_timeout_then_kills(tmp_path: Path) -> None:
+    pidfile = tmp_path / "stubborn.pid"
+    script = f"trap '' TERM; echo $$ > {pidfile}; while :; do sleep 0.1; done"
+    child = Child("stubborn", ["sh", "-c", script], os.environ, tmp_path / "s.log")
+    child.stop_timeout = 0.5
+    task = asyncio.create_task(child.run())
+    while not (pidfile.exists() and pidfile.read_text().strip()):
+        await asyncio.sleep(0.05)
+    began = time.monotonic()
+    await asyncio.wait_for(child.stop(), 10)  # no timeout given: the child's own stop_timeout
+    await asyncio.wait_for(task, 5)
+    assert child.proc is not None and child.proc.returncode == -signal.SIGKILL
+    assert time.monotonic() - began >= 0.5
+
+
+def test_the_child_wrapper_does_not_start_the_command_once_its_supervisor_is_gone(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    command = ["sh", "-c", f"touch {marker}"]
+    wrapper = child_argv(command)
+    assert wrapper[-len(command) - 1:] == ["--", *command] and wrapper[-len(command) - 2] == str(os.getpid())
+    gone = [*wrapper[:-len(command) - 2], "1", "--", *command]  # "supervisor" pid 1: not our parent
+    run = subprocess.run(gone, capture_output=True, text=True, timeout=30)
+    assert run.returncode == PARENT_GONE and "supervisor 1 is gone" in run.stderr
+    assert not marker.exists()
+    assert subprocess.run(wrapper, timeout=30).returncode == 0  # its real parent: it runs the command
+    assert marker.exists()
+
+
+def test_a_child_dies_with_a_killed_supervisor(tmp_path: Path, repo: Path) -> None:
+    pidfile = tmp_path / "child.pid"
+    supervisor = (
+        "import asyncio, os, sys\n"
+        "from pathlib import Path\n"
+        "from baton_cli.supervisor import Child\n"
+        "async def main():\n"
+        f"    child = Child('sleeper', ['sleep', '300'], os.environ, Path({str(tmp_path / 's.log')!r}))\n"
+        "    task = asyncio.create_task(child.run())\n"
+        "    while child.state != 'running':\n"
+        "        await asyncio.sleep(0.05)\n"
+        f"    Path({str(pidfile)!r}).write_text(str(child.pid))\n"
+        "    await task\n"
+        "asyncio.run(main())\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", supervisor], cwd=repo)
+    try:
+        deadline = time.monotonic() + 20
+        while not (pidfile.exists() and pidfile.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        pid = int(pidfile.read_text())
+        for _ in range(100):  # until the wrapper has exec'd sleep
+            if Path(f"/proc/{pid}/comm").read_text().strip() == "sleep":
+                break
+            time.sleep(0.05)
+        assert process_alive(pid)
+    finally:
+        proc.kill()  # SIGKILL: the supervisor cleans nothing up itself
+        proc.wait()
+    deadline = time.monotonic() + 5
+    while process_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    orphaned = process_alive(pid)
+    if orphaned:
+        os.kill(pid, signal.SIGKILL)  # leave nothing behind even when the test fails
+    assert not orphaned

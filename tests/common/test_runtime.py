@@ -5,19 +5,24 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
 
 import httpx
 import nats
 import nats.js.errors
 import pytest
+from litestar import get
+from nats.js.kv import KeyValue
 
 from baton_common.bus import Bus
 from baton_common.config import CommonSettings
-from baton_common.runtime import Runtime, ServiceBase, ServiceContext
+from baton_common.runtime import Listener, Runtime, ServiceBase, ServiceContext
 from baton_common.schemas import HEARTBEAT_BUCKET, Check, Heartbeat, Message, decode, heartbeat_key
 from tests.helpers import PrivateNats, free_port, service_env, wait_ready
 
@@ -281,3 +286,222 @@ def test_an_empty_nats_url_is_a_configuration_error() -> None:
     run = subprocess.run([sys.executable, "-m", "baton_pricing"], capture_output=True, text=True, timeout=30,
                          env=service_env("", BATON_HTTP_PORT=str(free_port())))
     assert run.returncode == 2 and "BATON_NATS_URL is empty" in run.stderr
+
+
+# -- shutdown order: HTTP first, then NATS --------------------------------------
+
+
+async def _refused(port: int) -> bool:
+    """Whether a new connection to ``port`` is refused."""
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+    except ConnectionRefusedError:
+        return True
+    writer.close()
+    return False
+
+
+async def test_sigterm_lets_an_http_request_in_flight_finish_its_nats_writes(
+    nats_url: str, prefix: str, nc: nats.NATS, repo: Path, tmp_path: Path
+) -> None:
+    port, listen = free_port(), free_port()
+    env = service_env(nats_url, BATON_HTTP_PORT=str(port), BATON_INSTANCE_ID=prefix, BATON_INFLIGHT_BUCKET=prefix,
+                      BATON_INFLIGHT_LISTEN_PORT=str(listen), BATON_INFLIGHT_WORK_SECONDS="1.5")
+    with open(tmp_path / "inflight.log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "tests.common.inflight_service"], cwd=repo, env=env, stderr=log)
+    try:
+        wait_ready(port, proc)
+        kv = await nc.jetstream().key_value(prefix)
+        async with httpx.AsyncClient(timeout=15) as http:
+            pending = asyncio.create_task(http.post(f"http://127.0.0.1:{listen}/work/pay1"))
+            await wait_until(lambda: _has_key(kv, "pay1.nonces"))  # the request is in its handler now
+            proc.send_signal(signal.SIGTERM)
+            await wait_until(lambda: _refused(listen), timeout=5)
+            # refused while the request is still in flight and the process still up: not because it exited
+            assert not pending.done() and proc.poll() is None
+            assert await _refused(port)  # the health server has stopped accepting too
+            resp = await pending
+        assert resp.status_code == 200 and resp.content == b"done"
+        assert (await kv.get("pay1.credit")).value == b"credited"  # its write after the stop went through
+        assert proc.wait(timeout=25) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+    assert b'"msg": "stopped"' in (tmp_path / "inflight.log").read_bytes()
+
+
+async def _has_key(kv: KeyValue, key: str) -> bool:
+    try:
+        await kv.get(key)
+        return True
+    except nats.js.errors.KeyNotFoundError:
+        return False
+
+
+class SlowRoute(Toy):
+    """A slow route on the runtime's own server that writes over NATS; records what happens at shutdown."""
+
+    def __init__(self, settings: CommonSettings, bucket: str) -> None:
+        super().__init__(settings)
+        self.bucket = bucket
+        self.events: list[str] = []
+        self.kv: KeyValue | None = None
+
+    def routes(self) -> list[Any]:
+        @get("/slow")
+        async def slow() -> str:
+            self.events.append("http handling")
+            await asyncio.sleep(1.0)
+            assert self.kv is not None
+            await self.kv.put("slow", b"written")
+            self.events.append("http handled")
+            return "ok"
+
+        return [slow]
+
+    async def start(self, ctx: ServiceContext) -> None:
+        self.kv = await ctx.bus.kv(self.bucket)
+
+    async def stop(self) -> None:
+        self.events.append("service stop")
+
+
+async def test_the_runtime_http_server_stops_and_finishes_its_requests_before_nats_drains(
+    nats_url: str, prefix: str, nc: nats.NATS
+) -> None:
+    port = free_port()
+    settings = CommonSettings(nats_url=nats_url, http_host="127.0.0.1", http_port=port, instance_id=prefix)
+    service = SlowRoute(settings, prefix)
+    rt = Runtime(service, settings)
+    task = asyncio.create_task(rt.run(handle_signals=False))
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=15) as http:
+        await wait_until(lambda: _status(http, 200))
+        bus = rt.bus
+        assert bus is not None
+
+        def record(what: str, step: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+            async def recorded(*args: object) -> None:
+                service.events.append(f"{what}, HTTP {'refused' if await _refused(port) else 'accepted'}")
+                await step(*args)
+
+            return recorded
+
+        bus.drain_subscriptions = record("drain subscriptions", bus.drain_subscriptions)  # type: ignore[method-assign]
+        bus.drain = record("drain NATS", bus.drain)  # type: ignore[method-assign]
+        pending = asyncio.create_task(http.get("/slow"))
+        await wait_until(lambda: _true_if_async(lambda: "http handling" in service.events))
+        rt.request_stop()
+        resp = await pending
+    assert resp.status_code == 200 and resp.text == "ok"
+    assert await asyncio.wait_for(task, 25) == 0
+    assert service.events == ["http handling", "http handled", "drain subscriptions, HTTP refused", "service stop",
+                              "drain NATS, HTTP refused"]
+    assert (await (await nc.jetstream().key_value(prefix)).get("slow")).value == b"written"
+
+
+async def _true_if_async(cond: Callable[[], bool]) -> bool:
+    return cond()
+
+
+class Stuck(Toy):
+    """Everything hangs: an HTTP route, a bus handler and stop()."""
+
+    def __init__(self, settings: CommonSettings, subject: str) -> None:
+        super().__init__(settings)
+        self.subject = subject
+        self.handling: set[str] = set()
+
+    def routes(self) -> list[Any]:
+        @get("/stuck")
+        async def stuck() -> str:
+            self.handling.add("http")
+            await asyncio.sleep(3600)
+            return "never"
+
+        return [stuck]
+
+    async def start(self, ctx: ServiceContext) -> None:
+        async def answer(req: Ping) -> Ping:
+            self.handling.add("bus")
+            await asyncio.sleep(3600)
+            return req
+
+        await ctx.bus.serve(self.subject, Ping, answer)
+
+    async def stop(self) -> None:
+        await asyncio.sleep(3600)
+
+
+async def test_shutdown_ends_within_its_budget_whatever_hangs(nats_url: str, prefix: str) -> None:
+    port = free_port()
+    settings = CommonSettings(nats_url=nats_url, http_host="127.0.0.1", http_port=port, instance_id=prefix)
+    service = Stuck(settings, f"{prefix}.stuck")
+    rt = Runtime(service, settings, shutdown_budget=3.0)
+    assert rt.phases.total == pytest.approx(3.0)
+    task = asyncio.create_task(rt.run(handle_signals=False))
+    client = await Bus.connect([nats_url], name="caller")
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=15) as http:
+        await wait_until(lambda: _status(http, 200))
+        stuck_http = asyncio.create_task(http.get("/stuck"))
+        stuck_bus = asyncio.create_task(client.request(f"{prefix}.stuck", Ping(text="x"), Ping, timeout=15))
+        await wait_until(lambda: _true_if_async(lambda: service.handling == {"http", "bus"}))
+        began = time.monotonic()
+        rt.request_stop()
+        assert await asyncio.wait_for(task, 15) == 0
+        took = time.monotonic() - began
+        assert (await stuck_http).status_code == 500  # cut off at the end of the HTTP phase, not left hanging
+    stuck_bus.cancel()
+    await client.drain()
+    # A supervisor waits the budget plus a margin before SIGKILL: the runtime must be done by then.
+    assert took < 3.0 + 1.0, f"shutdown took {took:.1f}s on a 3 s budget"
+
+
+class Public(Toy):
+    """Opens a TLS listener of its own, as the negotiator does for gateways."""
+
+    def __init__(self, settings: CommonSettings, certfile: Path, keyfile: Path) -> None:
+        super().__init__(settings)
+        self.certfile, self.keyfile = certfile, keyfile
+        self.listener: Listener | None = None
+
+    async def start(self, ctx: ServiceContext) -> None:
+        self.listener = ctx.serve_http(_version_app, "127.0.0.1:0", certfile=str(self.certfile),
+                                       keyfile=str(self.keyfile))
+
+
+async def _version_app(scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]],
+                       send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+    """An ASGI app that answers with the HTTP version it was asked in."""
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": scope["http_version"].encode()})
+
+
+async def test_a_service_tls_listener_speaks_http2_and_http1_and_closes_at_stop(
+    nats_url: str, prefix: str, tmp_path: Path
+) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True, timeout=30)
+    port = free_port()
+    settings = CommonSettings(nats_url=nats_url, http_host="127.0.0.1", http_port=port, instance_id=prefix)
+    service = Public(settings, cert, key)
+    rt = Runtime(service, settings)
+    task = asyncio.create_task(rt.run(handle_signals=False))
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+        await wait_until(lambda: _status(http, 200))
+    assert service.listener is not None
+    public = service.listener.port  # bound on port 0: the port chosen is reported
+    tls = ssl.create_default_context(cafile=str(cert))
+    for http2, version in ((True, "2"), (False, "1.1")):  # by ALPN
+        async with httpx.AsyncClient(http2=http2, http1=not http2, verify=tls) as client:
+            resp = await client.get(f"https://127.0.0.1:{public}/")
+        assert resp.status_code == 200 and resp.text == version and resp.http_version == f"HTTP/{version}"
+    rt.request_stop()
+    assert await asyncio.wait_for(task, 25) == 0
+    assert await _refused(public)

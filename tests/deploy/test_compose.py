@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
+from baton_cli.supervisor import STOP_TIMEOUT
+
 RESTART_POLICIES = {"always", "unless-stopped"}
 GPU_KINDS = ("triton", "inference", "transcode")
 # ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?err}, ${VAR?err} and $VAR; $$ escapes.
@@ -179,6 +181,12 @@ def test_the_console_scripts_compose_runs_exist(baton_services, repo):
 def test_baton_services_use_the_readiness_healthcheck(baton_services):
     for name, svc in baton_services.items():
         assert svc["healthcheck"]["test"] == ["CMD", "python", "-m", "baton_common.healthcheck"], name
+
+
+def test_baton_services_get_their_shutdown_budget_before_sigkill(baton_services):
+    for name, svc in baton_services.items():
+        grace = re.fullmatch(r"(\d+)s", svc["stop_grace_period"])
+        assert grace and int(grace[1]) >= STOP_TIMEOUT, f"{name}: SIGKILL before the runtime's shutdown budget ends"
 
 
 def test_baton_services_start_after_nats_is_healthy(baton_services):

@@ -2,16 +2,25 @@
 
 It serves ``/healthz``, ``/readyz`` and ``/metrics``; connects to NATS
 (retrying forever); writes a heartbeat into the ``baton-heartbeats`` KV bucket
-every 2 s (10 s TTL); runs the service's probes; and on SIGTERM or SIGINT
-stops in this order, within about 15 s:
+every 2 s (10 s TTL); runs the service's probes; owns the HTTP listeners the
+service opens (:meth:`ServiceContext.serve_http`); and on SIGTERM or SIGINT
+stops in this order, within :data:`~.budget.SHUTDOWN_BUDGET` (20 s), each
+phase bounded by its share (:class:`~.budget.ShutdownPhases`):
 
-1. heartbeat ``stopping`` (``baton status`` and the monitor stop counting it);
-2. subscriptions drained and the handlers in flight finished (at most 5 s);
-3. the service's own ``stop()`` (at most 8 s);
-4. heartbeat removed, NATS drained and closed;
-5. the HTTP server closed.
+1. heartbeat ``stopping``, ``/readyz`` 503 (``baton status`` and the monitor
+   stop counting it) (1 s);
+2. every HTTP listener, the health server and the service's own, stops
+   accepting: new connections are refused, idle keep-alive connections closed;
+3. the HTTP requests in flight finish, NATS still up, so a payment that
+   spent its nonces also records its credit (2 and 3: 8 s);
+4. subscriptions drained and the bus handlers in flight finished (4 s);
+5. the service's own ``stop()`` (4 s);
+6. heartbeat removed (1 s), NATS drained and closed (2 s).
 
-If NATS closes under it, start-up fails, or the HTTP port cannot be bound,
+``baton up`` sends SIGKILL only after the budget and a margin. ``/healthz``
+answers until step 2 closes the health server.
+
+If NATS closes under it, start-up fails, or an HTTP port cannot be bound,
 the process exits 1 so its supervisor restarts it; a configuration error
 exits 2 before anything starts.
 """
@@ -30,8 +39,6 @@ from typing import Generic, NoReturn, TypeVar
 
 import nats.errors
 import nats.js.errors
-from hypercorn.asyncio import serve
-from hypercorn.config import Config as HypercornConfig
 from nats.js.kv import KeyValue
 
 from .. import __version__
@@ -47,16 +54,15 @@ from ..telemetry import (
     setup_logging,
     setup_tracing,
 )
+from .budget import SHUTDOWN_BUDGET, ShutdownPhases
 from .http import Readiness, build_app
+from .listener import Listener, hypercorn_config
 from .service import ServiceBase, ServiceContext
 
 __all__ = ["Runtime", "run_service"]
 
 S = TypeVar("S", bound=CommonSettings)
 T = TypeVar("T")
-
-SUBSCRIPTION_DRAIN_TIMEOUT = 5.0
-SERVICE_STOP_TIMEOUT = 8.0
 
 
 class _Stopped(Exception):
@@ -66,7 +72,8 @@ class _Stopped(Exception):
 class Runtime(Generic[S]):
     """Runs one service instance until SIGTERM/SIGINT or a fatal error; :meth:`run` returns the exit code."""
 
-    def __init__(self, service: ServiceBase[S], settings: S, *, version: str = __version__) -> None:
+    def __init__(self, service: ServiceBase[S], settings: S, *, version: str = __version__,
+                 shutdown_budget: float = SHUTDOWN_BUDGET) -> None:
         self.service = service
         self.settings = settings
         self.name = service.name
@@ -83,7 +90,9 @@ class Runtime(Generic[S]):
         self._seen_connect = False
         self._beat_now = asyncio.Event()
         self._kv: KeyValue | None = None
-        self._http: asyncio.Task[None] | None = None
+        self.phases = ShutdownPhases.of(shutdown_budget)
+        self.listeners: list[Listener] = []
+        """Every HTTP listener: the health server first, then those the service opened."""
 
     # -- readiness ---------------------------------------------------------
 
@@ -103,6 +112,11 @@ class Runtime(Generic[S]):
         RUNTIME_READY.labels(self.name).set(1 if ready else 0)
         return Readiness(service=self.name, instance=self.instance, state=self.state, ready=ready, checks=checks)
 
+    @property
+    def http_port(self) -> int:
+        """The health server's port: the one bound, where the setting says 0."""
+        return self.listeners[0].port if self.listeners else self.settings.http_port
+
     def heartbeat(self) -> Heartbeat:
         r = self.readiness()
         return Heartbeat(
@@ -113,7 +127,7 @@ class Runtime(Generic[S]):
             started_at=self.started_at,
             at=time.time(),
             pid=os.getpid(),
-            http=f"http://{_host_for_url(self.settings.http_host)}:{self.settings.http_port}",
+            http=f"http://{_host_for_url(self.settings.http_host)}:{self.http_port}",
             checks=r.checks,
         )
 
@@ -145,22 +159,22 @@ class Runtime(Generic[S]):
         RUNTIME_READY.labels(self.name).set(0)
         self.log.info("starting", extra={"version": self.version, "settings": redacted(self.settings)})
 
-        http_stop = asyncio.Event()
-        self._http = asyncio.create_task(self._serve_http(http_stop), name="http")
-        self._http.add_done_callback(lambda _: None if http_stop.is_set() else self.fatal("HTTP server stopped"))
         tasks: list[asyncio.Task[None]] = []
         started_service = False
         try:
+            self._open_health_server()
             self.bus = await self._step(
                 Bus.connect(self.settings.nats_servers, name=f"baton-{self.name}-{self.instance}",
-                            on_fatal=self.fatal, on_state=self._on_nats_state)
+                            on_fatal=self.fatal, on_state=self._on_nats_state, drain_timeout=self.phases.nats / 2)
             )
-            self.ctx = ServiceContext(self.bus, self.instance, self.log)
+            self.ctx = ServiceContext(self.bus, self.instance, self.log, on_listener_exit=self.fatal,
+                                      http_drain=self.phases.http)
             self._kv = await self._step(self._heartbeat_bucket())
             key = heartbeat_key(self.name, self.instance)
             tasks.append(asyncio.create_task(self._heartbeats(self._kv, key), name="heartbeat"))
             started_service = True
             await self._step(self.service.start(self.ctx))
+            await self._step(_quietly(self.bus.nc.flush(), 2.0))  # ready: the server has start()'s subscriptions
             tasks += [asyncio.create_task(p.run(), name=f"probe-{p.name}") for p in self.ctx.probes]
             self._started = True
             self._beat_now.set()  # tell the bucket at once, not at the next interval
@@ -173,11 +187,6 @@ class Runtime(Generic[S]):
             self.fatal(f"start-up failed: {exc!r}")
         finally:
             await self._shutdown(tasks, started_service)
-            http_stop.set()
-            try:
-                await asyncio.wait_for(self._http, timeout=5)
-            except (Exception, asyncio.CancelledError):  # a bind failure was already reported through fatal()
-                pass
         code = 1 if self._fatal else 0
         if self._fatal:
             self.log.error("exiting on a fatal error", extra={"reason": self._fatal})
@@ -185,19 +194,26 @@ class Runtime(Generic[S]):
         return code
 
     async def _step(self, aw: Awaitable[T]) -> T:
-        """Await one start-up step unless a stop signal comes first or the HTTP server dies."""
-        assert self._http is not None
+        """Await one start-up step unless a stop signal (or a fatal error, such as a listener dying) comes first."""
         work = asyncio.ensure_future(aw)
         stop = asyncio.create_task(self._stop.wait())
-        await asyncio.wait({work, stop, self._http}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({work, stop}, return_when=asyncio.FIRST_COMPLETED)
         stop.cancel()
         if work.done():
             return work.result()
         work.cancel()
-        if self._http.done() and not self._stop.is_set():
-            exc = self._http.exception() if not self._http.cancelled() else None
-            self.fatal(f"HTTP server stopped: {exc}")
         raise _Stopped
+
+    def _open_health_server(self) -> None:
+        config = hypercorn_config(f"{self.settings.http_host}:{self.settings.http_port}")
+        app = build_app(self.name, self.readiness, self.service.routes())
+        health = Listener("health", app, config, on_exit=self.fatal, drain_timeout=self.phases.http)
+        try:
+            health.open()
+        except OSError as exc:
+            self.fatal(f"HTTP server stopped: cannot listen on {config.bind[0]}: {exc}")
+            raise _Stopped from None
+        self.listeners.append(health)
 
     async def _heartbeat_bucket(self) -> KeyValue:
         assert self.bus is not None
@@ -205,15 +221,6 @@ class Runtime(Generic[S]):
             return await self.bus.kv(HEARTBEAT_BUCKET, ttl=HEARTBEAT_TTL, description="Baton service heartbeats")
         except nats.js.errors.Error as exc:
             raise RuntimeError(f"NATS cannot hold the heartbeat bucket (is JetStream enabled?): {exc!r}") from None
-
-    async def _serve_http(self, stop: asyncio.Event) -> None:
-        config = HypercornConfig()
-        config.bind = [f"{self.settings.http_host}:{self.settings.http_port}"]
-        config.accesslog = None
-        config.errorlog = logging.getLogger("hypercorn.error")
-        config.graceful_timeout = 2
-        app = build_app(self.name, self.readiness, self.service.routes())
-        await serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
 
     async def _heartbeats(self, kv: KeyValue, key: str) -> None:
         failing = False
@@ -235,6 +242,8 @@ class Runtime(Generic[S]):
             self._beat_now.clear()
 
     async def _shutdown(self, tasks: Sequence[asyncio.Task[None]], started_service: bool) -> None:
+        """The order of the module docstring; every step bounded, so it ends within the budget."""
+        p = self.phases
         self.log.info("stopping", extra={"reason": self._fatal or "signal"})
         self.state = "stopping"
         RUNTIME_READY.labels(self.name).set(0)
@@ -243,24 +252,38 @@ class Runtime(Generic[S]):
         key = heartbeat_key(self.name, self.instance)
         bus, kv = self.bus, self._kv
         if bus is not None and kv is not None and bus.connected:
-            await _quietly(kv.put(key, encode(self.heartbeat())))
+            await _quietly(kv.put(key, encode(self.heartbeat())), p.heartbeat)
+        listeners = [*self.listeners, *(self.ctx.listeners if self.ctx else ())]
+        for listener in listeners:
+            listener.stop_accepting()
+        await asyncio.gather(*(listener.wait_closed(p.http) for listener in listeners))
         if bus is not None:
-            await bus.drain_subscriptions(SUBSCRIPTION_DRAIN_TIMEOUT)
+            await self._bounded("drain subscriptions", bus.drain_subscriptions(p.handlers), p.handlers)
         if started_service:
             try:
-                await asyncio.wait_for(self.service.stop(), timeout=SERVICE_STOP_TIMEOUT)
+                await asyncio.wait_for(self.service.stop(), timeout=p.service)
             except Exception:
                 self.log.exception("service stop failed")
         if bus is not None:
             if kv is not None and bus.connected:
-                await _quietly(kv.delete(key))
-            await bus.drain()
+                await _quietly(kv.delete(key), p.heartbeat)
+            if not await self._bounded("drain NATS", bus.drain(), 0.75 * p.nats):
+                await _quietly(bus.nc.close(), 0.25 * p.nats)
+
+    async def _bounded(self, what: str, aw: Awaitable[None], timeout: float) -> bool:
+        """Await one shutdown step for at most ``timeout`` s; whether it finished."""
+        try:
+            await asyncio.wait_for(aw, timeout=timeout)
+            return True
+        except TimeoutError:
+            self.log.warning("shutdown step ran out of time", extra={"step": what, "timeout": timeout})
+            return False
 
 
-async def _quietly(aw: Awaitable[object]) -> None:
+async def _quietly(aw: Awaitable[object], timeout: float) -> None:
     """A best-effort write during shutdown: NATS may be gone; the TTL cleans up after us."""
     try:
-        await asyncio.wait_for(aw, timeout=2)
+        await asyncio.wait_for(aw, timeout=timeout)
     except (TimeoutError, nats.errors.Error, nats.js.errors.Error):
         pass
 
