@@ -30,6 +30,7 @@ from .workers import WorkerKind
 __all__ = [
     "BODIES",
     "BODIES_BUCKET",
+    "BODIES_MAX_BYTES",
     "BODY_TTL",
     "INLINE_BODY_MAX",
     "JOB_ERROR_STATUS",
@@ -53,7 +54,7 @@ INLINE_BODY_MAX = 512 * 1024
 BODIES_BUCKET = "baton-bodies"
 BODY_TTL = 15 * 60.0
 """Seconds a body object lives if nobody deletes it: go-livepeer's 15-minute AI worker timeout."""
-BODIES_MAX_BYTES = 4 * 1024**3
+BODIES_MAX_BYTES = 2 * 1024**3
 """Memory the object store may hold; a put beyond it fails, and the job is refused for capacity."""
 
 NonNegative = Annotated[int, msgspec.Meta(ge=0)]
