@@ -5,7 +5,9 @@
   exits non-zero and its supervisor (``baton up`` or Docker) restarts it.
 - Typed request/reply with msgspec Structs; "no responders", time-outs and
   responder errors become :mod:`baton_common.errors` classes.
-- JetStream streams, de-duplicated publishes and KV buckets.
+- JetStream streams, de-duplicated publishes, KV buckets and object stores,
+  bound from their declarations (:meth:`Bus.bind`): created when absent,
+  refused at start when they exist configured otherwise.
 - Handlers run concurrently (up to ``max_in_flight`` per bus), and a
   graceful stop drains the subscriptions and waits for handlers in flight.
 - The W3C trace context (``traceparent``) travels in message headers.
@@ -16,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from typing import TypeVar, overload
 
 import msgspec
 import nats
@@ -27,11 +29,14 @@ from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.api import PubAck, StreamConfig
 from nats.js.kv import KeyValue
+from nats.js.object_store import ObjectStore
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from . import streams
 from .errors import ConfigError, DecodeError, NoResponders, NotConnected, RemoteError, RequestTimeout, ServiceError
 from .schemas import decode, encode
+from .schemas.storage import KvSpec, ObjectStoreSpec, StreamSpec
 
 __all__ = ["Bus", "read_bucket", "read_bucket_as"]
 
@@ -292,18 +297,34 @@ class Bus:
         return await self.js.publish(subject, encode(msg), headers=headers)
 
     async def kv(self, bucket: str, *, ttl: float | None = None, history: int = 1, description: str = "") -> KeyValue:
-        """Bind the KV bucket, creating it with ``ttl`` (seconds) and ``history`` if it does not exist."""
-        try:
-            return await self.js.key_value(bucket)
-        except nats.js.errors.BucketNotFoundError:
-            pass
-        try:
-            return await self.js.create_key_value(
-                bucket=bucket, ttl=ttl, history=history, description=description or None
-            )
-        except nats.js.errors.BadRequestError:  # created meanwhile by another instance
-            return await self.js.key_value(bucket)
+        """Bind the KV bucket, creating it with ``ttl`` (seconds) and ``history`` if it does not exist.
 
+        An existing bucket with another TTL, history or storage raises
+        :class:`~baton_common.streams.StoreMismatch`. Prefer :meth:`bind` with
+        the bucket's declaration from :mod:`baton_common.schemas`.
+        """
+        spec = KvSpec(bucket=bucket, key="", ttl=ttl, history=history, writer=self.name, readers=(), schema="")
+        return await streams.ensure_kv(self.js, spec, description=description)
+
+    @overload
+    async def bind(self, spec: KvSpec) -> KeyValue: ...
+    @overload
+    async def bind(self, spec: ObjectStoreSpec) -> ObjectStore: ...
+    @overload
+    async def bind(self, spec: StreamSpec) -> None: ...
+
+    async def bind(self, spec: KvSpec | ObjectStoreSpec | StreamSpec) -> KeyValue | ObjectStore | None:
+        """Create the declared bucket, object store or stream, or check the existing one against ``spec``.
+
+        Raises :class:`~baton_common.streams.StoreMismatch` (a ConfigError: the
+        service does not start) naming the store and each setting that differs.
+        """
+        if isinstance(spec, KvSpec):
+            return await streams.ensure_kv(self.js, spec)
+        if isinstance(spec, ObjectStoreSpec):
+            return await streams.ensure_object_store(self.js, spec)
+        await streams.ensure_stream(self.js, spec)
+        return None
 
 async def read_bucket(kv: KeyValue) -> dict[str, bytes]:
     """Every live key of a KV bucket with its value; keys deleted or expired meanwhile are left out."""

@@ -1,8 +1,12 @@
 """Message schemas: msgspec Structs that cross NATS, one module per bounded context.
 
-Each module keeps its subject names and KV bucket names beside its messages.
+Each module keeps its subject names and its bucket, stream and object-store
+declarations (:mod:`.storage`) beside its messages; :mod:`.registry` lists
+them all and ``docs/architecture.md`` is their map. Import the context modules
+by name (``from baton_common.schemas.jobs import JobRequest``).
 """
 
+from . import audit, chain, jobs, pricing, workers
 from .base import Message, all_messages, decode, encode
 from .health import (
     HEARTBEAT_BUCKET,
@@ -16,6 +20,11 @@ from .health import (
 )
 
 __all__ = [
+    "audit",
+    "chain",
+    "jobs",
+    "pricing",
+    "workers",
     "HEARTBEAT_BUCKET",
     "HEARTBEAT_INTERVAL",
     "HEARTBEAT_TTL",

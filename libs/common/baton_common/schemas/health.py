@@ -7,9 +7,13 @@ from typing import Annotated, Literal
 import msgspec
 
 from .base import Message
+from .storage import KvSpec
 
 __all__ = [
+    "HEARTBEATS",
+    "SUPERVISION",
     "SUPERVISION_BUCKET",
+    "SUPERVISION_TTL",
     "Supervision",
     "HEARTBEAT_BUCKET",
     "HEARTBEAT_INTERVAL",
@@ -60,6 +64,9 @@ def heartbeat_key(service: str, instance: str) -> str:
 SUPERVISION_BUCKET = "baton-supervision"
 """KV bucket where `baton up` says how each child process fares; key = service."""
 
+SUPERVISION_TTL = 30.0
+"""Seconds a supervision entry stays after its last write."""
+
 SupervisionState = Literal["starting", "running", "restarting", "crash-loop", "stopped"]
 
 
@@ -74,3 +81,26 @@ class Supervision(Message, frozen=True, kw_only=True, tag="supervision.v1"):
     last_exit: int | None = None
     next_restart_in: float = 0.0
     at: float
+
+
+HEARTBEATS = KvSpec(
+    bucket=HEARTBEAT_BUCKET,
+    key="<service>.<instance>",
+    ttl=HEARTBEAT_TTL,
+    history=1,
+    writer="every service (the runtime, its own key)",
+    readers=("monitor", "baton status"),
+    schema="health.Heartbeat",
+    purpose=f"liveness every {HEARTBEAT_INTERVAL:g} s; not what a worker serves (see baton-workers)",
+)
+
+SUPERVISION = KvSpec(
+    bucket=SUPERVISION_BUCKET,
+    key="<service>",
+    ttl=SUPERVISION_TTL,
+    history=1,
+    writer="baton up",
+    readers=("baton status",),
+    schema="health.Supervision",
+    purpose="what the local supervisor knows of each child process",
+)
