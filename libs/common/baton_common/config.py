@@ -84,6 +84,22 @@ class CommonSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     network: Annotated[
         str, setting("Ethereum network, as go-livepeer's -network; `offchain` needs no Ethereum node.", flag="network")
     ] = "offchain"
+    ai_models: Annotated[
+        str,
+        setting(
+            "AI models to serve and price, as go-livepeer's -aiModels: a JSON file of entries, or an inline "
+            "`pipeline:model_id:warm,...` list (read by inference and pricing; see baton_common.aimodels).",
+            flag="aiModels",
+        ),
+    ] = ""
+    ai_models_dir: Annotated[
+        str,
+        setting(
+            "Local weights directory (go-livepeer's -aiModelsDir), in the Hugging Face hub cache layout "
+            "or plain save_pretrained folders.",
+            flag="aiModelsDir",
+        ),
+    ] = ""
 
     @property
     def nats_servers(self) -> list[str]:
