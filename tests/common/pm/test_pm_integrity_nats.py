@@ -7,6 +7,7 @@ import os
 import signal
 from fractions import Fraction
 
+import msgspec
 import nats
 import pytest
 
@@ -27,6 +28,8 @@ from baton_common.pm import (
     ticket_params_to_pb,
 )
 from baton_common.pm_nats import NONCE_BUCKET_TTL, KvBalanceStore, KvNonceStore, KvWinningTickets
+from baton_common.schemas import payments
+from baton_common.streams import StoreMismatch, ensure_kv
 
 from .conftest import PRICE, SECRET, TICKET_EV
 from .pm_gateway import Gateway
@@ -259,3 +262,18 @@ async def other_nc_factory(nats_url: str):
     yield connect
     for client in opened:
         await client.close()
+
+
+@pytest.mark.parametrize("spec_name", ["NONCES", "BALANCES", "WINNERS"])
+async def test_a_misconfigured_payment_bucket_is_refused_at_bind(nc, prefix, spec_name: str) -> None:
+    """A nonce bucket whose TTL drops records early would let replays in; a balance bucket without
+    the idle TTL would keep credit forever: binding checks, and refuses by name."""
+    spec = msgspec.structs.replace(getattr(payments, spec_name), bucket=f"{prefix}_{spec_name.lower()}")
+    js = nc.jetstream()
+    await js.create_key_value(bucket=spec.bucket, ttl=60.0, history=5)
+    with pytest.raises(StoreMismatch, match=f"{spec.bucket}.*max_age: declared.*history: declared 1, found 5") as refused:
+        await ensure_kv(js, spec)
+    assert "refusing to start" in str(refused.value)
+    fresh = msgspec.structs.replace(spec, bucket=f"{prefix}_{spec_name.lower()}_ok")
+    await ensure_kv(js, fresh)
+    await ensure_kv(js, fresh)  # binding the bucket it created again is quiet
