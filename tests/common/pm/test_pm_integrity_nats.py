@@ -95,6 +95,19 @@ async def test_cleanup_between_check_and_commit_credits_no_replay(nc, prefix, or
     assert await replica.balances.balance(gateway.address, "m") == credited
 
 
+async def _stopped(pid: int) -> None:
+    for _ in range(200):
+        tasks = os.listdir(f"/proc/{pid}/task")
+        states = []
+        for task in tasks:
+            with open(f"/proc/{pid}/task/{task}/stat") as stat:
+                states.append(stat.read().rsplit(")", 1)[1].split()[0])
+        if all(state in ("T", "t") for state in states):
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("nats-server did not stop")
+
+
 class PausingKv:
     """A KeyValue whose next compare-and-set on ``key`` stops the server (SIGSTOP) as it is sent."""
 
@@ -110,6 +123,7 @@ class PausingKv:
         if self.paused == 0:
             self.paused += 1
             os.kill(self._pid, signal.SIGSTOP)
+            await _stopped(self._pid)  # every thread of the server has stopped before the write goes out
             asyncio.get_running_loop().call_later(self._pause, os.kill, self._pid, signal.SIGCONT)
         try:
             return await call
