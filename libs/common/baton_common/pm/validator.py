@@ -21,6 +21,7 @@ It runs in two steps so that nothing is spent before the winners are safe:
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -57,6 +58,9 @@ from .signature import verify_personal
 from .ticket import ExpirationParams, SignedTicket, TicketParams, is_winning, nonce_hasher
 
 __all__ = ["MAX_PARAMS_AGE", "CheckedPayment", "Commit", "PaymentValidator", "Validation"]
+
+_APPLIED_KEYS = 10_000
+"""Nonce keys whose applied credits a validator remembers (the most recently used)."""
 
 MAX_PARAMS_AGE = 3600.0
 """Seconds after their quote (the time in their seed) that params are refused as expired.
@@ -155,6 +159,20 @@ class PaymentValidator:
         self._clock = clock
         self._max_params_age = max_params_age
         self._max_nonces = max_nonces
+        self._applied: OrderedDict[str, set[str]] = OrderedDict()
+        """Credits this process saw applied, by nonce key: their journal entries can go at the next write."""
+
+    def applied(self, nonce_key: str, credit_id: str) -> None:
+        """Note that ``credit_id``'s credit reached its balance, so its journal entry may be dropped.
+
+        The entry goes at the next write of that nonce record (no extra write):
+        a retry of that payment afterwards is a replay, since it was credited.
+        """
+        ids = self._applied.setdefault(nonce_key, set())
+        ids.add(credit_id)
+        self._applied.move_to_end(nonce_key)
+        while len(self._applied) > _APPLIED_KEYS:
+            self._applied.popitem(last=False)
 
     async def check(self, payment: Payment, scope: Scope) -> CheckedPayment:
         """Every check that writes nothing; raises PaymentError for the payment-level ones.
@@ -271,7 +289,11 @@ class PaymentValidator:
                 error=None if validation.error is None else validation.error.message,
                 at=now,
             )
-            # Entries past twice the window can no longer be completed: keep the record small.
+            # Entries whose credit landed, and entries past twice the window, which can no
+            # longer be completed, go: the record stays small.
+            done = self._applied.get(checked.nonce_key, set())
+            if done:
+                record.credits = {k: c for k, c in record.credits.items() if k not in done}
             record.journal(credit, keep_after=now - 2 * JOURNAL_WINDOW)
             decided[0] = Commit(validation, credit)
             return record
