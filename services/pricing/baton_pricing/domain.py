@@ -187,7 +187,7 @@ class Pricer:
                 return None
             value = wei_per_unit(source, rate)
             if value >= INT64_MAX + 1:
-                raise InvalidPrice(f"{describe_key(key)}: {what} {source.text} is {value:.0f} wei per unit, above what a "
+                raise InvalidPrice(f"{describe_key(key)}: {what} {source.text} is {int(value)} wei per unit, above what a "
                                    "PriceInfo carries (2^63-1)")
             return WeiPrice(num=value.numerator, den=value.denominator, configured=source.text)
 
