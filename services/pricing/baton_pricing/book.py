@@ -31,6 +31,10 @@ __all__ = ["PriceBook", "rule_json"]
 log = logging.getLogger("baton.pricing")
 
 
+STALENESS_CHECK = 1.0
+"""Seconds between two looks at the clock: a rate going stale shows in the table within this."""
+
+
 class StoreUnavailable(PricingError):
     code = "unavailable"
     status_code = 503
@@ -112,7 +116,7 @@ class PriceBook:
     async def run_refresh(self) -> None:
         """Re-put the table every ``refresh`` seconds (readers refuse an old one) and notice a rate going stale."""
         while True:
-            await asyncio.sleep(min(self.refresh, 10.0))
+            await asyncio.sleep(STALENESS_CHECK)
             async with self.lock:
                 was_stale = self.pricer.rate_stale
                 self.pricer.check_staleness(self.clock())

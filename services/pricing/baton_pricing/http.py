@@ -10,6 +10,7 @@ their form fields as go-livepeer's CLI server does (body or query string).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from dataclasses import dataclass
@@ -298,8 +299,8 @@ def _go_source(price: str, pixels: str, currency: str) -> Source:
 
 def _merge_query(request: Request[Any, Any, Any], form: Any) -> Any:
     """Go's FormValue: a body field wins, else the query string's."""
-    for name in vars(form):
-        if not getattr(form, name):
+    for name in (f.name for f in dataclasses.fields(form)):
+        if not getattr(form, name, ""):
             value = request.query_params.get(name)
             if isinstance(value, str):
                 setattr(form, name, value)
