@@ -29,6 +29,10 @@ class PricingProc:
     proc: subprocess.Popen[bytes] | None = None
 
     @property
+    def log(self) -> Path:
+        return self.tokens_file.parent / "pricing.log"
+
+    @property
     def admin(self) -> str:
         return f"http://127.0.0.1:{self.admin_port}"
 
@@ -36,9 +40,13 @@ class PricingProc:
         env = service_env(self.nats.url, BATON_PRICING_HTTP_PORT=str(self.http_port),
                           BATON_PRICING_ADMIN_ADDR=f"127.0.0.1:{self.admin_port}",
                           BATON_PRICING_ADMIN_TOKENS_FILE=str(self.tokens_file), BATON_LOG_FORMAT="text", **self.env)
-        self.proc = subprocess.Popen([sys.executable, "-m", "baton_pricing", *self.args], env=env,
-                                     stderr=subprocess.PIPE)
-        wait_ready(self.http_port, self.proc)
+        # Logs to a file: a pipe nobody reads fills up and blocks the service mid-request.
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "baton_pricing", *self.args], env=env, stderr=log)
+        try:
+            wait_ready(self.http_port, self.proc)
+        except AssertionError:
+            raise AssertionError(self.log.read_text()[-3000:]) from None
         wait_for_port(self.admin_port)
 
     def stop(self) -> int:

@@ -21,12 +21,18 @@ from baton_common.schemas.chain import CHAIN, EthUsdRate
 from baton_common.schemas.pricing import PRICES, SETTINGS_KEY, TABLE_KEY, PriceSettings, PriceTable
 
 from .domain import Rate
+from .errors import PricingError
 
 __all__ = ["ChainRate", "FixedRate", "PriceStore"]
 
 log = logging.getLogger("baton.pricing")
 ETH_USD_KEY = "eth-usd"
 AUDIT_PRICES = audit_subject("prices")
+
+
+class AuditUnavailable(PricingError):
+    code = "unavailable"
+    status_code = 503
 
 
 class FixedRate:
@@ -104,6 +110,12 @@ class PriceStore:
 
     async def history(self, *, limit: int, since: float) -> list[AuditEvent]:
         """The last ``limit`` price events since ``since`` (Unix), oldest first."""
+        try:
+            return await self._history(limit=limit, since=since)
+        except (TimeoutError, nats.errors.Error, nats.js.errors.Error) as exc:
+            raise AuditUnavailable(f"the audit log cannot be read now ({type(exc).__name__}); try again") from None
+
+    async def _history(self, *, limit: int, since: float) -> list[AuditEvent]:
         js = self.bus.js
         info = await js.stream_info(AUDIT_STREAM, subjects_filter=AUDIT_PRICES)
         if not (info.state.subjects or {}).get(AUDIT_PRICES):

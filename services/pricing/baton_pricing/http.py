@@ -38,6 +38,8 @@ from .tokens import Holder, Tokens
 
 __all__ = ["build_admin_app"]
 
+GO_LIVEPEER_PATHS = ("/setPriceForBroadcaster", "/setOrchestratorConfig")
+"""go-livepeer's CLI endpoints answer errors in plain text (http.Error), so Baton's do too."""
 MAX_AMOUNT = 80
 _AMOUNT = re.compile(r"\d+(\.\d+)?", re.ASCII)
 _MODEL_ID = re.compile(r"[\x21-\x7e]+", re.ASCII)
@@ -228,7 +230,7 @@ def build_admin_app(book: PriceBook, tokens: Tokens) -> Litestar:
         return ""
 
     def on_error(request: Request[Any, Any, Any], exc: PricingError) -> Response[Any]:
-        if request.url.path in ("/setPriceForBroadcaster", "/setOrchestratorConfig"):  # go-livepeer: plain text
+        if request.url.path in GO_LIVEPEER_PATHS:
             return Response(exc.message + "\n", status_code=exc.status_code, media_type=MediaType.TEXT)
         return Response(ErrorOut(error=exc.code, message=exc.message), status_code=exc.status_code)
 
@@ -239,6 +241,8 @@ def build_admin_app(book: PriceBook, tokens: Tokens) -> Litestar:
         code = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}.get(
             exc.status_code, "bad_request" if exc.status_code < 500 else "internal")
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        if request.url.path in GO_LIVEPEER_PATHS:
+            return Response(message + "\n", status_code=exc.status_code, media_type=MediaType.TEXT, headers=headers)
         return Response(ErrorOut(error=code, message=message), status_code=exc.status_code, headers=headers)
 
     return Litestar(
