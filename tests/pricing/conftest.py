@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -84,8 +85,8 @@ def pricing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PricingProc]:
     models = tmp / "models.json"
     models.write_text('[{"pipeline":"llm","model_id":"m","price_per_unit":0.000002,"currency":"USD","pixels_per_unit":1},'
                       '{"pipeline":"text-to-image","model_id":"sd","price_per_unit":4768371,"pixels_per_unit":1000000}]')
-    gateways = '{"gateways":[{"ethaddress":"%s","priceperunit":800,"pixelsperunit":1}]}' % GATEWAY
-    bounds = '{"bounds":[{"gateway":"%s","floor":"700","ceiling":"900"}]}' % GATEWAY
+    gateways = json.dumps({"gateways": [{"ethaddress": GATEWAY, "priceperunit": 800, "pixelsperunit": 1}]})
+    bounds = json.dumps({"bounds": [{"gateway": GATEWAY, "floor": "700", "ceiling": "900"}]})
     proc = make(tmp, "-pricePerUnit=1200", "-pixelsPerUnit=1000", f"-pricePerGateway={gateways}",
                 f"-aiModels={models}", BATON_PRICING_ETH_USD_RATE="2000", BATON_PRICING_PRICE_BOUNDS=bounds)
     proc.start()

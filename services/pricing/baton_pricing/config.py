@@ -15,7 +15,15 @@ from baton_common.schemas.pricing import DEFAULT_GATEWAY
 
 from .domain import BASE, Rate, Rule, RuleKey
 from .errors import InvalidPrice
-from .inputs import Source, ai_model_source, go_rat, parse_gateway, parse_gateway_prices, parse_pixels_per_unit, parse_price_per_unit
+from .inputs import (
+    Source,
+    ai_model_source,
+    go_rat,
+    parse_gateway,
+    parse_gateway_prices,
+    parse_pixels_per_unit,
+    parse_price_per_unit,
+)
 
 __all__ = ["PricingSettings", "fixed_rate", "load_rules"]
 

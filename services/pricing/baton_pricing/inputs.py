@@ -28,6 +28,7 @@ __all__ = [
     "parse_gateway_prices",
     "parse_pixels_per_unit",
     "parse_price_per_unit",
+    "ai_model_source",
 ]
 
 INT64_MAX = 2**63 - 1
@@ -195,7 +196,8 @@ def parse_gateway_prices(value: str, where: str = "-pricePerGateway") -> dict[st
         out[gateway] = Source(
             amount=amount,
             currency=normalize_currency(currency, at),
-            pixels_per_unit=parse_pixels_per_unit(pixels.numerator if pixels.denominator == 1 else str(pixels), f"{at}: pixelsperunit"),
+            pixels_per_unit=parse_pixels_per_unit(pixels.numerator if pixels.denominator == 1 else str(pixels),
+                                                  f"{at}: pixelsperunit"),
         )
     return out
 
@@ -217,7 +219,8 @@ def ai_model_source(model: AIModel, base: Source | None, where: str) -> Source:
         pixels = int(ppu)
     if model.price_per_unit is None:
         if base is None or base.amount == 0:
-            raise InvalidPrice(f"{where}: 'price_per_unit' must be set for model {model.model_id!r} in pipeline {model.pipeline!r}")
+            raise InvalidPrice(f"{where}: 'price_per_unit' must be set for model {model.model_id!r} "
+                               f"in pipeline {model.pipeline!r}")
         return Source(amount=base.amount, currency=base.currency, pixels_per_unit=pixels)
     return Source(amount=model.price_per_unit, currency=normalize_currency(model.currency, where), pixels_per_unit=pixels)
 
