@@ -47,7 +47,7 @@ schema = schemathesis.pytest.from_fixture("admin_schema")
 
 
 @schema.parametrize()
-@settings(max_examples=20, deadline=None, phases=[Phase.explicit, Phase.generate],
+@settings(max_examples=15, deadline=None, phases=[Phase.explicit, Phase.generate],
           suppress_health_check=list(HealthCheck))
 def test_no_5xx_and_a_refusal_changes_nothing(case: schemathesis.Case, state: Callable[[], tuple[int, int]]) -> None:
     before = state()

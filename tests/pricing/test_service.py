@@ -194,7 +194,7 @@ def test_a_change_survives_a_restart_and_reset_brings_back_the_config(tmp_path: 
             assert (rule["source"], rule["price"]["price"]) == ("api", "2000wei")
             r = alice.post("/prices/reset", json={"reason": "back to config"})
             assert r.status_code == 200, r.text
-            assert alice.post("/prices/reset", json={"reason": "again"}).status_code == 400
+            assert alice.post("/prices/reset", json={"reason": "again"}).status_code == 404
         assert asyncio.run(read_table(proc.nats.url)).base.value == 1000
     finally:
         if proc.proc is not None:

@@ -67,6 +67,15 @@ class PriceBook:
             old, new = self.pricer.set_rule(key, rule, self.clock())
             return await self._commit(key, old, new, before_overrides, actor=actor, reason=reason, action=action)
 
+    async def update(self, key: RuleKey, changes: dict[str, Source | None], *, actor: str, reason: str) -> AuditEvent:
+        """Change some of one rule's price, floor and ceiling (None removes one), the rest as they are now."""
+        async with self.lock:
+            before_overrides = dict(self.pricer.overrides)
+            current = self.pricer.rule(key)
+            rule = Rule(**{"price": current.price, "floor": current.floor, "ceiling": current.ceiling, **changes})
+            old, new = self.pricer.set_rule(key, rule, self.clock())
+            return await self._commit(key, old, new, before_overrides, actor=actor, reason=reason, action="prices.set")
+
     async def reset(self, key: RuleKey, *, actor: str, reason: str) -> AuditEvent:
         async with self.lock:
             before_overrides = dict(self.pricer.overrides)

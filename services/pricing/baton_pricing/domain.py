@@ -39,7 +39,7 @@ from baton_common.schemas.pricing import (
     WeiPrice,
 )
 
-from .errors import InvalidPrice, NoRate
+from .errors import InvalidPrice, NoRate, UnknownRule
 from .inputs import INT64_MAX, Source, go_rat, normalize_currency
 
 __all__ = ["BASE", "WEI_PER_ETH", "Pricer", "Rate", "Rule", "RuleKey", "describe_key", "wei_per_unit"]
@@ -148,7 +148,7 @@ class Pricer:
     def reset_rule(self, key: RuleKey, now: float) -> tuple[Rule, Rule]:
         """Drop the API's change for ``key``: the configured rule applies again; (old, new)."""
         if key not in self.overrides:
-            raise InvalidPrice(f"no change made through the API for {describe_key(key)}")
+            raise UnknownRule(f"no change made through the API for {describe_key(key)}: it is as configured")
         old = self.rule(key)
         trial = {k: v for k, v in self.overrides.items() if k != key}
         self.build(now, self.rules(trial))

@@ -31,7 +31,7 @@ from baton_common.schemas.audit import AuditEvent
 from baton_common.schemas.pricing import DEFAULT_GATEWAY
 
 from .book import PriceBook, source_json
-from .domain import BASE, Rule, RuleKey, wei_per_unit
+from .domain import BASE, RuleKey, wei_per_unit
 from .errors import InvalidPrice, NoRate, PricingError
 from .inputs import Source, go_rat, normalize_currency, parse_gateway
 from .tokens import Holder, Tokens
@@ -163,7 +163,6 @@ def build_admin_app(book: PriceBook, tokens: Tokens) -> Litestar:
     async def set_price(request: Request[Any, Any, Any], data: SetPrice) -> ChangeOut:
         """Set the price, floor or ceiling of one gateway (or `default`) for transcoding or one pipeline and model."""
         key = _key(data.gateway, data.pipeline, data.model_id)
-        current = book.pricer.rule(key)
         changes = {name: _source(getattr(data, name), name) for name in ("price", "floor", "ceiling")
                    if getattr(data, name) is not None}
         for name in data.clear:
@@ -172,8 +171,7 @@ def build_admin_app(book: PriceBook, tokens: Tokens) -> Litestar:
             changes[name] = None
         if not changes:
             raise InvalidPrice("nothing to change: give price, floor, ceiling or clear")
-        rule = Rule(**{**{"price": current.price, "floor": current.floor, "ceiling": current.ceiling}, **changes})
-        return _change(book, await book.set(key, rule, actor=request.state.holder.name, reason=data.reason))
+        return _change(book, await book.update(key, changes, actor=request.state.holder.name, reason=data.reason))
 
     @post("/prices/reset", guards=[admin], status_code=200)
     async def reset_price(request: Request[Any, Any, Any], data: ResetPrice) -> ChangeOut:
@@ -201,11 +199,9 @@ def build_admin_app(book: PriceBook, tokens: Tokens) -> Litestar:
         if gateway != DEFAULT_GATEWAY and not re.fullmatch(r"0x[0-9a-fA-F]{40}", gateway, re.ASCII):
             raise InvalidPrice(f"broadcasterEthAddr is not a valid eth address, provided {gateway}")
         source = _go_source(form.pricePerUnit, form.pixelsPerUnit, form.currency)
-        key = (gateway.lower(), None, "")
-        current = book.pricer.rule(key)
         reason = request.headers.get("x-baton-reason", "") or "go-livepeer /setPriceForBroadcaster"
-        await book.set(key, Rule(price=source, floor=current.floor, ceiling=current.ceiling),
-                       actor=request.state.holder.name, reason=reason[:500])
+        await book.update((gateway.lower(), None, ""), {"price": source}, actor=request.state.holder.name,
+                          reason=reason[:500])
         return (f"Price per pixel set to {form.pricePerUnit} wei for {form.pixelsPerUnit} pixels for broadcaster "
                 f"{gateway}\n")
 
@@ -223,10 +219,8 @@ def build_admin_app(book: PriceBook, tokens: Tokens) -> Litestar:
         if not (form.pricePerUnit and form.pixelsPerUnit):
             return ""  # go-livepeer does nothing either, and answers 200
         source = _go_source(form.pricePerUnit, form.pixelsPerUnit, form.currency)
-        current = book.pricer.rule(BASE)
         reason = request.headers.get("x-baton-reason", "") or "go-livepeer /setOrchestratorConfig"
-        await book.set(BASE, Rule(price=source, floor=current.floor, ceiling=current.ceiling),
-                       actor=request.state.holder.name, reason=reason[:500])
+        await book.update(BASE, {"price": source}, actor=request.state.holder.name, reason=reason[:500])
         return ""
 
     def on_error(request: Request[Any, Any, Any], exc: PricingError) -> Response[Any]:
@@ -240,7 +234,13 @@ def build_admin_app(book: PriceBook, tokens: Tokens) -> Litestar:
         message = detail if extra is None else f"{detail}: {msgspec.json.encode(extra).decode()}"
         code = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}.get(
             exc.status_code, "bad_request" if exc.status_code < 500 else "internal")
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        headers: dict[str, str] = {}
+        if exc.status_code in (401, 403):
+            # Refused before the body was read: hypercorn cannot reuse this connection, so say so
+            # (a keep-alive client would otherwise send its next request into a closing socket).
+            headers["Connection"] = "close"
+        if exc.status_code == 401:
+            headers["WWW-Authenticate"] = "Bearer"
         if request.url.path in GO_LIVEPEER_PATHS:
             return Response(message + "\n", status_code=exc.status_code, media_type=MediaType.TEXT, headers=headers)
         return Response(ErrorOut(error=code, message=message), status_code=exc.status_code, headers=headers)
