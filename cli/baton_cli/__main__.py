@@ -2,6 +2,7 @@
 
     baton up       run the whole stack on this machine (embedded NATS, six services)
     baton status   list service instances from their heartbeats; exit 1 if a service is down
+    baton price    show, set, reset prices and their history (the pricing service's admin API)
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ def parser() -> argparse.ArgumentParser:
     st.add_argument("--nats-url", default=os.environ.get("BATON_NATS_URL", DEFAULT_NATS),
                     help=f"NATS to read heartbeats from (default: $BATON_NATS_URL or {DEFAULT_NATS})")
     st.add_argument("--json", action="store_true", help="machine-readable output")
+
+    from .price import add_parser as add_price_parser
+
+    add_price_parser(sub)
     return p
 
 
@@ -44,6 +49,10 @@ def main(argv: list[str] | None = None) -> None:
         from .up import up
 
         sys.exit(up(args))
+    if args.command == "price":
+        from .price import price
+
+        sys.exit(price(args))
     from .status import status
 
     sys.exit(status(args))
