@@ -40,7 +40,7 @@ import nats.errors
 from nats.js.errors import APIError, KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError, ServiceUnavailableError
 from nats.js.kv import KeyValue
 
-from .pm.errors import NonceStateChanged, StoreContention, StoreValueTooLarge
+from .pm.errors import NonceMarkAhead, NonceStateChanged, StoreContention, StoreValueTooLarge
 from .pm.nonces import CreditEntry, NonceRecord, StateMarker, may_forget
 from .pm.ports import BalanceEntry
 from .pm.recipient_rand import GENERATION_BYTES
@@ -217,6 +217,8 @@ class KvNonceStore(_RmwStore):
         self._record_decoder = msgspec.json.Decoder(NonceRecord)
         self._marker_decoder = msgspec.json.Decoder(StateMarker)
         self._generation: bytes | None = None
+        self.cleanup_mark = 0
+        """The cleanup mark as last read (it only rises)."""
 
     async def _marker(self) -> StateMarker | None:
         async def once() -> tuple[bool, StateMarker | None]:
@@ -274,6 +276,14 @@ class KvNonceStore(_RmwStore):
             marker = await self._new_marker(0)
         current = bytes.fromhex(marker.generation)
         self._generation = current
+        self.cleanup_mark = max(self.cleanup_mark, marker.cleanup_block)
+        if marker.cleanup_block > expiration_block + MAX_MARK_JUMP:
+            # Far past any params quoted now: a cleanup ran with a wrong block number (an L2
+            # one?). Refusing every payment as expired would hide it; say it.
+            raise NonceMarkAhead(
+                f"the nonce cleanup mark ({marker.cleanup_block}) is more than {MAX_MARK_JUMP} blocks past "
+                f"these params' expiration block ({expiration_block}); check the chain service's L1 block"
+            )
         if current != generation or expiration_block <= marker.cleanup_block:
             raise NonceStateChanged()
 
@@ -337,6 +347,7 @@ class KvNonceStore(_RmwStore):
         )
         assert marker is not None
         self._generation = bytes.fromhex(marker.generation)
+        self.cleanup_mark = max(self.cleanup_mark, marker.cleanup_block)
         dropped = 0
         for key, revision, record in expiring:
             if record.expiration_block > marker.cleanup_block:

@@ -42,9 +42,9 @@ class SlowBalances(Balances):
         super().__init__(store)
         self.wait = wait
 
-    async def apply(self, credit: CreditEntry) -> Fraction:
+    async def apply(self, credit: CreditEntry, *, forget_below: int = 0) -> Fraction:
         await asyncio.sleep(self.wait)
-        return await super().apply(credit)
+        return await super().apply(credit, forget_below=forget_below)
 
 
 class Paying(Inflight):

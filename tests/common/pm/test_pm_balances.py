@@ -105,6 +105,9 @@ def test_keys_need_a_20_byte_sender() -> None:
 def credit(id_: str, amount: Fraction, price: Fraction | None = None, key: str | None = None) -> CreditEntry:
     return CreditEntry(
         id=id_,
+        nonce_key="ab" * 32,
+        seq=ord(id_[0]),
+        expiration_block=100,
         balance=key or balance_key(A, "s1"),
         amount_num=amount.numerator,
         amount_den=amount.denominator,

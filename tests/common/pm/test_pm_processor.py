@@ -351,10 +351,10 @@ async def test_a_cancelled_request_still_settles_what_it_spent(orch, chain: Fake
     release = asyncio.Event()
     apply = flaky.balances.apply
 
-    async def slow_apply(credit):
+    async def slow_apply(credit, **kw):
         started.set()
         await release.wait()
-        return await apply(credit)
+        return await apply(credit, **kw)
 
     flaky.balances.apply = slow_apply  # type: ignore[method-assign]
     task = asyncio.create_task(flaky.processor.process(decoded(gateway.pay(params, 2)), "m", Scope.base()))

@@ -23,6 +23,7 @@ from .errors import __all__ as _errors
 from .memory import MemoryBalanceStore, MemoryNonceStore, MemoryWinningTickets
 from .nonces import (
     MAX_SENDER_NONCES,
+    AppliedSeqs,
     CreditEntry,
     NonceRecord,
     NonceVerdict,
@@ -50,7 +51,7 @@ from .ports import (
     SenderInfo,
     WinningTickets,
 )
-from .processor import PaymentProcessor, require_durable
+from .processor import COMPLETION_AGE, PaymentProcessor, completable, credit_completer, require_durable
 from .recipient_rand import (
     GENERATION_BYTES,
     SEED_LAYOUT,
@@ -76,6 +77,7 @@ from .wire import decode_payment, decode_payment_header, payment_from_pb, paymen
 __all__ = [
     *_errors,
     "BALANCE_IDLE_TTL",
+    "COMPLETION_AGE",
     "DEFAULT_TICKET_EV",
     "GENERATION_BYTES",
     "INT64_MAX",
@@ -90,6 +92,7 @@ __all__ = [
     "UINT256_MAX",
     "ZERO_ADDRESS",
     "ZERO_HASH",
+    "AppliedSeqs",
     "BalanceEntry",
     "BalanceStore",
     "Balances",
@@ -151,6 +154,8 @@ __all__ = [
     "recipient_rand",
     "recipient_rand_hash",
     "recover_personal",
+    "completable",
+    "credit_completer",
     "redeem_args",
     "require_durable",
     "sign_personal",

@@ -5,11 +5,13 @@ wei. A balance idle for 10 minutes is forgotten, together with its fixed
 session price. State lives behind the ``BalanceStore`` port, so replicas share it.
 
 Every change is applied exactly once even when the store retries it after a
-lost ack: a journaled credit carries its id (``CreditEntry.id``), and a debit
-gets an operation id of its own, which the entry keeps until this process knows
-the change is settled (it then drops the id at its next write of that entry).
-So an entry holds only the ids of changes in flight or interrupted, not one per
-payment.
+lost ack, or when several replicas offer the same journaled credit: a credit is
+named by its nonce record and its number there (``CreditEntry.nonce_key``,
+``seq``), and the entry keeps a bitmap of the ones it applied per record until
+the cleanup mark passes that record; a debit gets an operation id of its own,
+which the entry keeps until this process's write has landed (it drops the id at
+its next write of that entry). So an entry holds a few bitmaps for the live
+ticket params and the ids of debits in flight, not one id per payment.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from collections.abc import Callable, Iterable
 from fractions import Fraction
 
 from .errors import InsufficientBalance
-from .nonces import CreditEntry
+from .nonces import AppliedSeqs, CreditEntry
 from .ports import BalanceEntry, BalanceStore
 
 __all__ = ["BALANCE_IDLE_TTL", "OP_RETENTION", "Balances", "balance_key"]
@@ -72,14 +74,10 @@ class Balances:
         self._ttl = idle_ttl
         self._clock = clock
         self._settled: OrderedDict[str, set[str]] = OrderedDict()
-        """Ids of changes this process knows are settled, per key: dropped at its next write there."""
+        """Ids of debits this process knows have landed, per key: dropped at its next write there."""
 
-    def settle(self, key: str, ids: Iterable[str]) -> None:
-        """Note that these credit or operation ids need no remembering in ``key``'s entry any more.
-
-        For a credit: its journal entry is gone from the nonce record, so nobody
-        will offer it again. The ids go at this process's next write of the entry.
-        """
+    def _settle(self, key: str, ids: Iterable[str]) -> None:
+        """Note that these operation ids need no remembering in ``key``'s entry any more."""
         pending = self._settled.setdefault(key, set())
         pending.update(ids)
         self._settled.move_to_end(key)
@@ -99,8 +97,13 @@ class Balances:
         change: Callable[[BalanceEntry], BalanceEntry | None],
         *,
         op: str | None = None,
+        forget_below: int = 0,
     ) -> BalanceEntry | None:
-        """Apply ``change`` to the live entry under ``key`` once; ``op`` marks a debit-like change."""
+        """Apply ``change`` to the live entry under ``key`` once; ``op`` marks a debit-like change.
+
+        Bitmaps of records whose expiration block is at or below ``forget_below``
+        (the cleanup mark) go: no copy of their entries is applied any more.
+        """
         now = self._clock()
         done = set(self._settled.get(key, ()))
 
@@ -120,7 +123,7 @@ class Balances:
                 price_num=changed.price_num,
                 price_den=changed.price_den,
                 updated_at=now,
-                credits={k: v for k, v in changed.credits.items() if k not in done},
+                applied={k: a for k, a in changed.applied.items() if a.expiration_block > forget_below},
                 ops=ops,
             )
 
@@ -131,7 +134,7 @@ class Balances:
             if not settled:
                 del self._settled[key]
         if op is not None:
-            self.settle(key, [op])
+            self._settle(key, [op])
         return entry
 
     async def _amount_change(self, sender: bytes, manifest_id: str, delta: Fraction) -> Fraction:
@@ -174,7 +177,7 @@ class Balances:
                 amount_den=entry.amount_den,
                 price_num=price.numerator,
                 price_den=price.denominator,
-                credits=entry.credits,
+                applied=entry.applied,
                 ops=entry.ops,
             )
 
@@ -182,14 +185,17 @@ class Balances:
         fixed = None if entry is None else entry.fixed_price
         return fixed if fixed is not None else price
 
-    async def apply(self, credit: CreditEntry) -> Fraction:
+    async def apply(self, credit: CreditEntry, *, forget_below: int = 0) -> Fraction:
         """Apply a journaled credit (``nonces.CreditEntry``) exactly once: fix the session price
         if none is fixed (and the credit proved one), and add its amount. Returns the balance.
 
-        Applying the same credit again changes nothing: the entry keeps the
-        credit's id until the journal entry is gone from its nonce record
-        (``settle``), after which nobody offers it again.
+        Applying the same entry again, from any copy of it, changes nothing: the
+        balance keeps which entries of each nonce record it applied until the
+        cleanup mark passes that record. ``forget_below`` is the mark as the
+        caller knows it (``NonceStore.cleanup_mark``).
         """
+        if credit.seq < 1 or not credit.nonce_key:
+            raise ValueError("a journaled credit names its nonce record and its number there")
         amount = Fraction(credit.amount_num, credit.amount_den)
         price = (
             None
@@ -198,7 +204,8 @@ class Balances:
         )
 
         def pay(entry: BalanceEntry) -> BalanceEntry | None:
-            if credit.id in entry.credits:
+            seen = entry.applied.get(credit.nonce_key) or AppliedSeqs(credit.expiration_block)
+            if seen.has(credit.seq):
                 return None
             fixed = entry.fixed_price if entry.fixed_price is not None else price
             total = entry.amount + amount
@@ -207,11 +214,11 @@ class Balances:
                 amount_den=total.denominator,
                 price_num=None if fixed is None else fixed.numerator,
                 price_den=None if fixed is None else fixed.denominator,
-                credits={**entry.credits, credit.id: credit.nonce_key},
+                applied={**entry.applied, credit.nonce_key: seen.with_(credit.seq)},
                 ops=entry.ops,
             )
 
-        entry = await self._change(credit.balance, pay)
+        entry = await self._change(credit.balance, pay, forget_below=forget_below)
         return Fraction(0) if entry is None else entry.amount
 
     async def require(self, sender: bytes, manifest_id: str, minimum: Fraction) -> Fraction:
@@ -228,6 +235,6 @@ def _with_amount(entry: BalanceEntry, amount: Fraction) -> BalanceEntry:
         amount_den=amount.denominator,
         price_num=entry.price_num,
         price_den=entry.price_den,
-        credits=entry.credits,
+        applied=entry.applied,
         ops=entry.ops,
     )

@@ -34,6 +34,7 @@ __all__ = [
     "NegativeNumber",
     "NoRoundBlockHash",
     "NonceAlreadySeen",
+    "NonceMarkAhead",
     "NonceRecordMismatch",
     "NonceStateChanged",
     "NumberTooLarge",
@@ -323,6 +324,13 @@ class StoreContention(ServiceError):
 
     code = "store_contention"
     status_code = 503
+
+
+class NonceMarkAhead(ServiceError):
+    """The nonce cleanup mark is far past the params being paid: a cleanup ran with a wrong block."""
+
+    code = "nonce_mark_ahead"
+    status_code = 500
 
 
 class StoreValueTooLarge(ServiceError):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Awaitable, Callable
 
-from .errors import NonceStateChanged
+from .errors import NonceMarkAhead, NonceStateChanged
 from .nonces import CreditEntry, NonceRecord, may_forget
 from .ports import BalanceEntry
 from .recipient_rand import GENERATION_BYTES
@@ -23,11 +23,16 @@ from .winners import WinnerPending, WinnerRecord, WinnerSettled, settle
 
 __all__ = ["MemoryBalanceStore", "MemoryNonceStore", "MemoryWinningTickets"]
 
+MAX_MARK_JUMP = 100_000
+"""As ``pm_nats.MAX_MARK_JUMP``."""
+
 
 
 def _copy(record: NonceRecord) -> NonceRecord:
     """A copy ``change`` may mutate: its lists are new, their items (ints, frozen entries) shared."""
-    return NonceRecord(record.expiration_block, list(record.nonces), dict(record.credits))
+    return NonceRecord(
+        record.expiration_block, list(record.nonces), dict(record.credits), record.generation, record.next_seq
+    )
 
 
 class MemoryNonceStore:
@@ -38,6 +43,10 @@ class MemoryNonceStore:
         self._records: dict[str, NonceRecord] = {}
         self._generation = generation or os.urandom(GENERATION_BYTES)
         self._cleanup_block = 0
+
+    @property
+    def cleanup_mark(self) -> int:
+        return self._cleanup_block
 
     async def generation(self) -> bytes:
         return self._generation
@@ -54,6 +63,8 @@ class MemoryNonceStore:
         new = change(copy)
         if new is not None:
             self._records[key] = new
+        if self._cleanup_block > expiration_block + MAX_MARK_JUMP:
+            raise NonceMarkAhead(f"the nonce cleanup mark ({self._cleanup_block}) is far past block {expiration_block}")
         if generation != self._generation or expiration_block <= self._cleanup_block:
             raise NonceStateChanged()
         return new if new is not None else copy

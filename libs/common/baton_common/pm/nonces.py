@@ -9,14 +9,16 @@ the expiry check from then on, so one of the two always stands.
 Spending nonces and crediting the gateway touch two keys (the nonce record and
 the balance), which no single compare-and-set covers. So the write that spends
 a payment's nonces also records, in the same record, the credit it owes
-(``CreditEntry``, a journal entry keyed by what was spent: ``credit_id``). The
-nonce record is the authority on what is still owed: an entry stays in it until
-its credit has reached the balance, and is then removed. The balance applies a
-credit at most once, by its id, and keeps that id until the entry is gone from
-the record. A credit interrupted between the writes (a crash, a lost ack, a
-balance store that timed out, a cancelled request) is completed by whoever
-meets the entry next: the same request retrying, the next payment under the
-same ticket params on any replica, or the cleanup that forgets the record.
+(``CreditEntry``, a journal entry keyed by what was spent: ``credit_id``, and
+numbered within its record: ``seq``). An entry stays in the record until its
+credit has reached the balance, and is then removed. The balance applies each
+(record, seq) at most once: it keeps a bitmap of the entries it applied per
+record (``AppliedSeqs``) until the cleanup mark passes that record, so no copy
+of an entry, however stale, is applied twice. A credit interrupted between the
+writes (a crash, a lost ack, a balance store that timed out, a cancelled
+request) is completed by whoever meets the entry next: the same request
+retrying, the next payment under the same ticket params on any replica, or the
+cleanup that forgets the record.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import msgspec
 
 __all__ = [
     "MAX_SENDER_NONCES",
+    "AppliedSeqs",
     "CreditEntry",
     "NonceRecord",
     "NonceVerdict",
@@ -65,6 +68,10 @@ class CreditEntry(msgspec.Struct, frozen=True, omit_defaults=True):
     """The text of the payment's first ticket error, answered again on a retry."""
     nonce_key: str = ""
     """The record (recipientRandHash, hex) the entry is journaled in."""
+    seq: int = 0
+    """The entry's number within its record (1, 2, ...): (nonce_key, seq) names it for good."""
+    expiration_block: int = 0
+    """Its record's params' expiration block: once the cleanup mark passes it, nobody offers the entry."""
     at: float = 0.0
     """When it was journaled (the writer's clock): for people, never for a decision."""
 
@@ -78,9 +85,28 @@ class NonceRecord(msgspec.Struct):
     """The journal: credits owed for nonces spent and not yet known to have reached their balance."""
     generation: str = ""
     """The generation (hex) of the state the record was created in."""
+    next_seq: int = 1
+    """The number the next journal entry gets."""
 
     def journaled(self, credit_id: str) -> CreditEntry | None:
         return self.credits.get(credit_id)
+
+
+class AppliedSeqs(msgspec.Struct, frozen=True):
+    """Which entries of one nonce record a balance has applied: bit ``seq`` of ``bits``.
+
+    Kept in the balance until the cleanup mark passes ``expiration_block``:
+    from then on no copy of any of the record's entries is applied anywhere.
+    """
+
+    expiration_block: int
+    bits: int = 0
+
+    def has(self, seq: int) -> bool:
+        return bool(self.bits >> seq & 1)
+
+    def with_(self, seq: int) -> AppliedSeqs:
+        return AppliedSeqs(self.expiration_block, self.bits | 1 << seq)
 
 
 class StateMarker(msgspec.Struct, frozen=True):

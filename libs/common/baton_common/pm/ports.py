@@ -16,7 +16,7 @@ from typing import Protocol
 
 import msgspec
 
-from .nonces import CreditEntry, NonceRecord, NonceVerdict
+from .nonces import AppliedSeqs, CreditEntry, NonceRecord, NonceVerdict
 from .ticket import SignedTicket
 from .winners import WinnerRecord, WinnerSettled
 
@@ -90,6 +90,8 @@ class NonceStore(Protocol):
 
     durable: bool
     """Shared by every replica and kept across restarts (required on-chain)."""
+    cleanup_mark: int
+    """The cleanup mark as this store last saw it (0 if it has not yet): it only ever rises."""
 
     async def generation(self) -> bytes:
         """The current generation (cached; made when the state is empty)."""
@@ -137,11 +139,12 @@ class NonceStore(Protocol):
 class BalanceEntry(msgspec.Struct, frozen=True, omit_defaults=True):
     """One (sender, manifest) balance: credit in wei as an exact fraction, and the fixed price.
 
-    ``credits`` maps the id of each journaled credit applied here, and not yet
-    gone from its nonce record, to that record's key: while the record may still
-    offer it, the balance must recognise it. ``ops`` holds the ids of debits in
+    ``applied`` holds, per nonce record (recipientRandHash, hex), which of its
+    journal entries this balance has applied (``nonces.AppliedSeqs``), until the
+    cleanup mark passes the record: a copy of an entry offered again, by a
+    completer or a late retry, is recognised. ``ops`` holds the ids of debits in
     flight or interrupted (when written): a retried write recognises its own.
-    Both are dropped once settled, so they stay small.
+    Both stay small: live records only, debits in flight only.
     """
 
     amount_num: int = 0
@@ -149,7 +152,7 @@ class BalanceEntry(msgspec.Struct, frozen=True, omit_defaults=True):
     price_num: int | None = None
     price_den: int | None = None
     updated_at: float = 0.0
-    credits: dict[str, str] = msgspec.field(default_factory=dict)
+    applied: dict[str, AppliedSeqs] = msgspec.field(default_factory=dict)
     ops: dict[str, float] = msgspec.field(default_factory=dict)
 
     @property

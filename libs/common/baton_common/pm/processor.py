@@ -16,18 +16,30 @@ replayed payment re-offers its winners and the store keeps one record per hash.
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
 
 from baton_common.errors import ConfigError
 
-from .balances import Balances, balance_key
+from .balances import BALANCE_IDLE_TTL, Balances, balance_key
+from .errors import NonceStateChanged
 from .nonces import CreditEntry
 from .outcomes import CheckedPayment
 from .payment import Payment
-from .ports import WinningTickets
+from .ports import NonceStore, WinningTickets
 from .scope import Scope
 from .validator import PaymentValidator, Validation
 
-__all__ = ["PaymentProcessor", "require_durable"]
+__all__ = ["COMPLETION_AGE", "PaymentProcessor", "completable", "credit_completer", "require_durable"]
+
+log = logging.getLogger("baton.pm")
+
+COMPLETION_AGE = BALANCE_IDLE_TTL - 120.0
+"""Seconds after it was journaled that an owed entry may still be completed: inside the balance's
+idle expiry, with two minutes for clocks between replicas."""
+
+SETTLE_ATTEMPTS = 12
 
 
 def require_durable(network: str, *stores: object) -> None:
@@ -47,10 +59,19 @@ def require_durable(network: str, *stores: object) -> None:
 
 
 class PaymentProcessor:
-    def __init__(self, validator: PaymentValidator, balances: Balances, winners: WinningTickets) -> None:
+    def __init__(
+        self,
+        validator: PaymentValidator,
+        balances: Balances,
+        winners: WinningTickets,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._validator = validator
         self._balances = balances
         self._winners = winners
+        self._clock = clock
+        self._pending: set[asyncio.Task[None]] = set()
 
     async def process(self, payment: Payment, manifest_id: str, scope: Scope) -> Validation:
         """Credit ``payment`` to (sender, ``manifest_id``); raises its first error after crediting.
@@ -70,10 +91,10 @@ class PaymentProcessor:
             await self._winners.store(ticket)
         key = balance_key(checked.sender, manifest_id) if len(checked.sender) == 20 else ""
         commit = await self._validator.commit(checked, key)
-        # Entries owed from earlier payments are completed only while the params live:
-        # later, their balance may have idled out and forgotten what it applied (the
-        # chain service's cleanup completes them before it forgets the record).
-        owed = () if checked.expired else commit.owed
+        # Entries owed from earlier payments are completed only while the params live,
+        # and only while young enough that their balance cannot have idled out (and
+        # forgotten what it applied) since.
+        owed = () if checked.expired else completable(commit.owed, self._clock())
         credits = [c for c in (commit.credit, *owed) if c is not None]
         if credits:
             # Shielded: a request cancelled here (the gateway went away) still settles what it spent.
@@ -85,10 +106,56 @@ class PaymentProcessor:
         return validation
 
     async def _settle(self, checked: CheckedPayment, credits: list[CreditEntry]) -> None:
-        """Apply each credit to its balance (once each), then drop them from the nonce record."""
+        """Apply each credit to its balance (once each, whoever else applies it), then drop them
+        from the nonce record; if that last write fails, it is retried in the background."""
+        mark = self._validator.cleanup_mark
         for credit in credits:
             if credit.price_num is not None or credit.amount_num:
-                await self._balances.apply(credit)
-        await self._validator.settled(checked, [c.id for c in credits])
-        for credit in credits:
-            self._balances.settle(credit.balance, [credit.id])
+                await self._balances.apply(credit, forget_below=mark)
+        ids = [c.id for c in credits]
+        try:
+            await self._validator.settled(checked, ids)
+        except Exception:  # noqa: BLE001 (the credit landed; only the record's tidying is late)
+            task = asyncio.get_running_loop().create_task(self._settle_later(checked, ids))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+
+    async def _settle_later(self, checked: CheckedPayment, ids: list[str]) -> None:
+        delay = 0.5
+        for _ in range(SETTLE_ATTEMPTS):
+            await asyncio.sleep(delay)
+            try:
+                await self._validator.settled(checked, ids)
+                return
+            except NonceStateChanged:
+                return  # the record is gone or voided: nothing left to tidy
+            except Exception:  # noqa: BLE001
+                delay = min(delay * 2, 30.0)
+        log.warning("journal entries %s still in nonce record %s; their balance keeps them applied", ids,
+                    checked.nonce_key)
+
+    async def drain(self) -> None:
+        """Wait for the background tidying of nonce records (tests, and a stopping service)."""
+        while self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
+
+
+def completable(credits: Iterable[CreditEntry], now: float) -> tuple[CreditEntry, ...]:
+    """The owed entries young enough to complete: journaled less than ``COMPLETION_AGE`` ago.
+
+    An entry older than that may have been applied to a balance that has idled
+    out since, and with it the record of having applied it; completing it then
+    could credit it twice. It is left, and the chain service's cleanup drops it.
+    """
+    return tuple(c for c in credits if now - c.at < COMPLETION_AGE)
+
+
+def credit_completer(balances: Balances, nonces: NonceStore) -> Callable[[list[CreditEntry]], Awaitable[None]]:
+    """What the chain service passes to ``NonceStore.cleanup``: apply the owed entries, once each."""
+
+    async def complete(credits: list[CreditEntry]) -> None:
+        for credit in completable(credits, time.time()):
+            if credit.price_num is not None or credit.amount_num:
+                await balances.apply(credit, forget_below=nonces.cleanup_mark)
+
+    return complete

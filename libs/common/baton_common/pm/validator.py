@@ -94,6 +94,11 @@ class PaymentValidator:
         self._max_params_age = max_params_age
         self._max_nonces = max_nonces
 
+    @property
+    def cleanup_mark(self) -> int:
+        """The nonce store's cleanup mark as last seen: balances forget records at or below it."""
+        return getattr(self._nonces, "cleanup_mark", 0)
+
     async def check(self, payment: Payment, scope: Scope) -> CheckedPayment:
         """Every check that writes nothing; raises PaymentError for the payment-level ones.
 
@@ -210,10 +215,13 @@ class PaymentValidator:
                 credited=validation.credited,
                 error=None if validation.error is None else validation.error.message,
                 nonce_key=checked.nonce_key,
+                seq=record.next_seq,
+                expiration_block=checked.expiration_block,
                 at=self._clock(),
             )
             if not record.generation:
                 record.generation = checked.generation.hex()
+            record.next_seq += 1
             record.credits[credit_id] = credit
             decided[0] = Commit(validation, credit, owed)
             return record
