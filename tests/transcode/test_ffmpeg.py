@@ -9,6 +9,9 @@ import sys
 
 import pytest
 
+from baton_common.config import ConfigError, load_settings
+from baton_transcode.__main__ import Transcode
+from baton_transcode.config import TranscodeSettings
 from baton_transcode.ffmpeg import Ffmpeg
 from tests.helpers import service_env
 
@@ -42,14 +45,24 @@ def test_a_missing_binary_is_named() -> None:
         Ffmpeg("/opt/nowhere/ffmpeg")
 
 
+def test_a_missing_ffmpeg_stops_the_service_with_exit_2_naming_the_setting() -> None:
+    env = service_env("nats://127.0.0.1:1", BATON_TRANSCODE_FFMPEG="/opt/nowhere/ffmpeg",
+                      PYTHONPATH=os.environ.get("PYTHONPATH", ""))
+    run = subprocess.run([sys.executable, "-m", "baton_transcode"], env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "BATON_TRANSCODE_FFMPEG" in run.stderr, run.stderr
+
+
 @pytest.mark.parametrize(
     ("env", "said"),
-    [({"BATON_TRANSCODE_FFMPEG": "/opt/nowhere/ffmpeg"}, "BATON_TRANSCODE_FFMPEG"),
-     ({"BATON_TRANSCODE_CONCURRENCY": "0"}, "BATON_TRANSCODE_CONCURRENCY"),
+    [({"BATON_TRANSCODE_CONCURRENCY": "0"}, "BATON_TRANSCODE_CONCURRENCY"),
      ({"BATON_TRANSCODE_GPU": "all"}, "BATON_TRANSCODE_GPU"),
-     ({"BATON_TRANSCODE_X264_PRESET": "warp"}, "BATON_TRANSCODE_X264_PRESET")],
+     ({"BATON_TRANSCODE_X264_PRESET": "warp"}, "BATON_TRANSCODE_X264_PRESET"),
+     ({"BATON_TRANSCODE_WORK_DIR": "/opt/nowhere"}, "BATON_TRANSCODE_WORK_DIR")],
 )
-def test_bad_settings_stop_the_service_with_exit_2_naming_them(env: dict[str, str], said: str) -> None:
-    run = subprocess.run([sys.executable, "-m", "baton_transcode"], env=service_env("nats://127.0.0.1:1", **env,
-                         PYTHONPATH=os.environ.get("PYTHONPATH", "")), capture_output=True, text=True, timeout=30)
-    assert run.returncode == 2 and said in run.stderr, run.stderr
+def test_bad_settings_are_refused_at_start_naming_them(env: dict[str, str], said: str) -> None:
+    with pytest.raises(ConfigError, match=said):
+        Transcode(load_settings(TranscodeSettings, "transcode", env=env, argv=[]))
+
+
+def test_go_livepeers_nvidia_flag_picks_the_gpu() -> None:
+    assert load_settings(TranscodeSettings, "transcode", env={}, argv=["-nvidia=1"]).gpu == "1"

@@ -18,7 +18,7 @@ from baton_common.schemas.jobs import BodyRef, JobError, JobRequest, JobResult
 from baton_common.schemas.transcode import TranscodeParams, VideoProfile
 from baton_transcode.domain import Capabilities, plan_accel, plan_renditions
 from baton_transcode.errors import BodyMissing
-from baton_transcode.ffmpeg import Ffmpeg
+from baton_transcode.ffmpeg import Completed, Ffmpeg
 from baton_transcode.worker import TranscodeWorker
 from tests.transcode.segments import Probe, make_segment, probe
 
@@ -178,3 +178,25 @@ async def test_nvenc_unavailable_here_so_the_cpu_path_is_taken(segment: bytes) -
     result = await worker(caps=caps).handle(job("fallback", [VideoProfile(name="s", width=128, height=72, bitrate=100_000)],
                                                 segment))
     assert isinstance(result, JobResult) and result.outputs[0].pixels == 30 * 128 * 72
+
+
+class SessionLimitedGpu:
+    """The Encoder port as a consumer GPU past its NVENC session limit answers (no GPU here to reach it)."""
+
+    def __init__(self) -> None:
+        self.argv: list[str] = []
+
+    async def run(self, argv: list[str], timeout: float) -> Completed:
+        self.argv = argv
+        log = "[h264_nvenc @ 0x55] OpenEncodeSessionEx failed: out of memory (10): (no details)\nConversion failed!"
+        return Completed(returncode=1, log=log, seconds=0.05)
+
+
+async def test_the_nvenc_session_limit_is_busy_as_orchestrator_busy(segment: bytes) -> None:
+    gpu = SessionLimitedGpu()
+    caps = Capabilities(gpu="0", nvenc=frozenset({"h264"}), nvdec=frozenset({"h264"}))
+    w = worker(encoder=gpu, caps=caps)
+    err = await w.handle(job("nvenc", [VideoProfile(name="s", width=128, height=72, bitrate=100_000)], segment))
+    assert "h264_nvenc" in gpu.argv and "scale_cuda=h=72:w=128" in " ".join(gpu.argv)
+    assert isinstance(err, JobError) and err.code == "busy" and err.retryable and "OrchestratorBusy" in err.message
+    assert w.in_use == 0

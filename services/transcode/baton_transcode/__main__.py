@@ -8,6 +8,7 @@ binds ``baton-workers`` and ``baton-bodies``, serves jobs on its own subject
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 
 from baton_common import __version__
@@ -32,6 +33,8 @@ class Transcode(ServiceBase[TranscodeSettings]):
         super().__init__(settings)
         if shutil.which(settings.ffmpeg) is None:
             raise ConfigError(f"BATON_TRANSCODE_FFMPEG: {settings.ffmpeg!r} is not an executable (not on PATH)")
+        if settings.work_dir and not os.access(settings.work_dir, os.W_OK):
+            raise ConfigError(f"BATON_TRANSCODE_WORK_DIR: {settings.work_dir!r} is not a writable directory")
         self.ffmpeg = Ffmpeg(settings.ffmpeg)
         self.caps = Capabilities()
         self.worker: TranscodeWorker | None = None
