@@ -16,7 +16,7 @@ import pytest
 
 from baton_common.schemas.jobs import BodyRef, JobError, JobRequest, JobResult
 from baton_common.schemas.transcode import TranscodeParams, VideoProfile
-from baton_transcode.domain import Capabilities, plan_accel, plan_renditions
+from baton_transcode.domain import Capabilities, plan_accel, plan_renditions, source_codec
 from baton_transcode.errors import BodyMissing
 from baton_transcode.ffmpeg import Completed, Ffmpeg
 from baton_transcode.worker import TranscodeWorker
@@ -200,3 +200,13 @@ async def test_the_nvenc_session_limit_is_busy_as_orchestrator_busy(segment: byt
     assert "h264_nvenc" in gpu.argv and "scale_cuda=h=72:w=128" in " ".join(gpu.argv)
     assert isinstance(err, JobError) and err.code == "busy" and err.retryable and "OrchestratorBusy" in err.message
     assert w.in_use == 0
+
+
+def test_the_source_codec_is_read_from_the_segment_to_pick_nvdec(segment: bytes, tmp_path: Path) -> None:
+    hevc = make_segment(tmp_path / "hevc.ts", size="128x72", seconds=0.2, audio=False, codec="libx265")
+    assert (source_codec(segment), source_codec(hevc), source_codec(b"\x47" * 4000), source_codec(b"")) == (
+        "h264", "h265", "unknown", "unknown")
+    ladder = plan_renditions([VideoProfile(name="s", width=128, height=72, bitrate=100_000)])
+    h264_only = Capabilities(gpu="0", nvdec=frozenset({"h264"}))
+    assert plan_accel(ladder, h264_only, source_codec(segment)).decode == "nvdec"
+    assert plan_accel(ladder, h264_only, source_codec(hevc)).decode == "cpu"  # NVDEC here has no HEVC

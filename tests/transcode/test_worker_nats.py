@@ -105,6 +105,17 @@ async def test_a_segment_through_the_bus_comes_back_as_exact_renditions(
         assert (big.pixels, small.pixels) == (p360.pixels, p144.pixels)
         assert result.units == p360.pixels + p144.pixels
 
+        # a job in flight shows in the advert at once, and its end too
+        running = asyncio.create_task(ask(nc, ad.job_subject, request(f"{prefix}-live", body=segment)))
+
+        async def in_use(n: int) -> bool:
+            found = await advert(nc, prefix)
+            return found is not None and found.models[0].in_use == n
+
+        await eventually(lambda: in_use(1))
+        assert isinstance(await running, JobResult)
+        await eventually(lambda: in_use(0), timeout=1.0)  # well before the next 2 s put
+
         # one slot: of two segments at once, one is refused as busy (retryable) and the other transcoded
         small_ladder = [VideoProfile(name="s", width=128, height=72, bitrate=100_000)]
         both = await asyncio.gather(*(ask(nc, ad.job_subject, request(f"{prefix}-{i}", body=segment,
@@ -118,7 +129,6 @@ async def test_a_segment_through_the_bus_comes_back_as_exact_renditions(
         assert isinstance(bad, JobError) and bad.code == "bad_input" and not bad.retryable
         again = await ask(nc, ad.job_subject, request(f"{prefix}-again", body=segment, profiles=small_ladder))
         assert isinstance(again, JobResult) and again.units == 30 * 128 * 72
-        assert (await eventually(lambda: advert(nc, prefix))).models[0].in_use == 0
 
         async with httpx.AsyncClient() as http:  # the server runs on this loop
             metrics = (await http.get(f"http://127.0.0.1:{port}/metrics")).text

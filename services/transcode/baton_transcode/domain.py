@@ -33,6 +33,7 @@ __all__ = [
     "plan_accel",
     "plan_renditions",
     "segment_timeout",
+    "source_codec",
 ]
 
 Codec = Literal["h264", "h265", "vp8", "vp9"]
@@ -204,3 +205,37 @@ def plan_accel(renditions: Sequence[Rendition], caps: Capabilities, source_codec
 def segment_timeout(minimum: float, duration_ms: int, deadline_left: float) -> float:
     """go-livepeer waits max(8 s, 4 × duration) for a transcoder; the job's deadline caps it."""
     return min(max(minimum, 4 * duration_ms / 1000), deadline_left)
+
+
+_TS_VIDEO_TYPES = {0x1B: "h264", 0x24: "h265"}
+
+
+def source_codec(segment: bytes) -> str:
+    """The segment's video codec from its MPEG-TS program map (or MP4 sample entry), without running anything.
+
+    It decides whether NVDEC can decode the segment; ``unknown`` when neither says (the CPU decodes it then).
+    """
+    if segment[:1] == b"\x47":
+        for off in range(0, min(len(segment), 188 * 64) - 187, 188):
+            pkt = segment[off:off + 188]
+            if pkt[0] != 0x47 or not pkt[1] & 0x40:  # not a sync byte, or no section starts here
+                continue
+            start = 4 + (pkt[4] + 1 if pkt[3] & 0x20 else 0)  # skip the adaptation field
+            if not pkt[3] & 0x10 or start >= 188:
+                continue
+            start += 1 + pkt[start]  # the pointer field
+            if start + 12 > 188 or pkt[start] != 0x02:  # table 2: the program map
+                continue
+            section_end = min(188, start + 3 + ((pkt[start + 1] & 0x0F) << 8 | pkt[start + 2]) - 4)
+            i = start + 12 + ((pkt[start + 10] & 0x0F) << 8 | pkt[start + 11])
+            while i + 5 <= section_end:
+                codec = _TS_VIDEO_TYPES.get(pkt[i])
+                if codec:
+                    return codec
+                i += 5 + ((pkt[i + 3] & 0x0F) << 8 | pkt[i + 4])
+        return "unknown"
+    head = segment[:1 << 16]
+    for tag, codec in ((b"avc1", "h264"), (b"hvc1", "h265"), (b"hev1", "h265"), (b"vp09", "vp9")):
+        if tag in head:
+            return codec
+    return "unknown"

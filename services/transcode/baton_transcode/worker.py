@@ -23,7 +23,7 @@ from baton_common.schemas.jobs import INLINE_BODY_MAX, JobError, JobRequest, Job
 from baton_common.schemas.transcode import TRANSCODE_PIPELINE, TranscodeParams
 
 from . import metrics
-from .domain import Capabilities, Rendition, plan_accel, plan_renditions, segment_timeout
+from .domain import Capabilities, Rendition, plan_accel, plan_renditions, segment_timeout, source_codec
 from .errors import (
     BadSegment,
     DeadlineExceeded,
@@ -124,7 +124,7 @@ class TranscodeWorker:
     async def _transcode(
         self, req: JobRequest, params: TranscodeParams, renditions: tuple[Rendition, ...], body: bytes, timeout: float
     ) -> JobResult:
-        accel = plan_accel(renditions, self.caps)
+        accel = plan_accel(renditions, self.caps, source_codec(body))
         with tempfile.TemporaryDirectory(prefix="baton-seg-", dir=self.work_dir) as tmp:
             source = Path(tmp) / "in"
             source.write_bytes(body)
