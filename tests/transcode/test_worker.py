@@ -14,7 +14,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from baton_common.schemas.jobs import BodyRef, JobError, JobRequest, JobResult
+from baton_common.schemas.jobs import INLINE_BODY_MAX, BodyRef, JobError, JobRequest, JobResult
 from baton_common.schemas.transcode import TranscodeParams, VideoProfile
 from baton_transcode.domain import Capabilities, plan_accel, plan_renditions, source_codec
 from baton_transcode.errors import BodyMissing
@@ -210,3 +210,15 @@ def test_the_source_codec_is_read_from_the_segment_to_pick_nvdec(segment: bytes,
     h264_only = Capabilities(gpu="0", nvdec=frozenset({"h264"}))
     assert plan_accel(ladder, h264_only, source_codec(segment)).decode == "nvdec"
     assert plan_accel(ladder, h264_only, source_codec(hevc)).decode == "cpu"  # NVDEC here has no HEVC
+
+
+async def test_renditions_inline_stay_under_one_body_in_all_and_the_rest_go_to_the_store(segment: bytes) -> None:
+    """Three renditions of about 300 KB: inline they would pass NATS's 1 MB max payload, so some go by reference."""
+    bodies = DictBodies()
+    big = [VideoProfile(name=f"r{i}", width=320, height=180, bitrate=2_500_000, gop=-1) for i in range(3)]
+    result = await worker(bodies=bodies).handle(job("big", big, segment))
+    assert isinstance(result, JobResult), result
+    assert sum(len(o.data) for o in result.outputs) <= INLINE_BODY_MAX
+    refs = [o.ref for o in result.outputs if o.ref is not None]
+    assert refs and all(bodies.objects[r.name] and r.size == len(bodies.objects[r.name]) for r in refs)
+    assert all(bool(o.data) != (o.ref is not None) for o in result.outputs)  # exactly one of the two

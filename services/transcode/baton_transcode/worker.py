@@ -138,12 +138,18 @@ class TranscodeWorker:
             streams = encoded_video(done.log)
             outputs: list[Output] = []
             total = 0
+            inline_left = INLINE_BODY_MAX  # for the whole reply: NATS keeps its 1 MB max payload
             for r, path in zip(renditions, paths, strict=True):
                 stream = streams.get(r.index)
                 if stream is None or stream.frames == 0:
                     raise BadSegment(f"the segment has no decodable video (rendition {r.name!r} got no frames)")
                 data = Path(path).read_bytes()
-                outputs.append(await self._output(req.job_id, r, data, stream.pixels))
+                if len(data) <= inline_left:
+                    inline_left -= len(data)
+                    outputs.append(Output(name=r.name, content_type=r.content_type, data=data, pixels=stream.pixels))
+                else:
+                    ref = await self.bodies.put(f"{req.job_id}/out/{r.index}", data, r.content_type)
+                    outputs.append(Output(name=r.name, content_type=r.content_type, ref=ref, pixels=stream.pixels))
                 total += stream.pixels
                 if done.seconds > 0 and stream.media_seconds:
                     metrics.REALTIME_FACTOR.labels(r.name).observe(stream.media_seconds / done.seconds)
@@ -158,12 +164,6 @@ class TranscodeWorker:
             "seconds": round(done.seconds, 3), "decode": accel.decode, "encoders": list(accel.encoders),
         })
         return JobResult(job_id=req.job_id, outputs=tuple(outputs), units=total, seconds=done.seconds)
-
-    async def _output(self, job_id: str, r: Rendition, data: bytes, pixels: int) -> Output:
-        if len(data) <= INLINE_BODY_MAX:
-            return Output(name=r.name, content_type=r.content_type, data=data, pixels=pixels)
-        ref = await self.bodies.put(f"{job_id}/out/{r.index}", data, r.content_type)
-        return Output(name=r.name, content_type=r.content_type, ref=ref, pixels=pixels)
 
     @staticmethod
     def _raise_failure(log_text: str, nvenc: bool) -> None:

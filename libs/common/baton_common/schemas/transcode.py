@@ -10,7 +10,7 @@ without translating anything.
 
 The reply is a :class:`~.jobs.JobResult` with one :class:`~.jobs.Output` per
 profile, **in profile order**: ``name`` = the profile's name, ``content_type``
-``video/mp2t`` or ``video/mp4``, the rendition inline in ``data`` or as
+``video/mp2t`` or ``video/mp4``, the rendition inline in ``data`` (up to ``INLINE_BODY_MAX`` for the whole reply) or as
 ``ref`` (``<job_id>/out/<n>``), and ``pixels`` = frames × width × height of
 what was encoded (what a gateway re-counts). ``units`` = Σ pixels, the figure
 go-livepeer bills (price × Σ output pixels). Failures are a
