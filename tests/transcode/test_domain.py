@@ -8,7 +8,7 @@ from baton_common.schemas.transcode import VideoProfile
 from baton_transcode.domain import Capabilities, plan_accel, plan_renditions, segment_timeout
 from baton_transcode.errors import BadProfile
 from baton_transcode.ladder import build_argv
-from baton_transcode.stats import classify_failure, encoded_video
+from baton_transcode.stats import classify_failure, encoded_video, failure_line
 
 
 def p(name: str = "P360p", **kw: int) -> VideoProfile:
@@ -104,6 +104,10 @@ def test_failures_are_told_apart() -> None:
     assert classify_failure("[h264_nvenc @ 0x1] OpenEncodeSessionEx failed: out of memory (10)", nvenc=True) == "session_limit"
     assert classify_failure("in: Invalid data found when processing input", nvenc=False) == "bad_input"
     assert classify_failure("Error initializing output stream 0:0", nvenc=False) == "encoder"
+    log = ("[mpegts @ 0x1] stream 0: probe\nCannot determine format of input stream 0:0 after EOF\n"
+           "Error marking filters as finished\n[AVIOContext @ 0x2] Statistics: 564 bytes read\nConversion failed!\n")
+    assert failure_line(log) == "Cannot determine format of input stream 0:0 after EOF"
+    assert failure_line("[libx264 @ 0x1f] broken\nConversion failed!\n") == "broken"
 
 
 def test_the_pixel_count_comes_from_ffmpegs_summary() -> None:

@@ -116,7 +116,7 @@ async def test_a_corrupt_segment_is_bad_input_and_the_worker_keeps_serving(segme
         err = await w.handle(job("bad", small, body))
         assert isinstance(err, JobError) and err.code == "bad_input" and not err.retryable, err
         assert re.search(said, err.message), err.message
-        assert "baton-seg" not in err.message and "/" not in err.message  # no paths of ours in what the gateway reads
+        assert not re.search(r"baton-seg|/tmp|/dev/shm|@ 0x", err.message), err.message  # no paths or pointers of ours
     # damaged in the middle: what still decodes is transcoded, and still counted exactly
     damaged = bytearray(segment)
     damaged[len(damaged) // 2: len(damaged) // 2 + 4000] = bytes(4000)

@@ -13,12 +13,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["EncodedStream", "FailureKind", "classify_failure", "encoded_video", "input_duration"]
+__all__ = ["EncodedStream", "FailureKind", "classify_failure", "encoded_video", "failure_line", "input_duration"]
 
 _OUTPUT_HEADER = re.compile(r"^Output #(\d+), [\w,]+, to '")
 _VIDEO_STREAM = re.compile(r"^\s+Stream #(\d+):(\d+)\S*: Video: (\w+).*?, (\d+)x(\d+)[ ,]")
 _FPS = re.compile(r", (\d+(?:\.\d+)?) fps,")
 _SUMMARY = re.compile(r"^\s+Output stream #(\d+):(\d+) \(video\): (\d+) frames encoded(?:; (\d+) packets muxed)?")
+_CONTEXT = re.compile(r"^\[[\w-]+ @ 0x[0-9a-f]+\] ")
+"""ffmpeg's ``[mpegts @ 0x55…] `` prefix: a pointer, nothing for a gateway."""
 _DURATION = re.compile(r"^\s+Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
 
 
@@ -106,3 +108,13 @@ def classify_failure(log: str, *, nvenc: bool) -> FailureKind:
     if any(s in log for s in _BAD_INPUT):
         return "bad_input"
     return "encoder"
+
+
+def failure_line(log: str) -> str:
+    """The line that says why: the first naming a known cause, else the last one besides ``Conversion failed!``."""
+    lines = [_CONTEXT.sub("", ln.strip()) for ln in log.splitlines() if ln.strip() and not ln.startswith("  ")]
+    for line in lines:
+        if any(s in line for s in (*_SESSION_LIMIT, *_BAD_INPUT)):
+            return line[:200]
+    rest = [ln for ln in lines if ln != "Conversion failed!" and not ln.startswith("Statistics:")]
+    return (rest or lines or [""])[-1][:200]

@@ -35,7 +35,7 @@ from .errors import (
 )
 from .ladder import build_argv
 from .ports import Bodies, Encoder
-from .stats import classify_failure, encoded_video, input_duration
+from .stats import classify_failure, encoded_video, failure_line, input_duration
 
 __all__ = ["TranscodeWorker", "default_work_dir"]
 
@@ -170,7 +170,7 @@ class TranscodeWorker:
         kind = classify_failure(log_text, nvenc=nvenc)
         if kind == "session_limit":
             raise NvencSessionLimit("OrchestratorBusy: the GPU's NVENC session limit is reached")
-        last = [ln.strip() for ln in log_text.splitlines() if ln.strip() and not ln.startswith("  ")][-1:] or [""]
+        why = failure_line(log_text)
         if kind == "bad_input":
-            raise BadSegment(f"the segment does not decode: {last[0][:200]}")
-        raise EncoderFailed(f"ffmpeg failed: {last[0][:200]}")
+            raise BadSegment(f"the segment does not decode: {why}")
+        raise EncoderFailed(f"ffmpeg failed: {why}")
