@@ -94,6 +94,7 @@ class Jobs:
         result = finished.result
         billed = result.units or units
         if stream:
+            await self._debit(sender, manifest, price, billed)
             if not req.started:
                 await req.start(200, "text/event-stream", [(b"cache-control", b"no-cache")])
             await req.write(b"", more=False)
@@ -101,8 +102,9 @@ class Jobs:
             data_urls = req.header("Authorization") != AI_WORKER_AUTH
             body = await self._ai_body(result, data_urls=data_urls)
             await self.dispatcher.delete_outputs(result)
+            # Debited once the output is in hand, before the answer goes out.
+            await self._debit(sender, manifest, price, billed)
             await req.respond(200, body, "application/json")
-        await self._debit(sender, manifest, price, billed)
 
     async def _ai_body(self, result: JobResult, *, data_urls: bool) -> bytes:
         """The runner's JSON with each media url naming an output replaced by a data: or /stream URL."""
@@ -196,9 +198,9 @@ class Jobs:
             await req.write(result.SerializeToString())
             return
         result.data.sig = self.orch.sign(keccak256(hashes))
-        await req.write(result.SerializeToString())
         metrics.MIL_PIXELS.inc(pixels / 1e6)
         await self._debit(sender, creds.session_id, price, finished.result.units or pixels)
+        await req.write(result.SerializeToString())
 
     # --- payments -----------------------------------------------------------------------
 
