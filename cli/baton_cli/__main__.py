@@ -2,6 +2,7 @@
 
     baton up       run the whole stack on this machine (embedded NATS, six services)
     baton status   list service instances from their heartbeats; exit 1 if a service is down
+    baton try      run one job against a running stack as a gateway would
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ def parser() -> argparse.ArgumentParser:
     st.add_argument("--nats-url", default=os.environ.get("BATON_NATS_URL", DEFAULT_NATS),
                     help=f"NATS to read heartbeats from (default: $BATON_NATS_URL or {DEFAULT_NATS})")
     st.add_argument("--json", action="store_true", help="machine-readable output")
+
+    from .try_ import add_parser as add_try
+
+    add_try(sub)
     return p
 
 
@@ -44,6 +49,10 @@ def main(argv: list[str] | None = None) -> None:
         from .up import up
 
         sys.exit(up(args))
+    if args.command == "try":
+        from .try_ import run
+
+        sys.exit(run(args))
     from .status import status
 
     sys.exit(status(args))

@@ -120,3 +120,21 @@ async def test_ping_offchain_answers_an_empty_signature(gateway: TestGateway) ->
 
 
 _ = (base64, ssl, grpc, httpx)
+
+
+async def test_baton_try_runs_a_first_job(offchain: RunningNegotiator, worker: TestWorker, tmp_path) -> None:  # noqa: ANN001
+    import subprocess
+    import sys
+
+    run = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "baton_cli", "try", "text-to-image", "--model", "echo-model",
+                         "--param", "prompt=a cat", "--orchestrator", f"127.0.0.1:{offchain.grpc_port}",
+                         "--out", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert "GetOrchestrator" in run.stdout and "offchain" in run.stdout
+    assert json.loads((tmp_path / "output.json").read_text())["images"][0]["url"].startswith("data:image/png")
+    refused = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "baton_cli", "try", "text-to-image", "--model", "nobody",
+                         "--orchestrator", f"127.0.0.1:{offchain.grpc_port}", "--param", "prompt=x",
+                         "--out", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1 and "refused: 503 insufficient capacity" in refused.stderr
