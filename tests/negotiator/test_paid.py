@@ -207,3 +207,69 @@ async def test_the_metrics_count_refusals_by_verified_sender(onchain: RunningNeg
 
 
 _ = Path
+
+
+async def test_a_paid_segment_is_signed_and_debited_by_output_pixels(gw: TestGateway, module_nc, workers_kv,  # noqa: ANN001
+                                                                     balances: Balances) -> None:
+    transcoder = await TestWorker(module_nc, workers_kv, "paid-tc", kind="transcode",
+                                  models=(("transcode", ""),)).start()
+    await asyncio.sleep(0.3)
+    try:
+        info = await call(gw.get_orchestrator)
+        body = b"\x47" * 188 * 4
+        profiles = (lp_rpc_pb2.VideoProfile(name="P144p", width=256, height=144, bitrate=400000, fps=30),
+                    lp_rpc_pb2.VideoProfile(name="P240p", width=426, height=240, bitrate=600000, fps=30))
+        seg = gw.segment_header(info, manifest=b"paid-stream", seq=3, body_hash=keccak(body), profiles=profiles)
+        with gw.http() as client:
+            r = await call(client.post, f"{info.transcoder}/segment", content=body,
+                           headers={"Livepeer-Payment": gw.payment_header(info), "Livepeer-Segment": seg})
+            result = lp_rpc_pb2.TranscodeResult.FromString(r.content)
+            assert result.WhichOneof("result") == "data", result.error
+            renditions = [(await call(client.get, s.url)).content for s in result.data.segments]
+        pixels = sum(s.pixels for s in result.data.segments)
+        assert pixels == (256 * 144 + 426 * 240) * 2
+        digest = keccak(b"".join(keccak(r) for r in renditions))
+        signer = Account.recover_message(encode_defunct(primitive=digest), signature=result.data.sig)
+        assert signer == ORCH.address
+        session = info.auth_token.session_id
+        assert await balances.balance(gw.address, session) == ev(info) - ADJUSTED * pixels
+        assert result.info.auth_token.session_id == session  # the request's token is kept
+        # A body that does not match SegData.hash is refused after the payment (go-livepeer's order):
+        # its ticket is credited, nothing is transcoded or debited.
+        seg = gw.segment_header(info, manifest=b"paid-stream", seq=4, body_hash=keccak(b"other"), profiles=profiles)
+        jobs = len(transcoder.jobs)
+        with gw.http() as client:
+            r = await call(client.post, f"{info.transcoder}/segment", content=body,
+                           headers={"Livepeer-Payment": gw.payment_header(info), "Livepeer-Segment": seg})
+        assert (r.status_code, r.text) == (403, "Mismatched segment hash\n")
+        assert await balances.balance(gw.address, session) == 2 * ev(info) - ADJUSTED * pixels
+        assert len(transcoder.jobs) == jobs
+    finally:
+        await transcoder.stop()
+
+
+async def test_payment_credits_the_manifest_and_refresh_payment_quotes_its_fixed_price(
+        gw: TestGateway, echo: TestWorker, balances: Balances) -> None:
+    caps = ai_caps(27, "echo-model")
+    info = await call(gw.get_orchestrator, caps=caps)
+    seg = gw.segment_header(info, manifest=b"27_echo-model", caps=caps)
+    with gw.http() as client:
+        r = await call(client.post, f"{info.transcoder}/payment", content=b"ignored",
+                       headers={"Livepeer-Payment": gw.payment_header(info, 2), "Livepeer-Segment": seg})
+        assert r.status_code == 200, r.text
+        reply = lp_rpc_pb2.PaymentResult.FromString(r.content)
+        assert reply.info.ticket_params.recipient_rand_hash and reply.info.auth_token == info.auth_token
+        assert await balances.balance(gw.address, "27_echo-model") == 2 * ev(info)
+
+        sender = Account.from_key(gw.key).address
+        r = await call(client.post, f"{info.transcoder}/refresh-payment",
+                       json={"sender": sender, "manifest_id": "27_echo-model"})
+        assert r.status_code == 200, r.text
+        doc = r.json()
+        refreshed = lp_rpc_pb2.OrchestratorInfo.FromString(base64.b64decode(doc["payment_params"]))
+        assert (refreshed.price_info.pricePerUnit, refreshed.price_info.pixelsPerUnit) == (ADJUSTED, 1)
+        assert doc["manifest_id"] == "27_echo-model" and doc["payment_url"].endswith("/payment")
+        for body, status in (({"sender": "0x12", "manifest_id": "m"}, 400), ({"sender": sender}, 400),
+                             ({"sender": sender, "manifest_id": "no-such-session"}, 409)):
+            r = await call(client.post, f"{info.transcoder}/refresh-payment", json=body)
+            assert r.status_code == status, (body, r.text)

@@ -92,7 +92,9 @@ class Jobs:
                                              timeout=self._timeout_for(pipeline_name), sender=req.sender,
                                              on_chunk=relay if stream else None)
         result = finished.result
-        billed = result.units or units
+        # Billed per spec section 6 from the request as it ran (the OpenAPI defaults filled in); the
+        # worker's count is taken only where the units come from the input media (audio seconds).
+        billed = result.units if pipeline_name == "audio-to-text" and result.units else units
         if stream:
             await self._debit(sender, manifest, price, billed)
             if not req.started:
