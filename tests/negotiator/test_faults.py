@@ -166,3 +166,21 @@ async def test_max_sessions_caps_new_transcode_sessions(gateway: TestGateway, mo
         for token in tokens:
             await call(gateway.end_session, token)
         await transcoder.stop()
+
+
+async def test_a_worker_that_stopped_listening_is_skipped_at_once(gateway: TestGateway, module_nc,  # noqa: ANN001
+                                                                  workers_kv) -> None:
+    ghost = await TestWorker(module_nc, workers_kv, "ghost", models=(("text-to-image", "ghost-model"),),
+                             capacity=5).start()
+    spare = await TestWorker(module_nc, workers_kv, "ghost-spare", models=(("text-to-image", "ghost-model"),),
+                             capacity=1).start()
+    await asyncio.sleep(0.3)
+    try:
+        await ghost._sub.unsubscribe()  # its advert stays fresh: only "no responders" tells
+        r = await asyncio.wait_for(post(gateway, "/text-to-image", model="ghost-model"), 10)
+        assert r.status_code == 200, r.text
+        assert not ghost.jobs and len(spare.jobs) == 1
+    finally:
+        ghost._sub = None
+        await ghost.stop()
+        await spare.stop()
