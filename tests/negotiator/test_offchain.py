@@ -138,3 +138,43 @@ async def test_baton_try_runs_a_first_job(offchain: RunningNegotiator, worker: T
                          "--orchestrator", f"127.0.0.1:{offchain.grpc_port}", "--param", "prompt=x",
                          "--out", str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert refused.returncode == 1 and "refused: 503 insufficient capacity" in refused.stderr
+
+
+def png(width: int, height: int, pad: int = 0) -> bytes:
+    """A PNG header of that size (what billing reads), padded to make a large upload."""
+    import struct
+
+    return b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\x0dIHDR" + struct.pack(">II", width, height) + b"\x08\x06\x00\x00\x00" \
+        + b"\x00" * (4 + pad)
+
+
+@pytest.mark.parametrize("pad", [0, 700 * 1024])
+async def test_image_to_image_multipart_bills_the_input_size(gateway: TestGateway, worker: TestWorker,
+                                                             pad: int) -> None:
+    import hashlib
+
+    info = await in_thread(gateway.get_orchestrator, signed=False)
+    seg = gateway.segment_header(info, manifest=b"28_echo-model", signed=False)
+    image = png(640, 480, pad)
+    with gateway.http() as client:
+        r = await in_thread(client.post, f"{info.transcoder}/image-to-image", headers={"Livepeer-Segment": seg},
+                            data={"prompt": "make it blue", "model_id": "echo-model", "num_images_per_prompt": "2"},
+                            files={"image": ("in.png", image, "image/png")})
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    assert doc["echo"]["strength"] == 0.8 and doc["echo"]["num_images_per_prompt"] == 2  # OpenAPI defaults filled
+    assert (doc["input_bytes"], doc["input_sha256"]) == (len(image), hashlib.sha256(image).hexdigest())
+    assert worker.jobs[-1].billed_units == 640 * 480 * 2
+    assert (worker.jobs[-1].body_ref is not None) == (pad > 0)  # above 512 KiB through baton-bodies
+
+
+async def test_multipart_without_its_file_or_with_a_non_image_is_400(gateway: TestGateway, worker: TestWorker) -> None:
+    info = await in_thread(gateway.get_orchestrator, signed=False)
+    seg = gateway.segment_header(info, manifest=b"28_echo-model", signed=False)
+    with gateway.http() as client:
+        r = await in_thread(client.post, f"{info.transcoder}/image-to-image", headers={"Livepeer-Segment": seg},
+                            data={"prompt": "x", "model_id": "echo-model"}, files={"other": ("a", b"1", "text/plain")})
+        assert (r.status_code, r.text) == (400, "invalid request: the image file is required\n")
+        r = await in_thread(client.post, f"{info.transcoder}/image-to-image", headers={"Livepeer-Segment": seg},
+                            data={"prompt": "x", "model_id": "echo-model"}, files={"image": ("a.gif", b"GIF89a", "image/gif")})
+        assert r.status_code == 400 and "not a PNG, JPEG or WebP" in r.text

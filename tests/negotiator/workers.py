@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import time
 
@@ -30,7 +31,8 @@ class TestWorker:
     __test__ = False
 
     def __init__(self, nc: nats.NATS, kv: KeyValue, worker_id: str, *, kind: str = "inference",
-                 models: tuple[tuple[str, str], ...] = (("text-to-image", "echo-model"), ("llm", "echo-llm")),
+                 models: tuple[tuple[str, str], ...] = (("text-to-image", "echo-model"), ("llm", "echo-llm"),
+                                                      ("image-to-image", "echo-model")),
                  capacity: int = 2, mode: str = "echo") -> None:
         self.nc, self.kv, self.worker_id, self.kind = nc, kv, worker_id, kind
         self.models, self.capacity, self.mode = models, capacity, mode
@@ -109,8 +111,13 @@ class TestWorker:
                    "choices": [{"index": 0, "finish_reason": "stop",
                                 "message": {"role": "assistant", "content": text}}]}
             return JobResult(job_id=job.job_id, data=json.dumps(doc).encode())
+        body = job.body
+        if job.body_ref is not None:  # a large input: read it from baton-bodies and check its digest
+            store = await self.nc.jetstream().object_store("baton-bodies")
+            body = (await store.get(job.body_ref.name)).data or b""
+            assert hashlib.sha256(body).hexdigest() == job.body_ref.sha256
         count = job.params.get("num_images_per_prompt", 1)
         doc = {"images": [{"url": f"out{n}.png", "seed": n, "nsfw": False} for n in range(count)],
-               "echo": job.params}
+               "echo": job.params, "input_bytes": len(body), "input_sha256": hashlib.sha256(body).hexdigest()}
         outputs = tuple(Output(name=f"out{n}.png", content_type="image/png", data=PNG_1x1) for n in range(count))
         return JobResult(job_id=job.job_id, data=json.dumps(doc).encode(), outputs=outputs)

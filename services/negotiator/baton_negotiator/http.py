@@ -23,14 +23,17 @@ from baton_common.pm import Scope, checksum_address
 from baton_common.proto import lp_rpc_pb2
 
 from . import metrics
-from .ai_types import JSON_TYPES
+from .ai_types import JSON_TYPES, MULTIPART_TYPES
 from .errors import BadInput, BodyTooLarge, NegotiatorError, NotFound, refusal_of
 from .jobs import Jobs
+from .media import image_size, parse_form
 
 __all__ = ["HttpApp", "MAX_JSON_BYTES"]
 
 log = logging.getLogger("baton.negotiator")
 MAX_JSON_BYTES = 10 * 1024 * 1024
+MAX_UPLOAD_BYTES = 100 * 1024 * 1024
+"""Largest multipart AI request (an image or an audio file with its fields)."""
 MAX_SEGMENT_BYTES = 300_000_000
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -147,6 +150,9 @@ class HttpApp:
             await self.refresh_payment(req)
         else:
             pipeline = self._ai[endpoint]
+            if pipeline.name in MULTIPART_TYPES:
+                await self._multipart(req, pipeline.name)
+                return
             if pipeline.name not in JSON_TYPES:
                 raise NotFound(f"pipeline {pipeline.name} is not served by this orchestrator yet")
             body = await req.body(MAX_JSON_BYTES)
@@ -157,6 +163,22 @@ class HttpApp:
             except msgspec.DecodeError:
                 raise BadInput("invalid request: the body is not JSON") from None
             await self.jobs.ai(req, pipeline.name, params)
+
+    async def _multipart(self, req: Request, pipeline: str) -> None:
+        type_, file_field = MULTIPART_TYPES[pipeline]
+        fields, files = parse_form(req.header("content-type"), await req.body(MAX_UPLOAD_BYTES))
+        upload = files.get(file_field)
+        if upload is None or not upload.data:
+            raise BadInput(f"invalid request: the {file_field} file is required")
+        try:
+            params = msgspec.convert(fields, type_, strict=False)
+        except msgspec.ValidationError as exc:
+            raise BadInput(f"invalid request: {exc}") from None
+        width = height = 0
+        if file_field == "image":
+            width, height = image_size(upload.data)
+        await self.jobs.ai(req, pipeline, params, body=upload.data, units=params.units_for(width, height),
+                           extra={"filename": upload.filename, "content_type": upload.content_type})
 
     async def refresh_payment(self, req: Request) -> None:
         try:

@@ -62,7 +62,8 @@ class Jobs:
 
     # --- batch AI -----------------------------------------------------------------------
 
-    async def ai(self, req: Request, pipeline_name: str, params: Any) -> None:
+    async def ai(self, req: Request, pipeline_name: str, params: Any, *, body: bytes = b"", units: int | None = None,
+                 extra: dict[str, Any] | None = None) -> None:
         creds = self._credentials(req)
         pipeline = pipeline_by_name(pipeline_name)
         model_id = params.model_id
@@ -79,8 +80,8 @@ class Jobs:
         quoted = await self.orch.price(sender, [(pipeline.capability, model_id)]) if payments.onchain else 0
         price = await payments.session_price(sender, manifest, quoted)
         await payments.require_balance(sender, manifest, price)
-        units = params.units()
-        job = msgspec.to_builtins(params)
+        units = params.units() if units is None else units
+        job = {**msgspec.to_builtins(params), **(extra or {})}
         stream = pipeline_name == "llm" and params.stream
 
         async def relay(chunk: JobChunk) -> None:
@@ -88,7 +89,8 @@ class Jobs:
                 await req.start(200, "text/event-stream", [(b"cache-control", b"no-cache")])
             await req.write(f"data: {chunk.data}\n\n".encode(), more=True)
 
-        finished = await self.dispatcher.run("inference", pipeline_name, model_id, params=job, billed_units=units,
+        finished = await self.dispatcher.run("inference", pipeline_name, model_id, params=job, body=body,
+                                             billed_units=units,
                                              timeout=self._timeout_for(pipeline_name), sender=req.sender,
                                              on_chunk=relay if stream else None)
         result = finished.result
