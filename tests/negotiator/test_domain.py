@@ -96,3 +96,36 @@ def test_image_sizes_of_png_jpeg_and_webp() -> None:
     assert image_size(webp) == (100, 50)
     with pytest.raises(BadInput):
         image_size(b"GIF89a....")
+
+
+def test_the_price_table_is_refused_when_missing_or_stale() -> None:
+    from baton_negotiator.state import PricesUnavailable, TablePrices
+
+    class Mirror:
+        values: dict[str, PriceTable] = {}
+
+    now = [1000.0]
+    prices = TablePrices(Mirror(), clock=lambda: now[0])  # type: ignore[arg-type]
+    with pytest.raises(PricesUnavailable, match="no price table"):
+        prices.table()
+    Mirror.values["table"] = PriceTable(base=WeiPrice(num=5), at=1000.0)
+    assert prices.table().base.num == 5
+    now[0] += 181
+    with pytest.raises(PricesUnavailable, match="181 s old"):
+        prices.table()
+
+
+def test_transcode_sessions_expire_after_70_s_idle_and_cap_new_ones() -> None:
+    from baton_negotiator.errors import Capped
+    from baton_negotiator.sessions import Sessions
+
+    now = [0.0]
+    sessions = Sessions(lambda: 1, clock=lambda: now[0])
+    sessions.open("a")
+    with pytest.raises(Capped):
+        sessions.open("b")
+    now[0] += 69
+    sessions.open("a")  # used again: idle time starts over
+    now[0] += 70.5
+    assert len(sessions) == 0
+    sessions.open("b")

@@ -99,3 +99,43 @@ def test_go_livepeer_flags_are_accepted() -> None:
                                    "-maxSessions=auto", "-autoAdjustPrice=false", "-ticketEV=1000"])
     assert (settings.public_addr, settings.price_per_unit, settings.pixels_per_unit) == ("10.0.0.1:8935", "1200", 3)
     assert settings.max_sessions == "auto" and settings.auto_adjust_price is False and settings.ticket_ev == 1000
+
+
+def test_onchain_without_chain_data_is_not_ready_and_says_why(private_nats, tmp_path: Path) -> None:  # noqa: ANN001
+    import httpx
+
+    from tests.helpers import free_port
+
+    private_nats.start()
+    secret = tmp_path / "secret"
+    secret.write_text("11" * 32)
+    path, _, _ = keystore(tmp_path)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "baton_negotiator"], stderr=subprocess.PIPE,
+                            env=service_env(private_nats.url, BATON_NETWORK="arbitrum-one-mainnet",
+                                            BATON_NEGOTIATOR_SERVICE_ADDR=f"127.0.0.1:{free_port()}",
+                                            BATON_NEGOTIATOR_JOB_PORT="0", BATON_HTTP_PORT=str(port),
+                                            BATON_NEGOTIATOR_STATE_DIR=str(tmp_path / "state"),
+                                            BATON_NEGOTIATOR_TICKET_SECRET_FILE=str(secret),
+                                            BATON_NEGOTIATOR_ETH_KEYSTORE_PATH=str(path),
+                                            BATON_NEGOTIATOR_ETH_PASSWORD="s3cret"))
+    try:
+        import time
+
+        deadline = time.monotonic() + 20
+        body = {}
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1)
+                body = r.json()
+                if "chain" in str(body):
+                    break
+            except (httpx.HTTPError, ValueError):
+                pass
+            time.sleep(0.2)
+        assert r.status_code == 503
+        assert "chain data 'head' is missing" in str(body)
+    finally:
+        proc.kill()
+        proc.wait()

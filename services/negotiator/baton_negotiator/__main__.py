@@ -144,8 +144,7 @@ class Negotiator(ServiceBase[NegotiatorSettings]):
         self.orch = Orchestrator(pool=self.pool, prices=prices, payments=payments, tokens=AuthTokens(auth_key),
                                  address=self.address, eth_key=self.eth_key, transcoder_uri=transcoder_uri,
                                  max_sessions=self._max_sessions, open_sessions=lambda: len(sessions))
-        app.jobs = Jobs(self.orch, Dispatcher(bus.nc, self.pool, bodies), sessions, bodies,
-                        timeout_for=s.timeout_for, stream_ttl=s.stream_ttl)
+        app.jobs = Jobs(self.orch, Dispatcher(bus.nc, self.pool, bodies), sessions, bodies, timeout_for=s.timeout_for)
         self.grpc = OrchestratorServer(self.orch, sessions.end)
         grpc_port = s.public_addr.rpartition(":")[2]
         await self.grpc.start(f"{bind_host}:{grpc_port}", cert.read_bytes(), key.read_bytes())

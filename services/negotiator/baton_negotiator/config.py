@@ -96,10 +96,6 @@ class NegotiatorSettings(CommonSettings, frozen=True, kw_only=True):
         dict[str, float],
         setting('Per-pipeline job timeouts in seconds, JSON: {"llm": 120, "transcode": 30}.'),
     ] = {}
-    stream_ttl: Annotated[
-        float, setting("Seconds results stay under /stream/... (go-livepeer keeps AI results 10 min).", gt=0)
-    ] = 600.0
-
     def __post_init__(self) -> None:
         super().__post_init__()
         onchain = self.network != "offchain"

@@ -39,7 +39,7 @@ from baton_common.schemas.jobs import (
 from baton_common.schemas.workers import WorkerKind
 
 from .domain import Slot, WorkerPool
-from .errors import BadInput, InsufficientCapacity, JobFailed, NegotiatorError, Refusal
+from .errors import BadInput, InsufficientCapacity, JobFailed, Refusal
 
 __all__ = ["Dispatcher", "Finished"]
 
@@ -214,5 +214,3 @@ class Dispatcher:
 class _NextWorker(Exception):
     pass
 
-
-_ = NegotiatorError

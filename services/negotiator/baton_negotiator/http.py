@@ -17,10 +17,8 @@ from typing import Any
 
 import msgspec
 
-from baton_common.capabilities import PIPELINES, manifest_id, pipeline_by_name
-from baton_common.metrics import Outcome, outcome_for
-from baton_common.pm import Scope, checksum_address
-from baton_common.proto import lp_rpc_pb2
+from baton_common.capabilities import PIPELINES
+from baton_common.metrics import Outcome
 
 from . import metrics
 from .ai_types import JSON_TYPES, MULTIPART_TYPES
@@ -205,5 +203,3 @@ class Refusal405(NegotiatorError):
     def __init__(self) -> None:
         super().__init__("method not allowed")
 
-
-_ = (manifest_id, pipeline_by_name, Scope, checksum_address, lp_rpc_pb2, outcome_for)

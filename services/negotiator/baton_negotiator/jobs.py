@@ -13,7 +13,6 @@ import base64
 import json
 import logging
 import mimetypes
-import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -22,9 +21,9 @@ from nats.js.object_store import ObjectStore
 
 from baton_common.capabilities import manifest_id as manifest_of
 from baton_common.capabilities import pipeline_by_name
-from baton_common.pm import Scope, checksum_address, keccak256, price_info_for
+from baton_common.pm import Scope, checksum_address, keccak256, price_info_for, ticket_params_to_pb
 from baton_common.proto import lp_rpc_pb2
-from baton_common.schemas.jobs import JobChunk, JobResult, Output
+from baton_common.schemas.jobs import JobChunk, JobResult
 
 from . import metrics
 from .dispatch import Dispatcher
@@ -44,13 +43,12 @@ AI_WORKER_AUTH = "Livepeer-AI-Worker-1.0"
 
 class Jobs:
     def __init__(self, orch: Orchestrator, dispatcher: Dispatcher, sessions: Sessions, bodies: ObjectStore | None,
-                 *, timeout_for: Any, stream_ttl: float) -> None:
+                 *, timeout_for: Any) -> None:
         self.orch = orch
         self.dispatcher = dispatcher
         self.sessions = sessions
         self._bodies = bodies
         self._timeout_for = timeout_for
-        self._stream_ttl = stream_ttl
 
     def _credentials(self, req: Request) -> Credentials:
         payment = parse_payment(req.header("Livepeer-Payment"))
@@ -226,7 +224,7 @@ class Jobs:
         payments = self.orch.payments
         if not payments.onchain:
             raise Refusal409("session has no fixed price")
-        fixed = await payments._balances.fixed_price(sender, manifest)  # type: ignore[union-attr]
+        fixed = await payments.fixed_price(sender, manifest)  # type: ignore[union-attr]
         if fixed is None:
             raise Refusal409("session has no fixed price")
         scope = Scope.base()
@@ -234,12 +232,10 @@ class Jobs:
         if capability.isdigit() and model:
             scope = Scope.of(int(capability), model)
         info = await self.orch.info(sender, None)
-        params = await payments.quote(sender, price_info_for(fixed), scope)
-        pi = price_info_for(fixed)
-        info.price_info.pricePerUnit, info.price_info.pixelsPerUnit = pi.price_per_unit, pi.pixels_per_unit
+        price = price_info_for(fixed)
+        params = await payments.quote(sender, price, scope)
+        info.price_info.pricePerUnit, info.price_info.pixelsPerUnit = price.price_per_unit, price.pixels_per_unit
         if params is not None:
-            from baton_common.pm import ticket_params_to_pb
-
             info.ticket_params.CopyFrom(ticket_params_to_pb(params))
         return info
 
@@ -260,9 +256,7 @@ class Jobs:
             obj = await self._bodies.get(f"stream/{path}")
         except Exception:
             raise NotFound("404 page not found") from None
-        info = obj.info
-        if info is not None and info.mtime:
-            del info  # the bucket's TTL (15 min) bounds how long a result is served
+        # Results are served for as long as baton-bodies keeps them (its TTL: 15 min), by any replica.
         kind = mimetypes.guess_type(path)[0] or ("video/mp2t" if path.endswith(".ts") else "application/octet-stream")
         await req.respond(200, obj.data or b"", kind)
 
@@ -288,5 +282,3 @@ def _replace_urls(doc: Any, urls: dict[str, str]) -> Any:
         return [_replace_urls(v, urls) for v in doc]
     return doc
 
-
-_ = (Output, time)

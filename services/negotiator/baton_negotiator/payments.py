@@ -122,5 +122,8 @@ class OnchainPayments:
         if price > 0 and units > 0:
             await self._balances.debit_units(sender, manifest_id, price, units)
 
+    async def fixed_price(self, sender: bytes, manifest_id: str) -> Fraction | None:
+        return await self._balances.fixed_price(sender, manifest_id)
+
     async def balance(self, sender: bytes, manifest_id: str) -> Fraction | None:
         return await self._balances.balance(sender, manifest_id)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from fractions import Fraction
 from typing import Generic, TypeVar
 
+import grpc
 import msgspec
 from nats.js.kv import KeyValue
 
@@ -82,6 +83,7 @@ def mirror_workers(kv: KeyValue, pool: WorkerPool) -> KvMirror[WorkerAdvert]:
 class PricesUnavailable(NegotiatorError):
     code = "prices_unavailable"
     status_code = 503
+    grpc_status = grpc.StatusCode.UNAVAILABLE
 
 
 def parse_price(price_per_unit: str, pixels_per_unit: int) -> Fraction:
