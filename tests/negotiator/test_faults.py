@@ -184,3 +184,33 @@ async def test_a_worker_that_stopped_listening_is_skipped_at_once(gateway: TestG
         ghost._sub = None
         await ghost.stop()
         await spare.stop()
+
+
+async def test_a_session_buffers_four_segments_behind_one_then_answers_orchestrator_busy(gateway: TestGateway, module_nc,  # noqa: ANN001
+                                                                              workers_kv) -> None:
+    from eth_utils import keccak
+
+    slow = await TestWorker(module_nc, workers_kv, "tc-slow", kind="transcode", models=(("transcode", ""),),
+                            capacity=10, mode="slow").start()
+    await asyncio.sleep(0.3)
+    info = await call(gateway.get_orchestrator, signed=False)
+    body = b"\x47" * 188
+    try:
+        with gateway.http() as client:
+            async def send(seq: int) -> lp_rpc_pb2.TranscodeResult:
+                seg = gateway.segment_header(info, manifest=b"busy", seq=seq, body_hash=keccak(body), signed=False,
+                                             profiles=(lp_rpc_pb2.VideoProfile(name="P", width=2, height=2),))
+                r = await call(client.post, f"{info.transcoder}/segment", content=body,
+                               headers={"Livepeer-Segment": seg})
+                assert r.status_code == 200
+                return lp_rpc_pb2.TranscodeResult.FromString(r.content)
+
+            results = await asyncio.gather(*(send(seq) for seq in range(8)))
+        errors = [r.error for r in results if r.WhichOneof("result") == "error"]
+        done = [r for r in results if r.WhichOneof("result") == "data"]
+        # One transcoding and four buffered at most: the others (up to three) are told OrchestratorBusy.
+        assert errors and set(errors) == {"OrchestratorBusy"} and len(errors) <= 3
+        assert len(done) == len(slow.jobs) == 8 - len(errors)
+    finally:
+        await call(gateway.end_session, info.auth_token)
+        await slow.stop()

@@ -4,7 +4,7 @@ Each puts its WorkerAdvert in ``baton-workers`` every second and answers
 JobRequests on its own subject. ``mode`` picks the behaviour: ``echo`` (the
 result echoes the request), ``fail`` (runner_failed), ``busy`` (refuses, no
 slot), ``hang`` (takes the job, never answers: stop() then plays a worker
-killed mid-job, its advert going stale).
+killed mid-job, its advert going stale), ``slow`` (answers after 0.5 s).
 """
 
 from __future__ import annotations
@@ -88,6 +88,8 @@ class TestWorker:
         try:
             if self.mode == "hang":
                 await asyncio.sleep(3600)
+            if self.mode == "slow":
+                await asyncio.sleep(0.5)
             await self._reply(msg, await self._result(msg, job))
         finally:
             self.in_use -= 1

@@ -160,7 +160,7 @@ class Jobs:
         result.info.CopyFrom(info)
         # go-livepeer answers 200 and flushes before transcoding; errors from here on go in the body.
         await req.start(200, "application/vnd+livepeer.transcoderesult")
-        if session.queued >= SEGMENT_BUFFER:
+        if session.queued > SEGMENT_BUFFER:  # one transcoding and SEGMENT_BUFFER waiting, as go-livepeer's segChan
             result.error = "OrchestratorBusy"
             req.context["outcome"] = "capacity"
             metrics.REFUSALS.labels("busy", req.sender).inc()
