@@ -214,3 +214,43 @@ async def test_a_session_buffers_four_segments_behind_one_then_answers_orchestra
     finally:
         await call(gateway.end_session, info.auth_token)
         await slow.stop()
+
+
+async def test_a_segment_given_by_uri_is_fetched_and_a_dead_uri_is_400(gateway: TestGateway, module_nc,  # noqa: ANN001
+                                                                      workers_kv, tmp_path) -> None:
+    import http.server
+    import threading
+
+    from eth_utils import keccak
+
+    body = b"\x47" * 188 * 3
+    (tmp_path / "seg.ts").write_bytes(body)
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+            super().__init__(*args, directory=str(tmp_path), **kwargs)
+
+        def log_message(self, *args) -> None:  # noqa: ANN002
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    tc = await TestWorker(module_nc, workers_kv, "tc-uri", kind="transcode", models=(("transcode", ""),)).start()
+    await asyncio.sleep(0.3)
+    info = await call(gateway.get_orchestrator, signed=False)
+    try:
+        seg = gateway.segment_header(info, manifest=b"uri", body_hash=keccak(body), signed=False,
+                                     profiles=(lp_rpc_pb2.VideoProfile(name="P", width=2, height=2),))
+        headers = {"Livepeer-Segment": seg, "Content-Type": "application/vnd+livepeer.uri"}
+        with gateway.http() as client:
+            url = f"http://127.0.0.1:{server.server_address[1]}"
+            r = await call(client.post, f"{info.transcoder}/segment", content=f"{url}/seg.ts", headers=headers)
+            assert r.status_code == 200
+            assert lp_rpc_pb2.TranscodeResult.FromString(r.content).data.segments
+            assert tc.jobs[-1].body == body
+            r = await call(client.post, f"{info.transcoder}/segment", content=f"{url}/missing.ts", headers=headers)
+            assert (r.status_code, r.text) == (400, "could not fetch the segment: status 404\n")
+    finally:
+        server.shutdown()
+        await call(gateway.end_session, info.auth_token)
+        await tc.stop()
