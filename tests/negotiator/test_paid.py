@@ -273,3 +273,27 @@ async def test_payment_credits_the_manifest_and_refresh_payment_quotes_its_fixed
                              ({"sender": sender, "manifest_id": "no-such-session"}, 409)):
             r = await call(client.post, f"{info.transcoder}/refresh-payment", json=body)
             assert r.status_code == status, (body, r.text)
+
+
+async def test_a_streamed_llm_job_is_debited_max_tokens_and_a_failed_job_nothing(
+        gw: TestGateway, echo: TestWorker, module_nc, workers_kv, balances: Balances) -> None:  # noqa: ANN001
+    caps = ai_caps(33, "echo-llm")
+    info = await call(gw.get_orchestrator, caps=caps)
+    seg = gw.segment_header(info, manifest=b"33_echo-llm")
+    body = {"model": "echo-llm", "stream": True, "max_tokens": 100, "messages": [{"role": "user", "content": "a b"}]}
+    with gw.http() as client:
+        r = await call(client.post, f"{info.transcoder}/llm", json=body,
+                       headers={"Livepeer-Payment": gw.payment_header(info), "Livepeer-Segment": seg})
+    assert r.status_code == 200 and r.text.endswith("data: [DONE]\n\n")
+    assert await balances.balance(gw.address, "33_echo-llm") == ev(info) - ADJUSTED * 100
+
+    failing = await TestWorker(module_nc, workers_kv, "paid-failing", models=(("text-to-image", "bad-model"),),
+                               mode="fail").start()
+    await asyncio.sleep(0.3)
+    try:
+        info = await call(gw.get_orchestrator, caps=ai_caps(27, "bad-model"))
+        r = await ai_request(gw, model="bad-model", info=info)
+        assert (r.status_code, r.text) == (500, "the runner crashed\n")
+        assert await balances.balance(gw.address, "27_bad-model") == ev(info)  # credited, never debited
+    finally:
+        await failing.stop()
