@@ -119,6 +119,11 @@ async def test_ping_offchain_answers_an_empty_signature(gateway: TestGateway) ->
     assert await in_thread(gateway.ping, b"hello") == b""
 
 
+async def test_offchain_any_request_signature_is_accepted(gateway: TestGateway) -> None:
+    for kwargs in ({"signed": True}, {"sig": b"\x01" * 65}, {"signed": False}):
+        assert (await in_thread(gateway.get_orchestrator, **kwargs)).auth_token.session_id
+
+
 _ = (base64, ssl, grpc, httpx)
 
 
