@@ -3,6 +3,7 @@
     baton up       run the whole stack on this machine (embedded NATS, six services)
     baton status   list service instances from their heartbeats; exit 1 if a service is down
     baton price    show, set, reset prices and their history (the pricing service's admin API)
+    baton try      run one job against a running stack as a gateway would
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ def parser() -> argparse.ArgumentParser:
     from .price import add_parser as add_price_parser
 
     add_price_parser(sub)
+    from .try_ import add_parser as add_try
+
+    add_try(sub)
     return p
 
 
@@ -53,6 +57,10 @@ def main(argv: list[str] | None = None) -> None:
         from .price import price
 
         sys.exit(price(args))
+    if args.command == "try":
+        from .try_ import run
+
+        sys.exit(run(args))
     from .status import status
 
     sys.exit(status(args))

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import re
+from typing import Annotated, Literal
 
 from baton_common.config import CommonSettings, setting
+from baton_common.pm import DEFAULT_TICKET_EV
 
-__all__ = ["NegotiatorSettings"]
+__all__ = ["OFFCHAIN_SERVICE_ADDR", "NegotiatorSettings"]
+
+OFFCHAIN_SERVICE_ADDR = "127.0.0.1:8935"
+"""go-livepeer's offchain default for -serviceAddr."""
+_PRICE = re.compile(r"^(\d+(\.\d+)?)([A-z][A-z0-9]*)?$")
 
 
 class NegotiatorSettings(CommonSettings, frozen=True, kw_only=True):
@@ -19,3 +25,120 @@ class NegotiatorSettings(CommonSettings, frozen=True, kw_only=True):
             secret=True,
         ),
     ] = ""
+    service_addr: Annotated[
+        str,
+        setting("host:port where gateways reach the gRPC listener (GetOrchestrator, Ping); go-livepeer's "
+                "-serviceAddr. Empty: 127.0.0.1:8935 offchain; required on-chain.", flag="serviceAddr"),
+    ] = ""
+    job_port: Annotated[
+        int,
+        setting("Port of the HTTPS job endpoints (/segment, the AI endpoints, /payment, /stream) on the "
+                "service_addr host; gateways learn it from OrchestratorInfo.transcoder. 0 picks a free port.",
+                ge=0, le=65535),
+    ] = 8936
+    listen_host: Annotated[
+        str, setting("Address both public listeners bind; empty means the host of service_addr.")
+    ] = ""
+    state_dir: Annotated[
+        str,
+        setting("Folder for the self-signed TLS certificate (cert.pem, key.pem, made on first start) and, "
+                "offchain, the auth-token key; a volume in compose."),
+    ] = ".baton/negotiator"
+    auth_key_file: Annotated[
+        str,
+        setting("Offchain auth-token HMAC key file (64 hex characters, created if absent); every replica must "
+                "read the same one. Empty: <state_dir>/auth-token.key. On-chain the key is derived from the "
+                "ticket secret."),
+    ] = ""
+    eth_orch_addr: Annotated[
+        str, setting("The orchestrator's ETH address (tickets are paid to it); empty: the keystore's.",
+                     flag="ethOrchAddr")
+    ] = ""
+    eth_keystore_path: Annotated[
+        str, setting("go-livepeer keystore JSON file (or a folder holding one) of the ETH key that signs Ping "
+                     "answers and TranscodeData; required on-chain.", flag="ethKeystorePath")
+    ] = ""
+    eth_password: Annotated[
+        str, setting("Password of the keystore, or a file holding it.", flag="ethPassword", secret=True)
+    ] = ""
+    price_source: Annotated[
+        Literal["fixed", "table"],
+        setting("`table`: quote from the pricing service's table (baton-pricing KV); `fixed`: from "
+                "price_per_unit / pixels_per_unit here (until the pricing service runs)."),
+    ] = "fixed"
+    price_per_unit: Annotated[
+        str, setting("Fixed prices: wei per pixels_per_unit units (go-livepeer's -pricePerUnit; `wei` or `eth` "
+                     "suffix; other currencies need the pricing service).", flag="pricePerUnit")
+    ] = "0"
+    pixels_per_unit: Annotated[
+        int, setting("Fixed prices: units the price_per_unit is for (-pixelsPerUnit).", flag="pixelsPerUnit", ge=1)
+    ] = 1
+    auto_adjust_price: Annotated[
+        bool, setting("Fixed prices: scale quotes by the ticket overhead (-autoAdjustPrice).", flag="autoAdjustPrice")
+    ] = True
+    ticket_ev: Annotated[int, setting("Expected value of one ticket in wei (-ticketEV).", flag="ticketEV", ge=1)] = (
+        DEFAULT_TICKET_EV
+    )
+    max_face_value: Annotated[
+        int, setting("Cap on the ticket face value in wei, 0 = none (-maxFaceValue).", flag="maxFaceValue", ge=0)
+    ] = 0
+    min_gas_price: Annotated[
+        int, setting("Floor under the suggested gas price in wei (-minGasPrice).", flag="minGasPrice", ge=0)
+    ] = 0
+    max_sessions: Annotated[
+        str, setting("Transcode sessions at once (-maxSessions): a number, or `auto` for the sum of the transcode "
+                     "workers' capacity.", flag="maxSessions")
+    ] = "10"
+    job_timeout: Annotated[
+        float, setting("Seconds a job may take, retry included, unless job_timeouts names its pipeline.", gt=0)
+    ] = 300.0
+    job_timeouts: Annotated[
+        dict[str, float],
+        setting('Per-pipeline job timeouts in seconds, JSON: {"llm": 120, "transcode": 30}.'),
+    ] = {}
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        onchain = self.network != "offchain"
+        if onchain and not self.service_addr:
+            raise ValueError("BATON_NEGOTIATOR_SERVICE_ADDR (-serviceAddr) is required on-chain: "
+                             "the host:port gateways reach this orchestrator at")
+        if onchain and not self.eth_keystore_path:
+            raise ValueError("BATON_NEGOTIATOR_ETH_KEYSTORE_PATH (-ethKeystorePath) is required on-chain")
+        host, _, port = self.public_addr.rpartition(":")
+        if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError(f"BATON_NEGOTIATOR_SERVICE_ADDR (-serviceAddr) must be host:port, got {self.service_addr!r}")
+        if not _PRICE.match(self.price_per_unit):
+            raise ValueError(f"BATON_NEGOTIATOR_PRICE_PER_UNIT (-pricePerUnit) {self.price_per_unit!r} is not "
+                             "a number with an optional currency (1000, 0.5eth)")
+        currency = (_PRICE.match(self.price_per_unit).group(3) or "wei").lower()  # type: ignore[union-attr]
+        if currency not in ("wei", "eth"):
+            raise ValueError(f"BATON_NEGOTIATOR_PRICE_PER_UNIT (-pricePerUnit): currency {currency!r} needs the "
+                             "pricing service (price_source = table); fixed prices take wei or eth")
+        if self.max_sessions != "auto" and not (self.max_sessions.isdigit() and int(self.max_sessions) > 0):
+            raise ValueError(f"BATON_NEGOTIATOR_MAX_SESSIONS (-maxSessions) must be a positive number or auto, "
+                             f"got {self.max_sessions!r}")
+        for name, seconds in self.job_timeouts.items():
+            if seconds <= 0:
+                raise ValueError(f"BATON_NEGOTIATOR_JOB_TIMEOUTS: {name} must be > 0 seconds, got {seconds}")
+        if self.eth_orch_addr and not re.fullmatch(r"0x[0-9a-fA-F]{40}", self.eth_orch_addr):
+            raise ValueError(f"BATON_NEGOTIATOR_ETH_ORCH_ADDR (-ethOrchAddr) is not a 0x address: {self.eth_orch_addr!r}")
+
+    @property
+    def onchain(self) -> bool:
+        return self.network != "offchain"
+
+    @property
+    def public_addr(self) -> str:
+        """host:port of the gRPC listener as gateways see it."""
+        return self.service_addr or OFFCHAIN_SERVICE_ADDR
+
+    @property
+    def public_host(self) -> str:
+        return self.public_addr.rpartition(":")[0].strip("[]")
+
+    @property
+    def bind_host(self) -> str:
+        return self.listen_host or self.public_host
+
+    def timeout_for(self, pipeline: str) -> float:
+        return self.job_timeouts.get(pipeline, self.job_timeout)

@@ -1,0 +1,131 @@
+"""The payment core's ``ChainData`` port over the chain service's ``baton-chain`` KV (schemas/chain.py).
+
+Every answer comes from the watched copy. A value missing or read longer ago
+than ``CHAIN_MAX_AGE`` is refused (``ChainUnavailable``: the negotiator is not
+ready and says so). A sender not in the bucket yet costs one cold-path request
+on ``baton.chain.sender``; the chain service answers and keeps its key fresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+from baton_common.errors import BusError
+from baton_common.pm import ZERO_HASH
+from baton_common.pm import SenderInfo as PmSenderInfo
+from baton_common.schemas.chain import (
+    CHAIN_MAX_AGE,
+    ChainValue,
+    GasPrice,
+    L1Head,
+    OrchestratorStatus,
+    ProtocolParams,
+    RoundHash,
+    RoundState,
+    SenderInfo,
+    SenderLookup,
+    round_hash_key,
+    sender_key,
+)
+
+from .errors import ChainUnavailable
+from .state import KvMirror
+
+__all__ = ["KvChainData", "REQUIRED_KEYS"]
+
+REQUIRED_KEYS = {"head": L1Head, "round": RoundState, "gas-price": GasPrice, "orchestrator": OrchestratorStatus,
+                 "params": ProtocolParams}
+SENDER_LOOKUP_TIMEOUT = 3.0
+
+Lookup = Callable[[SenderLookup], Awaitable[SenderInfo]]
+
+
+class KvChainData:
+    def __init__(self, mirror: KvMirror[ChainValue], lookup: Lookup, *,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._mirror = mirror
+        self._lookup = lookup
+        self._clock = clock
+        self._inflight: dict[str, asyncio.Future[SenderInfo]] = {}
+
+    def _get(self, key: str, type_: type) -> ChainValue:  # noqa: ANN401 - one of the union
+        value = self._mirror.values.get(key)
+        if not isinstance(value, type_):
+            raise ChainUnavailable(f"chain data {key!r} is missing")
+        age = self._clock() - value.read_at
+        if age > CHAIN_MAX_AGE:
+            raise ChainUnavailable(f"chain data {key!r} is stale ({age:.0f} s old)")
+        return value
+
+    def status(self) -> str:
+        """'' when every value a quote needs is present and fresh, else what is not."""
+        problems = []
+        for key, type_ in REQUIRED_KEYS.items():
+            try:
+                self._get(key, type_)
+            except ChainUnavailable as exc:
+                problems.append(exc.message)
+        return "; ".join(problems)
+
+    async def last_initialized_round(self) -> int:
+        return self._get("round", RoundState).last_initialized_round  # type: ignore[attr-defined]
+
+    async def round_block_hash(self, round_: int) -> bytes:
+        value = self._mirror.values.get(round_hash_key(round_))
+        if not isinstance(value, RoundHash):
+            return ZERO_HASH
+        raw = bytes.fromhex(value.block_hash.removeprefix("0x"))
+        return raw if len(raw) == 32 else ZERO_HASH
+
+    async def last_seen_l1_block(self) -> int:
+        return self._get("head", L1Head).l1_block  # type: ignore[attr-defined]
+
+    async def _sender(self, sender: bytes) -> SenderInfo:
+        address = "0x" + sender.hex()
+        value = self._mirror.values.get(sender_key(address))
+        if isinstance(value, SenderInfo) and self._clock() - value.read_at <= CHAIN_MAX_AGE:
+            return value
+        # The cold path: one request per sender at a time, whoever asks meanwhile waits for it.
+        pending = self._inflight.get(address)
+        if pending is None:
+            pending = asyncio.ensure_future(self._lookup(SenderLookup(sender=address)))
+            self._inflight[address] = pending
+            pending.add_done_callback(lambda _: self._inflight.pop(address, None))
+        try:
+            return await asyncio.shield(pending)
+        except BusError as exc:
+            raise ChainUnavailable(f"chain cannot tell the funds of sender {address}: {exc.message}") from None
+
+    async def sender_info(self, sender: bytes) -> PmSenderInfo:
+        info = await self._sender(sender)
+        return PmSenderInfo(deposit=info.deposit, withdraw_round=info.withdraw_round,
+                            reserve_funds_remaining=info.reserve,
+                            reserve_claimed_in_current_round=info.reserve_claimed)
+
+    async def claimed_reserve(self, sender: bytes, claimant: bytes) -> int:
+        return (await self._sender(sender)).claimed_by_us
+
+    async def active_pool_size(self) -> int:
+        return self._get("params", ProtocolParams).active_pool_size  # type: ignore[attr-defined]
+
+    async def is_active_orchestrator(self, address: bytes, round_: int) -> bool:
+        status = self._get("orchestrator", OrchestratorStatus)
+        assert isinstance(status, OrchestratorStatus)
+        if status.address.lower() != "0x" + address.hex():
+            return False
+        if status.activation_round or status.deactivation_round:
+            return status.activation_round <= round_ < status.deactivation_round
+        return status.active
+
+    async def gas_price(self) -> int:
+        return self._get("gas-price", GasPrice).suggested_wei  # type: ignore[attr-defined]
+
+    async def pending_redemptions(self, sender: bytes) -> int:
+        # The chain service does not publish in-flight redemptions per sender (schemas/chain.py has no key
+        # for it): counted as none, so max float is the full reserve allocation.
+        return 0
+
+    async def ticket_validity_period(self) -> int:
+        return self._get("params", ProtocolParams).ticket_validity_period  # type: ignore[attr-defined]

@@ -1,0 +1,234 @@
+"""The HTTP job endpoints as a plain ASGI app: /segment, the AI pipelines, /payment, /refresh-payment, /stream.
+
+Errors are plain text (message + newline) with go-livepeer's status codes, as
+``http.Error`` writes them. Every request is counted in ``baton_requests_total``
+and every refusal in ``baton_negotiator_refusals_total``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+import msgspec
+
+from baton_common.capabilities import PIPELINES
+from baton_common.metrics import Outcome
+
+from . import metrics
+from .ai_types import JSON_TYPES, MULTIPART_TYPES
+from .errors import BadInput, BodyTooLarge, NegotiatorError, NotFound, refusal_of
+from .jobs import Jobs
+from .media import image_size, parse_form
+
+__all__ = ["HttpApp", "MAX_JSON_BYTES"]
+
+log = logging.getLogger("baton.negotiator")
+MAX_JSON_BYTES = 10 * 1024 * 1024
+MAX_UPLOAD_BYTES = 100 * 1024 * 1024
+"""Largest multipart AI request (an image or an audio file with its fields)."""
+MAX_SEGMENT_BYTES = 300_000_000
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+
+
+class Request:
+    def __init__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        self.scope, self.receive, self.send = scope, receive, send
+        self.path: str = scope["path"]
+        self.method: str = scope["method"]
+        self.headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        self.started = False
+        self.sender = metrics.UNKNOWN_SENDER
+        """The verified sender's address, once it is."""
+        self.context: dict[str, str] = {}
+
+    def header(self, name: str) -> str:
+        return self.headers.get(name.lower(), "")
+
+    async def body(self, limit: int) -> bytes:
+        length = self.header("content-length")
+        if length.isdigit() and int(length) > limit:
+            raise BodyTooLarge(f"request body is {length} bytes; at most {limit} are accepted")
+        chunks, size = [], 0
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                raise BadInput("client disconnected")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge(f"request body is over {limit} bytes")
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                return b"".join(chunks)
+
+    async def start(self, status: int, content_type: str, extra: list[tuple[bytes, bytes]] = ()) -> None:  # type: ignore[assignment]
+        self.started = True
+        await self.send({"type": "http.response.start", "status": status,
+                         "headers": [(b"content-type", content_type.encode()), *extra]})
+
+    async def write(self, data: bytes, *, more: bool = False) -> None:
+        await self.send({"type": "http.response.body", "body": data, "more_body": more})
+
+    async def respond(self, status: int, data: bytes, content_type: str) -> None:
+        await self.start(status, content_type, [(b"content-length", str(len(data)).encode())])
+        await self.write(data)
+
+    async def text(self, status: int, message: str) -> None:
+        await self.respond(status, (message + "\n").encode(), "text/plain; charset=utf-8")
+
+
+class HttpApp:
+    """The ASGI app; ``jobs`` does the work, this maps paths, errors and metrics."""
+
+    def __init__(self, jobs: Jobs) -> None:
+        self.jobs = jobs
+        self._ai = {p.path: p for p in PIPELINES if p.name != "live-video-to-video"}
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        if scope["type"] != "http":
+            return
+        req = Request(scope, receive, send)
+        endpoint = self._endpoint(req.path)
+        started = time.perf_counter()
+        outcome = Outcome.OK
+        try:
+            await self._route(req, endpoint)
+        except Exception as exc:  # every error ends as a refusal the gateway can read
+            refusal = refusal_of(exc)
+            if refusal.code == "internal":
+                log.exception("request failed", extra={"endpoint": endpoint})
+            outcome = refusal.outcome if refusal.status_code != 404 else Outcome.CLIENT_ERROR
+            metrics.REFUSALS.labels(refusal.code, req.sender).inc()
+            log.info("refused", extra={"endpoint": endpoint, "reason": refusal.code, "status": refusal.status_code,
+                                       "gateway": req.sender, **req.context})
+            if not req.started:
+                await req.text(refusal.status_code, refusal.message)
+            else:
+                await self.jobs.fail_started(req, refusal)
+        else:
+            outcome = req.context.get("outcome", Outcome.OK)  # type: ignore[assignment]
+        metrics.REQUESTS.labels(endpoint, str(outcome)).inc()
+        metrics.REQUEST_SECONDS.labels(endpoint).observe(time.perf_counter() - started)
+
+    def _endpoint(self, path: str) -> str:
+        if path.startswith("/stream/"):
+            return "/stream"
+        if path in self._ai or path in ("/segment", "/payment", "/refresh-payment"):
+            return path
+        return "other"
+
+    async def _route(self, req: Request, endpoint: str) -> None:
+        if endpoint == "/stream":
+            if req.method != "GET":
+                raise NotFound("404 page not found")
+            await self.jobs.stream(req)
+            return
+        if endpoint == "other":
+            raise NotFound("404 page not found")
+        if req.method != "POST":
+            raise Refusal405()
+        if endpoint == "/segment":
+            body = await req.body(MAX_SEGMENT_BYTES)
+            if req.header("content-type").split(";")[0].strip().lower() == SEGMENT_URI_TYPE:
+                body = await fetch_segment(body)
+            await self.jobs.segment(req, body)
+        elif endpoint == "/payment":
+            await self.jobs.payment(req)
+        elif endpoint == "/refresh-payment":
+            await self.refresh_payment(req)
+        else:
+            pipeline = self._ai[endpoint]
+            if pipeline.name in MULTIPART_TYPES:
+                await self._multipart(req, pipeline.name)
+                return
+            if pipeline.name not in JSON_TYPES:
+                raise NotFound(f"pipeline {pipeline.name} is not served by this orchestrator yet")
+            body = await req.body(MAX_JSON_BYTES)
+            try:
+                params = msgspec.json.decode(body, type=JSON_TYPES[pipeline.name])
+            except msgspec.ValidationError as exc:
+                raise BadInput(f"invalid request: {exc}") from None
+            except msgspec.DecodeError:
+                raise BadInput("invalid request: the body is not JSON") from None
+            await self.jobs.ai(req, pipeline.name, params)
+
+    async def _multipart(self, req: Request, pipeline: str) -> None:
+        type_, file_field = MULTIPART_TYPES[pipeline]
+        fields, files = parse_form(req.header("content-type"), await req.body(MAX_UPLOAD_BYTES))
+        upload = files.get(file_field)
+        if upload is None or not upload.data:
+            raise BadInput(f"invalid request: the {file_field} file is required")
+        try:
+            params = msgspec.convert(fields, type_, strict=False)
+        except msgspec.ValidationError as exc:
+            raise BadInput(f"invalid request: {exc}") from None
+        width = height = 0
+        if file_field == "image":
+            width, height = image_size(upload.data)
+        await self.jobs.ai(req, pipeline, params, body=upload.data, units=params.units_for(width, height),
+                           extra={"filename": upload.filename, "content_type": upload.content_type})
+
+    async def refresh_payment(self, req: Request) -> None:
+        try:
+            data = json.loads(await req.body(64 * 1024))
+            sender, manifest = data.get("sender", ""), data.get("manifest_id", "")
+        except (ValueError, AttributeError):
+            raise BadInput("invalid request body") from None
+        if not isinstance(sender, str) or not _ADDRESS.fullmatch(sender):
+            raise BadInput("invalid sender")
+        if not isinstance(manifest, str) or not manifest:
+            raise BadInput("missing manifest_id")
+        info = await self.jobs.refresh(bytes.fromhex(sender[2:]), manifest)
+        reply = {"payment_params": base64.b64encode(info.SerializeToString()).decode(),
+                 "orchestrator": self.jobs.orch.transcoder_uri, "manifest_id": manifest,
+                 "payment_url": self.jobs.orch.transcoder_uri + "/payment"}
+        await req.respond(200, json.dumps(reply).encode(), "application/json")
+
+
+SEGMENT_URI_TYPE = "application/vnd+livepeer.uri"
+SEGMENT_FETCH_TIMEOUT = 8.0
+
+
+async def fetch_segment(body: bytes) -> bytes:
+    """go-livepeer: a /segment body of type application/vnd+livepeer.uri is a URL to fetch (400 past 8 s)."""
+    url = body.decode("utf-8", "replace").strip()
+    if not url.startswith(("http://", "https://")):
+        raise BadInput("segment URI must be an http(s) URL")
+    try:
+        async with httpx.AsyncClient(timeout=SEGMENT_FETCH_TIMEOUT, follow_redirects=False) as client:
+            async with client.stream("GET", url) as r:
+                if r.status_code != 200:
+                    raise BadInput(f"could not fetch the segment: status {r.status_code}")
+                chunks, size = [], 0
+                async for chunk in r.aiter_bytes():
+                    size += len(chunk)
+                    if size > MAX_SEGMENT_BYTES:
+                        raise BadInput("the fetched segment is too large")
+                    chunks.append(chunk)
+                return b"".join(chunks)
+    except httpx.HTTPError as exc:
+        raise BadInput(f"could not fetch the segment: {type(exc).__name__}") from None
+
+
+class Refusal405(NegotiatorError):
+    code = "method_not_allowed"
+    status_code = 405
+    outcome = Outcome.CLIENT_ERROR
+
+    def __init__(self) -> None:
+        super().__init__("method not allowed")
+

@@ -1,0 +1,284 @@
+"""What each job endpoint does: credentials, capacity, payment, dispatch, billing, the answer.
+
+The order follows go-livepeer: headers (402/403), capacity (503 before any
+payment is taken), payment (400 with the payment core's text), balance (400
+``Insufficient balance``), the job, then the debit of price x the units the
+worker actually produced. A job that failed or produced nothing is not debited;
+a debit is made once, after the result is in hand.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import mimetypes
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from nats.js.object_store import ObjectStore
+
+from baton_common.capabilities import manifest_id as manifest_of
+from baton_common.capabilities import pipeline_by_name
+from baton_common.pm import Scope, checksum_address, keccak256, price_info_for, ticket_params_to_pb
+from baton_common.proto import lp_rpc_pb2
+from baton_common.schemas.jobs import JobChunk, JobResult
+
+from . import metrics
+from .dispatch import Dispatcher
+from .errors import BadInput, BadSegmentHeader, InsufficientCapacity, JobFailed, NegotiatorError, NotFound
+from .orchestrator import Credentials, Orchestrator, requested_pairs
+from .payments import parse_payment
+from .sessions import SEGMENT_BUFFER, Sessions
+
+if TYPE_CHECKING:
+    from .http import Request
+
+__all__ = ["Jobs"]
+
+log = logging.getLogger("baton.negotiator")
+AI_WORKER_AUTH = "Livepeer-AI-Worker-1.0"
+
+
+class Jobs:
+    def __init__(self, orch: Orchestrator, dispatcher: Dispatcher, sessions: Sessions, bodies: ObjectStore | None,
+                 *, timeout_for: Any) -> None:
+        self.orch = orch
+        self.dispatcher = dispatcher
+        self.sessions = sessions
+        self._bodies = bodies
+        self._timeout_for = timeout_for
+
+    def _credentials(self, req: Request) -> Credentials:
+        payment = parse_payment(req.header("Livepeer-Payment"))
+        creds = self.orch.credentials(payment, req.header("Livepeer-Segment"))
+        req.sender = creds.sender_label if self.orch.payments.onchain else metrics.UNKNOWN_SENDER
+        if creds.sender and self.orch.payments.onchain:
+            req.sender = checksum_address(creds.sender)
+        return creds
+
+    # --- batch AI -----------------------------------------------------------------------
+
+    async def ai(self, req: Request, pipeline_name: str, params: Any, *, body: bytes = b"", units: int | None = None,
+                 extra: dict[str, Any] | None = None) -> None:
+        creds = self._credentials(req)
+        pipeline = pipeline_by_name(pipeline_name)
+        model_id = params.model_id
+        req.context.update(capability=str(pipeline.capability), model=model_id)
+        if not model_id:
+            raise BadInput(f"invalid request: {'model' if pipeline_name == 'llm' else 'model_id'} is required")
+        if not any(m.pipeline == pipeline_name and m.model_id == model_id and m.in_use < m.capacity
+                   for m in self.orch.pool.models()):
+            raise InsufficientCapacity()
+        manifest = manifest_of(pipeline.capability, model_id)
+        sender = creds.sender
+        payments = self.orch.payments
+        await payments.receive(creds.payment, manifest, Scope.of(pipeline.capability, model_id))
+        quoted = await self.orch.price(sender, [(pipeline.capability, model_id)]) if payments.onchain else 0
+        price = await payments.session_price(sender, manifest, quoted)
+        await payments.require_balance(sender, manifest, price)
+        units = params.units() if units is None else units
+        job = {**msgspec.to_builtins(params), **(extra or {})}
+        stream = pipeline_name == "llm" and params.stream
+
+        async def relay(chunk: JobChunk) -> None:
+            if not req.started:
+                await req.start(200, "text/event-stream", [(b"cache-control", b"no-cache")])
+            await req.write(f"data: {chunk.data}\n\n".encode(), more=True)
+
+        finished = await self.dispatcher.run("inference", pipeline_name, model_id, params=job, body=body,
+                                             billed_units=units,
+                                             timeout=self._timeout_for(pipeline_name), sender=req.sender,
+                                             on_chunk=relay if stream else None)
+        result = finished.result
+        # Billed per spec section 6 from the request as it ran (the OpenAPI defaults filled in); the
+        # worker's count is taken only where the units come from the input media (audio seconds).
+        billed = result.units if pipeline_name == "audio-to-text" and result.units else units
+        if stream:
+            await self._debit(sender, manifest, price, billed)
+            if not req.started:
+                await req.start(200, "text/event-stream", [(b"cache-control", b"no-cache")])
+            await req.write(b"", more=False)
+        else:
+            data_urls = req.header("Authorization") != AI_WORKER_AUTH
+            body = await self._ai_body(result, data_urls=data_urls)
+            await self.dispatcher.delete_outputs(result)
+            # Debited once the output is in hand, before the answer goes out.
+            await self._debit(sender, manifest, price, billed)
+            await req.respond(200, body, "application/json")
+
+    async def _ai_body(self, result: JobResult, *, data_urls: bool) -> bytes:
+        """The runner's JSON with each media url naming an output replaced by a data: or /stream URL."""
+        if not result.outputs:
+            return result.data
+        try:
+            doc = json.loads(result.data or b"{}")
+        except ValueError:
+            raise JobFailed("the worker's result is not JSON") from None
+        urls: dict[str, str] = {}
+        request_id = uuid.uuid4().hex
+        for output in result.outputs:
+            data = output.data if output.ref is None else await self.dispatcher.read_output(output.ref)
+            if data_urls and output.content_type.startswith("image/"):
+                urls[output.name] = f"data:{output.content_type};base64,{base64.b64encode(data).decode()}"
+            else:
+                path = f"{request_id}/{output.name}"
+                await self._keep(path, data)
+                urls[output.name] = f"{self.orch.transcoder_uri}/stream/{path}"
+        return json.dumps(_replace_urls(doc, urls)).encode()
+
+    async def _debit(self, sender: bytes, manifest: str, price: Any, units: int) -> None:
+        try:
+            await self.orch.payments.debit(sender, manifest, price, units)
+        except Exception:  # the work is done and answered; a lost debit is logged, never retried twice
+            log.exception("debit failed", extra={"manifest": manifest})
+
+    async def fail_started(self, req: Request, refusal: NegotiatorError) -> None:
+        """An error after the answer started (SSE, /segment's early 200): said in the body, then closed."""
+        if req.path == "/llm":
+            await req.write(f"data: {json.dumps({'error': refusal.message})}\n\n".encode())
+        else:
+            await req.write(b"")
+
+    # --- transcoding --------------------------------------------------------------------
+
+    async def segment(self, req: Request, body: bytes) -> None:
+        creds = self._credentials(req)
+        seg = creds.segment
+        session = self.sessions.open(creds.session_id)
+        sender, payments = creds.sender, self.orch.payments
+        await payments.receive(creds.payment, creds.session_id, Scope.base())
+        quoted = await self.orch.price(sender, []) if payments.onchain else 0
+        price = await payments.session_price(sender, creds.session_id, quoted)
+        await payments.require_balance(sender, creds.session_id, price)
+        if keccak256(body) != bytes(seg.hash):
+            raise BadSegmentHeader("Mismatched segment hash")
+        info = await self.orch.info(sender, seg.capabilities if seg.HasField("capabilities") else None,
+                                    seg.auth_token)
+        result = lp_rpc_pb2.TranscodeResult(seq=seg.seq)
+        result.info.CopyFrom(info)
+        # go-livepeer answers 200 and flushes before transcoding; errors from here on go in the body.
+        await req.start(200, "application/vnd+livepeer.transcoderesult")
+        if session.queued > SEGMENT_BUFFER:  # one transcoding and SEGMENT_BUFFER waiting, as go-livepeer's segChan
+            result.error = "OrchestratorBusy"
+            req.context["outcome"] = "capacity"
+            metrics.REFUSALS.labels("busy", req.sender).inc()
+            await req.write(result.SerializeToString())
+            return
+        session.queued += 1
+        try:
+            async with session.lock:
+                profiles = seg.fullProfiles3 or seg.fullProfiles2 or seg.fullProfiles
+                params = {"seq": seg.seq, "duration_ms": seg.duration, "manifest_id": bytes(seg.manifestId).hex(),
+                          "profiles": [msgspec.json.decode(_profile_json(p)) for p in profiles]}
+                try:
+                    finished = await self.dispatcher.run("transcode", "transcode", "", params=params, body=body,
+                                                         timeout=self._timeout_for("transcode"), sender=req.sender)
+                except NegotiatorError as exc:
+                    result.error = "OrchestratorBusy" if exc.status_code == 503 else exc.message
+                    req.context["outcome"] = str(exc.outcome)
+                    metrics.REFUSALS.labels(exc.code, req.sender).inc()
+                    await req.write(result.SerializeToString())
+                    return
+        finally:
+            session.queued -= 1
+        hashes, pixels = b"", 0
+        for n, output in enumerate(finished.result.outputs):
+            data = output.data if output.ref is None else await self.dispatcher.read_output(output.ref)
+            name = output.name or f"P{n}"
+            ext = ".mp4" if output.content_type == "video/mp4" else ".ts"
+            path = f"{creds.session_id}/{name}/{seg.seq}{ext}"
+            await self._keep(path, data)
+            result.data.segments.add(url=f"{self.orch.transcoder_uri}/stream/{path}", pixels=output.pixels)
+            hashes += keccak256(data)
+            pixels += output.pixels
+        await self.dispatcher.delete_outputs(finished.result)
+        if not finished.result.outputs:
+            result.error = "transcoding produced no output"
+            req.context["outcome"] = "failed"
+            await req.write(result.SerializeToString())
+            return
+        result.data.sig = self.orch.sign(keccak256(hashes))
+        metrics.MIL_PIXELS.inc(pixels / 1e6)
+        await self._debit(sender, creds.session_id, price, finished.result.units or pixels)
+        await req.write(result.SerializeToString())
+
+    # --- payments -----------------------------------------------------------------------
+
+    async def payment(self, req: Request) -> None:
+        creds = self._credentials(req)
+        seg = creds.segment
+        caps = seg.capabilities if seg.HasField("capabilities") else None
+        pairs = requested_pairs(caps)
+        scope = Scope.from_pairs(pairs) if pairs else Scope.base()
+        try:
+            manifest = bytes(seg.manifestId).decode()
+        except UnicodeDecodeError:
+            raise BadInput("invalid manifestId") from None
+        await self.orch.payments.receive(creds.payment, manifest, scope)
+        info = await self.orch.info(creds.sender, caps, seg.auth_token)
+        await req.respond(200, lp_rpc_pb2.PaymentResult(info=info).SerializeToString(), "application/x-protobuf")
+
+    async def refresh(self, sender: bytes, manifest: str) -> lp_rpc_pb2.OrchestratorInfo:
+        payments = self.orch.payments
+        if not payments.onchain:
+            raise Refusal409("session has no fixed price")
+        fixed = await payments.fixed_price(sender, manifest)  # type: ignore[union-attr]
+        if fixed is None:
+            raise Refusal409("session has no fixed price")
+        scope = Scope.base()
+        capability, _, model = manifest.partition("_")
+        if capability.isdigit() and model:
+            scope = Scope.of(int(capability), model)
+        info = await self.orch.info(sender, None)
+        price = price_info_for(fixed)
+        params = await payments.quote(sender, price, scope)
+        info.price_info.pricePerUnit, info.price_info.pixelsPerUnit = price.price_per_unit, price.pixels_per_unit
+        if params is not None:
+            info.ticket_params.CopyFrom(ticket_params_to_pb(params))
+        return info
+
+    # --- results ------------------------------------------------------------------------
+
+    async def _keep(self, path: str, data: bytes) -> None:
+        if self._bodies is None:
+            raise JobFailed("no store for results")
+        await self._bodies.put(f"stream/{path}", data)
+
+    async def stream(self, req: Request) -> None:
+        path = req.path.removeprefix("/stream/")
+        if not path or ".." in path.split("/"):
+            raise NotFound("404 page not found")
+        if self._bodies is None:
+            raise NotFound("404 page not found")
+        try:
+            obj = await self._bodies.get(f"stream/{path}")
+        except Exception:
+            raise NotFound("404 page not found") from None
+        # Results are served for as long as baton-bodies keeps them (its TTL: 15 min), by any replica.
+        kind = mimetypes.guess_type(path)[0] or ("video/mp2t" if path.endswith(".ts") else "application/octet-stream")
+        await req.respond(200, obj.data or b"", kind)
+
+
+class Refusal409(NegotiatorError):
+    code = "no_fixed_price"
+    status_code = 409
+
+
+def _profile_json(profile: lp_rpc_pb2.VideoProfile) -> bytes:
+    fields = {"name": profile.name, "width": profile.width, "height": profile.height, "bitrate": profile.bitrate,
+              "fps": profile.fps, "fps_den": profile.fpsDen, "format": "mp4" if profile.format == 1 else "mpegts",
+              "profile": profile.profile, "gop_ms": profile.gop, "encoder": profile.encoder,
+              "color_depth": profile.colorDepth, "chroma_format": profile.chromaFormat, "quality": profile.quality}
+    return json.dumps(fields).encode()
+
+
+def _replace_urls(doc: Any, urls: dict[str, str]) -> Any:
+    if isinstance(doc, dict):
+        return {k: (urls.get(v, v) if k == "url" and isinstance(v, str) else _replace_urls(v, urls))
+                for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [_replace_urls(v, urls) for v in doc]
+    return doc
+

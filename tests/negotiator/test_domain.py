@@ -1,0 +1,131 @@
+"""The negotiator's pure logic: worker slots, capabilities, compatibility, prices, image sizes."""
+
+from __future__ import annotations
+
+import struct
+import time
+from fractions import Fraction
+
+import pytest
+
+from baton_common.proto import lp_rpc_pb2
+from baton_common.schemas.pricing import CapabilityPrice, GatewayPrice, PriceTable, WeiPrice
+from baton_common.schemas.workers import ModelState, WorkerAdvert
+from baton_negotiator.domain import WorkerPool, auto_adjust, capabilities_for, compatible, price_for_pairs
+from baton_negotiator.errors import BadInput
+from baton_negotiator.media import image_size
+
+
+def advert(worker: str, capacity: int = 2, in_use: int = 0, at: float | None = None, warm: bool = True) -> WorkerAdvert:
+    return WorkerAdvert(worker_id=worker, kind="inference", job_subject=f"baton.jobs.inference.{worker}",
+                        at=time.time() if at is None else at,
+                        models=(ModelState(pipeline="text-to-image", model_id="m", warm=warm, capacity=capacity,
+                                           in_use=in_use),))
+
+
+def test_slots_go_to_the_freest_fresh_worker_and_come_back() -> None:
+    pool = WorkerPool()
+    pool.put("inference.a", advert("a", capacity=2))
+    pool.put("inference.b", advert("b", capacity=3, in_use=1))
+    pool.put("inference.old", advert("old", capacity=9, at=time.time() - 60))
+    pool.put("inference.cold", advert("cold", capacity=9, warm=False))
+    # In use on b is the larger of its advert's count (1) and the slots held here: b takes 3 of ours, a 2.
+    slots = [pool.reserve("inference", "text-to-image", "m") for _ in range(5)]
+    assert sorted(s.worker_id for s in slots if s) == ["a", "a", "b", "b", "b"]
+    assert pool.reserve("inference", "text-to-image", "m") is None
+    for slot in slots:
+        slot.release()
+        slot.release()  # idempotent
+    assert pool.held == 0
+    (model,) = pool.models()
+    assert (model.capacity, model.in_use) == (5, 1)
+
+
+def test_capabilities_always_carry_the_default_bits() -> None:
+    caps = capabilities_for([])
+    assert caps.bitstring == [sum(1 << c for c in (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 14, 26))]
+    assert caps.version == "0.9.1" and not caps.mandatories
+
+
+def test_compatibility_checks_version_bits_and_models() -> None:
+    pool = WorkerPool()
+    pool.put("inference.a", advert("a"))
+    ours = capabilities_for(pool.models())
+    theirs = lp_rpc_pb2.Capabilities(bitstring=[1 << 27])
+    theirs.constraints.PerCapability[27].models["m"].warm = True
+    assert compatible(ours, theirs) == ""
+    theirs.constraints.minVersion = "0.10.0"
+    assert "below the gateway's minimum" in compatible(ours, theirs)
+    theirs.constraints.minVersion = "0.9.1-rc1"
+    assert compatible(ours, theirs) == ""
+    theirs.bitstring[0] |= 1 << 30
+    assert compatible(ours, theirs) == "capabilities not supported"
+    other = lp_rpc_pb2.Capabilities(bitstring=[1 << 27])
+    other.constraints.PerCapability[27].models["other"].warm = True
+    assert compatible(ours, other) == "model other is not served"
+    assert compatible(ours, other, models=False) == ""
+
+
+def test_auto_adjust_truncates_to_thousandths() -> None:
+    assert auto_adjust(Fraction(1000), Fraction(100)) == 1010
+    assert auto_adjust(Fraction(1, 3), Fraction(7)) == Fraction(380, 1000)  # trunc(0.38095 x 1000) / 1000
+    assert auto_adjust(Fraction(5), Fraction(0)) == 5
+
+
+def test_prices_sum_the_pairs_fall_back_to_base_and_clamp() -> None:
+    gw = "0x" + "ab" * 20
+    table = PriceTable(base=WeiPrice(num=100), at=time.time(),
+                       gateways={gw: GatewayPrice(price=WeiPrice(num=80), floor=WeiPrice(num=50),
+                                                  ceiling=WeiPrice(num=90))},
+                       capabilities=(CapabilityPrice(capability=27, model_id="m", price=WeiPrice(num=7)),
+                                     CapabilityPrice(capability=33, model_id="l", price=WeiPrice(num=3))))
+    assert price_for_pairs(table, gw, [(27, "m"), (33, "l")]) == 10
+    assert price_for_pairs(table, gw, []) == 80
+    assert price_for_pairs(table, "default", [(99, "x")]) == 100
+    assert table.clamp(Fraction(10), gw) == 50 and table.clamp(Fraction(95), gw) == 90
+
+
+def test_image_sizes_of_png_jpeg_and_webp() -> None:
+    png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR" + struct.pack(">II", 640, 480) + b"\x08\x06\x00\x00\x00"
+    jpeg = (b"\xff\xd8" + b"\xff\xe0\x00\x10" + b"JFIF\x00" + b"\x00" * 9
+            + b"\xff\xc0\x00\x11\x08" + struct.pack(">HH", 720, 1280) + b"\x03" + b"\x00" * 9)
+    webp = b"RIFF\x00\x00\x00\x00WEBPVP8X" + b"\x0a\x00\x00\x00" + b"\x00" * 4 + (99).to_bytes(3, "little") \
+        + (49).to_bytes(3, "little")
+    assert image_size(png) == (640, 480)
+    assert image_size(jpeg) == (1280, 720)
+    assert image_size(webp) == (100, 50)
+    with pytest.raises(BadInput):
+        image_size(b"GIF89a....")
+
+
+def test_the_price_table_is_refused_when_missing_or_stale() -> None:
+    from baton_negotiator.state import PricesUnavailable, TablePrices
+
+    class Mirror:
+        values: dict[str, PriceTable] = {}
+
+    now = [1000.0]
+    prices = TablePrices(Mirror(), clock=lambda: now[0])  # type: ignore[arg-type]
+    with pytest.raises(PricesUnavailable, match="no price table"):
+        prices.table()
+    Mirror.values["table"] = PriceTable(base=WeiPrice(num=5), at=1000.0)
+    assert prices.table().base.num == 5
+    now[0] += 181
+    with pytest.raises(PricesUnavailable, match="181 s old"):
+        prices.table()
+
+
+def test_transcode_sessions_expire_after_70_s_idle_and_cap_new_ones() -> None:
+    from baton_negotiator.errors import Capped
+    from baton_negotiator.sessions import Sessions
+
+    now = [0.0]
+    sessions = Sessions(lambda: 1, clock=lambda: now[0])
+    sessions.open("a")
+    with pytest.raises(Capped):
+        sessions.open("b")
+    now[0] += 69
+    sessions.open("a")  # used again: idle time starts over
+    now[0] += 70.5
+    assert len(sessions) == 0
+    sessions.open("b")

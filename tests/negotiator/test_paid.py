@@ -1,0 +1,299 @@
+"""On-chain (paid) mode end to end: the test gateway signs its request, SegData and tickets with eth-account.
+
+Chain data comes from a fake chain publisher writing the baton-chain contract;
+balances and winners are read back from the real NATS payment buckets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import AsyncIterator, Iterator
+from fractions import Fraction
+from pathlib import Path
+
+import grpc
+import nats
+import pytest
+from eth_account import Account
+from eth_account.messages import encode_defunct
+from eth_utils import keccak
+
+from baton_common.pm import Balances
+from baton_common.pm_nats import KvBalanceStore
+from baton_common.proto import lp_rpc_pb2
+from baton_common.schemas.payments import BALANCES
+from baton_common.streams import ensure_kv
+from tests.negotiator.conftest import RunningNegotiator, start_negotiator
+from tests.negotiator.fake_chain import FakeChain
+from tests.negotiator.gateway import TestGateway, ai_caps
+from tests.negotiator.workers import TestWorker
+
+PRICE = 1000  # wei per unit, before -autoAdjustPrice
+ADJUSTED = 1010  # face value = 100 x txCost: overhead 1 + 1/100
+UNITS = 576 * 1024  # text-to-image at the OpenAPI defaults
+ORCH = Account.create()
+
+
+@pytest.fixture(scope="module")
+async def chain(module_nc: nats.NATS) -> AsyncIterator[FakeChain]:
+    fake = await FakeChain(module_nc, ORCH.address).start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture(scope="module")
+def onchain(module_nats: str, chain: FakeChain, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNegotiator]:
+    folder = tmp_path_factory.mktemp("onchain")
+    (folder / "secret").write_text("22" * 32)
+    keystore = folder / "keystore.json"
+    keystore.write_text(json.dumps(Account.encrypt(ORCH.key, "pw", kdf="scrypt", iterations=2**10)))
+    running = start_negotiator(module_nats, folder / "state", BATON_NETWORK="arbitrum-one-mainnet",
+                               BATON_NEGOTIATOR_TICKET_SECRET_FILE=str(folder / "secret"),
+                               BATON_NEGOTIATOR_ETH_KEYSTORE_PATH=str(keystore), BATON_NEGOTIATOR_ETH_PASSWORD="pw",
+                               BATON_NEGOTIATOR_PRICE_PER_UNIT=str(PRICE))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+async def echo(module_nc: nats.NATS, workers_kv) -> AsyncIterator[TestWorker]:  # noqa: ANN001
+    worker = await TestWorker(module_nc, workers_kv, "paid-echo").start()
+    await asyncio.sleep(0.3)
+    yield worker
+    await worker.stop()
+
+
+@pytest.fixture
+def gw(onchain: RunningNegotiator) -> Iterator[TestGateway]:
+    gateway = TestGateway("127.0.0.1", onchain.grpc_port)
+    yield gateway
+    gateway.close()
+
+
+@pytest.fixture(scope="module")
+async def balances(module_nc: nats.NATS, onchain: RunningNegotiator) -> Balances:
+    return Balances(KvBalanceStore(await ensure_kv(module_nc.jetstream(), BALANCES)))
+
+
+def call(fn, *args, **kwargs):  # noqa: ANN001, ANN201
+    return asyncio.to_thread(fn, *args, **kwargs)
+
+
+async def test_get_orchestrator_quotes_ticket_params_with_the_adjusted_price(gw: TestGateway, chain: FakeChain,
+                                                                             echo: TestWorker) -> None:
+    info = await call(gw.get_orchestrator)
+    assert info.address == bytes.fromhex(ORCH.address[2:])
+    assert (info.price_info.pricePerUnit, info.price_info.pixelsPerUnit) == (ADJUSTED, 1)
+    params = info.ticket_params
+    assert params.recipient == info.address
+    assert int.from_bytes(params.expiration_block, "big") == 21_000_000 + 40
+    assert params.expiration_params.creation_round == 4000
+    assert int.from_bytes(params.face_value, "big") == 100 * 1_200_000 * 1_000_000_000
+    assert chain.lookups == ["0x" + gw.address.hex()]  # the cold path, once for a new sender
+    await call(gw.get_orchestrator)
+    assert len(chain.lookups) == 1
+
+
+async def test_an_unsigned_or_forged_request_is_refused(gw: TestGateway) -> None:
+    for kwargs in ({"signed": False}, {"sig": b"\x01" * 65}):
+        with pytest.raises(grpc.RpcError) as err:
+            await call(gw.get_orchestrator, **kwargs)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "Invalid orchestrator request" in err.value.details()
+
+
+async def test_ping_is_signed_by_the_orchestrator_key(gw: TestGateway) -> None:
+    sig = await call(gw.ping, b"\x07" * 32)
+    assert Account.recover_message(encode_defunct(primitive=keccak(b"\x07" * 32)), signature=sig) == ORCH.address
+
+
+async def ai_request(gw: TestGateway, *, model: str = "echo-model", tickets: int = 1,
+                     info: lp_rpc_pb2.OrchestratorInfo | None = None, payment: str | None = None,
+                     segment: str | None = None):  # noqa: ANN202
+    info = info or await call(gw.get_orchestrator, caps=ai_caps(27, model))
+    headers = {"Livepeer-Payment": gw.payment_header(info, tickets) if payment is None else payment,
+               "Livepeer-Segment": segment if segment is not None else
+               gw.segment_header(info, manifest=f"27_{model}".encode())}
+    with gw.http() as client:
+        return await call(client.post, f"{info.transcoder}/text-to-image", json={"prompt": "x", "model_id": model},
+                          headers=headers)
+
+
+def ev(info: lp_rpc_pb2.OrchestratorInfo) -> Fraction:
+    params = info.ticket_params
+    return Fraction(int.from_bytes(params.face_value, "big") * int.from_bytes(params.win_prob, "big"), 2**256 - 1)
+
+
+async def test_a_paid_job_credits_the_ticket_and_debits_price_times_units(gw: TestGateway, echo: TestWorker,
+                                                                          balances: Balances) -> None:
+    info = await call(gw.get_orchestrator, caps=ai_caps(27, "echo-model"))
+    r = await ai_request(gw, info=info)
+    assert r.status_code == 200, r.text
+    left = await balances.balance(gw.address, "27_echo-model")
+    assert left == ev(info) - ADJUSTED * UNITS
+    assert await balances.fixed_price(gw.address, "27_echo-model") == ADJUSTED
+
+
+async def test_the_same_payment_twice_credits_once(gw: TestGateway, echo: TestWorker, balances: Balances) -> None:
+    info = await call(gw.get_orchestrator, caps=ai_caps(27, "echo-model"))
+    payment = gw.payment_header(info)
+    assert (await ai_request(gw, info=info, payment=payment)).status_code == 200
+    once = await balances.balance(gw.address, "27_echo-model")
+    jobs = len(echo.jobs)
+    again = await ai_request(gw, info=info, payment=payment)
+    # No new credit: what is left is under one ticket's EV, so the job is refused and nothing is debited.
+    assert (again.status_code, again.text) == (400, "Insufficient balance\n")
+    assert await balances.balance(gw.address, "27_echo-model") == once
+    assert len(echo.jobs) == jobs
+
+
+def ticketless(gw: TestGateway) -> str:
+    """A payment that names its sender and carries no tickets."""
+    payment = lp_rpc_pb2.Payment(sender=gw.address, expected_price=lp_rpc_pb2.PriceInfo(pricePerUnit=ADJUSTED,
+                                                                                          pixelsPerUnit=1))
+    return base64.b64encode(payment.SerializeToString()).decode()
+
+
+async def test_no_tickets_and_no_balance_is_insufficient_balance(gw: TestGateway, echo: TestWorker) -> None:
+    r = await ai_request(gw, payment=ticketless(gw))
+    assert (r.status_code, r.text) == (400, "Insufficient balance\n")
+
+
+async def test_an_empty_payment_on_chain_names_no_sender(gw: TestGateway, echo: TestWorker) -> None:
+    r = await ai_request(gw, payment="")
+    assert (r.status_code, r.text) == (403, "Could not find Sender for payment\n")
+
+
+async def test_a_payment_for_another_orchestrator_is_refused_and_credits_nothing(
+        gw: TestGateway, echo: TestWorker, balances: Balances) -> None:
+    info = await call(gw.get_orchestrator, caps=ai_caps(27, "echo-model"))
+    info.ticket_params.recipient = bytes.fromhex(Account.create().address[2:])
+    jobs = len(echo.jobs)
+    r = await ai_request(gw, info=info)
+    # go-livepeer checks the ticket's recipient is an active orchestrator first: another one is not us.
+    assert r.status_code == 400 and ("recipient" in r.text or "is inactive" in r.text), r.text
+    assert await balances.balance(gw.address, "27_echo-model") is None
+    assert len(echo.jobs) == jobs
+
+
+async def test_malformed_headers_get_402_and_403(gw: TestGateway, echo: TestWorker, balances: Balances) -> None:
+    info = await call(gw.get_orchestrator, caps=ai_caps(27, "echo-model"))
+    for payment in ("not base64!", base64.b64encode(b"\xff\xff\xff").decode()):
+        r = await ai_request(gw, info=info, payment=payment)
+        assert r.status_code == 402, r.text
+    r = await ai_request(gw, info=info, segment="%%%")
+    assert r.status_code == 403 and "Livepeer-Segment" in r.text
+    other = TestGateway("127.0.0.1", gw.port)  # a segment signed by someone else than the payer
+    try:
+        r = await ai_request(gw, info=info, segment=other.segment_header(info, manifest=b"27_echo-model"))
+        assert r.status_code == 403 and "sig" in r.text
+    finally:
+        other.close()
+    assert await balances.balance(gw.address, "27_echo-model") is None
+
+
+async def test_the_metrics_count_refusals_by_verified_sender(onchain: RunningNegotiator, gw: TestGateway,
+                                                             echo: TestWorker) -> None:
+    import httpx
+
+    await ai_request(gw, payment=ticketless(gw))
+    text = httpx.get(f"http://127.0.0.1:{onchain.health_port}/metrics").text
+    sender = Account.from_key(gw.key).address
+    assert f'baton_negotiator_refusals_total{{reason="insufficient_balance",sender="{sender}"}}' in text
+    assert 'baton_requests_total{endpoint="/text-to-image",outcome="payment_error"}' in text
+    assert "livepeer_tickets_recv{" in text
+
+
+_ = Path
+
+
+async def test_a_paid_segment_is_signed_and_debited_by_output_pixels(gw: TestGateway, module_nc, workers_kv,  # noqa: ANN001
+                                                                     balances: Balances) -> None:
+    transcoder = await TestWorker(module_nc, workers_kv, "paid-tc", kind="transcode",
+                                  models=(("transcode", ""),)).start()
+    await asyncio.sleep(0.3)
+    try:
+        info = await call(gw.get_orchestrator)
+        body = b"\x47" * 188 * 4
+        profiles = (lp_rpc_pb2.VideoProfile(name="P144p", width=256, height=144, bitrate=400000, fps=30),
+                    lp_rpc_pb2.VideoProfile(name="P240p", width=426, height=240, bitrate=600000, fps=30))
+        seg = gw.segment_header(info, manifest=b"paid-stream", seq=3, body_hash=keccak(body), profiles=profiles)
+        with gw.http() as client:
+            r = await call(client.post, f"{info.transcoder}/segment", content=body,
+                           headers={"Livepeer-Payment": gw.payment_header(info), "Livepeer-Segment": seg})
+            result = lp_rpc_pb2.TranscodeResult.FromString(r.content)
+            assert result.WhichOneof("result") == "data", result.error
+            renditions = [(await call(client.get, s.url)).content for s in result.data.segments]
+        pixels = sum(s.pixels for s in result.data.segments)
+        assert pixels == (256 * 144 + 426 * 240) * 2
+        digest = keccak(b"".join(keccak(r) for r in renditions))
+        signer = Account.recover_message(encode_defunct(primitive=digest), signature=result.data.sig)
+        assert signer == ORCH.address
+        session = info.auth_token.session_id
+        assert await balances.balance(gw.address, session) == ev(info) - ADJUSTED * pixels
+        assert result.info.auth_token.session_id == session  # the request's token is kept
+        # A body that does not match SegData.hash is refused after the payment (go-livepeer's order):
+        # its ticket is credited, nothing is transcoded or debited.
+        seg = gw.segment_header(info, manifest=b"paid-stream", seq=4, body_hash=keccak(b"other"), profiles=profiles)
+        jobs = len(transcoder.jobs)
+        with gw.http() as client:
+            r = await call(client.post, f"{info.transcoder}/segment", content=body,
+                           headers={"Livepeer-Payment": gw.payment_header(info), "Livepeer-Segment": seg})
+        assert (r.status_code, r.text) == (403, "Mismatched segment hash\n")
+        assert await balances.balance(gw.address, session) == 2 * ev(info) - ADJUSTED * pixels
+        assert len(transcoder.jobs) == jobs
+    finally:
+        await transcoder.stop()
+
+
+async def test_payment_credits_the_manifest_and_refresh_payment_quotes_its_fixed_price(
+        gw: TestGateway, echo: TestWorker, balances: Balances) -> None:
+    caps = ai_caps(27, "echo-model")
+    info = await call(gw.get_orchestrator, caps=caps)
+    seg = gw.segment_header(info, manifest=b"27_echo-model", caps=caps)
+    with gw.http() as client:
+        r = await call(client.post, f"{info.transcoder}/payment", content=b"ignored",
+                       headers={"Livepeer-Payment": gw.payment_header(info, 2), "Livepeer-Segment": seg})
+        assert r.status_code == 200, r.text
+        reply = lp_rpc_pb2.PaymentResult.FromString(r.content)
+        assert reply.info.ticket_params.recipient_rand_hash and reply.info.auth_token == info.auth_token
+        assert await balances.balance(gw.address, "27_echo-model") == 2 * ev(info)
+
+        sender = Account.from_key(gw.key).address
+        r = await call(client.post, f"{info.transcoder}/refresh-payment",
+                       json={"sender": sender, "manifest_id": "27_echo-model"})
+        assert r.status_code == 200, r.text
+        doc = r.json()
+        refreshed = lp_rpc_pb2.OrchestratorInfo.FromString(base64.b64decode(doc["payment_params"]))
+        assert (refreshed.price_info.pricePerUnit, refreshed.price_info.pixelsPerUnit) == (ADJUSTED, 1)
+        assert doc["manifest_id"] == "27_echo-model" and doc["payment_url"].endswith("/payment")
+        for body, status in (({"sender": "0x12", "manifest_id": "m"}, 400), ({"sender": sender}, 400),
+                             ({"sender": sender, "manifest_id": "no-such-session"}, 409)):
+            r = await call(client.post, f"{info.transcoder}/refresh-payment", json=body)
+            assert r.status_code == status, (body, r.text)
+
+
+async def test_a_streamed_llm_job_is_debited_max_tokens_and_a_failed_job_nothing(
+        gw: TestGateway, echo: TestWorker, module_nc, workers_kv, balances: Balances) -> None:  # noqa: ANN001
+    caps = ai_caps(33, "echo-llm")
+    info = await call(gw.get_orchestrator, caps=caps)
+    seg = gw.segment_header(info, manifest=b"33_echo-llm")
+    body = {"model": "echo-llm", "stream": True, "max_tokens": 100, "messages": [{"role": "user", "content": "a b"}]}
+    with gw.http() as client:
+        r = await call(client.post, f"{info.transcoder}/llm", json=body,
+                       headers={"Livepeer-Payment": gw.payment_header(info), "Livepeer-Segment": seg})
+    assert r.status_code == 200 and r.text.endswith("data: [DONE]\n\n")
+    assert await balances.balance(gw.address, "33_echo-llm") == ev(info) - ADJUSTED * 100
+
+    failing = await TestWorker(module_nc, workers_kv, "paid-failing", models=(("text-to-image", "bad-model"),),
+                               mode="fail").start()
+    await asyncio.sleep(0.3)
+    try:
+        info = await call(gw.get_orchestrator, caps=ai_caps(27, "bad-model"))
+        r = await ai_request(gw, model="bad-model", info=info)
+        assert (r.status_code, r.text) == (500, "the runner crashed\n")
+        assert await balances.balance(gw.address, "27_bad-model") == ev(info)  # credited, never debited
+    finally:
+        await failing.stop()
