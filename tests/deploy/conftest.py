@@ -72,6 +72,17 @@ _SUFFIXES = {
 }
 
 
+def documented_metrics() -> set[str]:
+    """Series in docs/monitoring.md's table "Series the alerts expect": the contract for the
+    services still to export them (a ``_bucket``/``_total`` name stands for itself only)."""
+    text = (REPO / "docs" / "monitoring.md").read_text(encoding="utf-8")
+    section = text.split("## Series the alerts expect", 1)[1].split("\n## ", 1)[0]
+    names = set(re.findall(r"^\| `([a-z_:][\w:]*)` \|", section, re.M))
+    gpu = section.split("The monitor's GPU gauges:", 1)[1]
+    names |= {"baton_monitor_gpu_" + m for m in re.findall(r"`(?:baton_monitor_gpu)?_(\w+)`", gpu)}
+    return names
+
+
 def baton_source_metrics() -> set[str]:
     """Every metric name a ``prometheus_client`` constructor in libs/ or services/ defines."""
     names: set[str] = set()
@@ -152,8 +163,11 @@ def service_ports() -> dict[str, int]:
 
 @pytest.fixture(scope="session")
 def known_metrics() -> set[str]:
+    recorded = {rule["record"] for path in (REPO / "prometheus" / "rules").glob("*.yml")
+                for group in yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]
+                for rule in group["rules"] if "record" in rule}
     return (baton_source_metrics() | PROMETHEUS_METRICS | CLIENT_DEFAULT_METRICS | TRITON_METRICS
-            | LIVEPEER_METRICS)
+            | LIVEPEER_METRICS | documented_metrics() | recorded)
 
 
 @pytest.fixture(scope="session")
