@@ -7,10 +7,13 @@ otherwise stops the monitor with a message naming it.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import msgspec
+import nats.js.errors
 from nats.js.kv import KeyValue
 
-from baton_common.bus import Bus, read_bucket, read_bucket_as
+from baton_common.bus import Bus, read_bucket
 from baton_common.pm.ticket import SignedTicket
 from baton_common.pm.winners import WinnerPending, WinnerRecord
 from baton_common.schemas import Heartbeat, decode
@@ -21,6 +24,8 @@ from baton_common.schemas.pricing import PRICES, TABLE_KEY, PriceTable
 from baton_common.schemas.workers import WORKERS, WorkerAdvert
 
 __all__ = ["BusView"]
+
+T = TypeVar("T", Heartbeat, WorkerAdvert)
 
 _winner = msgspec.json.Decoder(WinnerRecord)
 _bare = msgspec.json.Decoder(SignedTicket)
@@ -45,6 +50,32 @@ class BusView:
                  chain: KeyValue) -> None:
         self._heartbeats, self._workers, self._pricing = heartbeats, workers, pricing
         self._winners, self._chain = winners, chain
+        self._seen: dict[int, set[str]] = {}
+
+    async def _read(self, kv: KeyValue) -> dict[str, bytes]:
+        """Every live key and value, as :func:`read_bucket`, and the keys the last read had that this
+        listing missed, got one by one: listing a bucket (nats-py's ``keys()``) can miss a key that is
+        being rewritten at that moment, which for heartbeats every 2 s would flap a service down.
+        A key deleted or expired meanwhile stays gone."""
+        values = await read_bucket(kv)
+        for key in self._seen.get(id(kv), set()) - values.keys():
+            try:
+                entry = await kv.get(key)
+            except nats.js.errors.NotFoundError:
+                continue
+            if entry.value:
+                values[key] = entry.value
+        self._seen[id(kv)] = set(values)
+        return values
+
+    async def _read_as(self, kv: KeyValue, type_: type[T]) -> list[T]:
+        out = []
+        for value in (await self._read(kv)).values():
+            try:
+                out.append(decode(value, type_))
+            except msgspec.ValidationError:
+                continue
+        return out
 
     @classmethod
     async def bind(cls, bus: Bus) -> BusView:
@@ -52,10 +83,10 @@ class BusView:
                    await bus.bind(WINNERS), await bus.bind(CHAIN))
 
     async def heartbeats(self) -> list[Heartbeat]:
-        return await read_bucket_as(self._heartbeats, Heartbeat)
+        return await self._read_as(self._heartbeats, Heartbeat)
 
     async def adverts(self) -> list[WorkerAdvert]:
-        return await read_bucket_as(self._workers, WorkerAdvert)
+        return await self._read_as(self._workers, WorkerAdvert)
 
     async def price_table(self) -> PriceTable | None:
         value = (await read_bucket(self._pricing)).get(TABLE_KEY)

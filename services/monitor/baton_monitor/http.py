@@ -31,6 +31,7 @@ section{background:#fff;border-radius:6px;padding:10px 14px;box-shadow:0 1px 2px
 h2{font-size:15px;margin:4px 0 8px}
 table{border-collapse:collapse;width:100%}
 td,th{text-align:left;padding:3px 6px;border-bottom:1px solid #eee;font-variant-numeric:tabular-nums}
+.mono{font-family:ui-monospace,monospace;overflow-wrap:anywhere;font-size:12px}
 th{font-weight:600;color:#555}
 .ok{color:#0a7d32;font-weight:600}.bad{color:#c0162b;font-weight:600}.warn{color:#b25e00;font-weight:600}
 .badge{padding:2px 10px;border-radius:10px;font-weight:600}
@@ -68,7 +69,9 @@ def _wei(value: Fraction | int | None) -> str:
 
 
 def _eth(wei: int) -> str:
-    return f"{Fraction(wei, WEI_PER_ETH):.6f}".rstrip("0").rstrip(".") if wei else "0"
+    """Wei as ETH, to 6 decimals (exact: no float)."""
+    micro = (wei * 10**6 + WEI_PER_ETH // 2) // WEI_PER_ETH
+    return f"{micro // 10**6}.{micro % 10**6:06d}".rstrip("0").rstrip(".")
 
 
 def _state(ok: bool, yes: str = "UP", no: str = "DOWN") -> str:
@@ -146,7 +149,7 @@ def render_page(ov: Overview, instance: str, now: float | None = None) -> str:
         if p.error:
             rows.append(["Error", f'<span class="bad">{_e(p.error)}</span>'])
         if p.address:
-            rows.append(["Orchestrator", _e(p.address)])
+            rows.append(["Orchestrator", f'<span class="mono">{_e(p.address)}</span>'])
         mismatched = [f"{m.pipeline} {m.model_id}" for m in p.models if m.price_mismatch]
         if mismatched:
             rows.append(["Price mismatch", f'<span class="bad">{_e(", ".join(mismatched))}</span>'])
