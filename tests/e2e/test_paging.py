@@ -155,6 +155,29 @@ def _ready(port: int) -> bool:
         return False
 
 
+def check_dashboards_against_metadata(prom: str) -> None:
+    """Every series a dashboard or alert reads from the monitor or the runtime is declared by the running
+    targets (their metadata). GPU series are exempt on a machine without GPUs; the other services' own
+    series are the contract in docs/monitoring.md until they export them."""
+    from tests.deploy.conftest import metric_names
+    from tests.deploy.test_grafana import queries
+
+    meta = httpx.get(f"{prom}/api/v1/targets/metadata", params={"match_target": '{job="baton"}'},
+                     timeout=5).json()["data"]
+    declared = {m["metric"] for m in meta}
+    used = set()
+    for path in (REPO / "grafana" / "dashboards").glob("*.json"):
+        used |= {n for _, e in queries(json.loads(path.read_text())) for n in metric_names(e)}
+    for path in (REPO / "prometheus" / "rules").glob("*.yml"):
+        used |= {n for g in yaml.safe_load(path.read_text())["groups"] for r in g["rules"] if "alert" in r
+                 for n in metric_names(r["expr"])}
+    ours = {n for n in used if n.startswith(("baton_monitor_", "baton_runtime_"))
+            and not n.startswith("baton_monitor_gpu_")}
+    assert len(ours) > 10, ours
+    missing = {n for n in ours if n not in declared and n.removesuffix("_total") not in declared}
+    assert not missing, f"read by dashboards or alerts, declared by no running target: {sorted(missing)}"
+
+
 def events_for(receiver: Receiver, action: str, alertname: str) -> list[dict[str, Any]]:
     return [e for e in receiver.snapshot() if e.get("event_action") == action
             and e.get("payload", {}).get("class") == alertname]
@@ -208,6 +231,7 @@ def test_stopping_the_negotiator_pages_and_starting_it_resolves(tmp_path: Path) 
         wait("the monitor sees the negotiator's heartbeat", lambda: status_json(nats_url)["services"].get(
             "negotiator", {}).get("up"), 30, logs)
         assert not receiver.snapshot(), f"paged while healthy: {receiver.snapshot()}"
+        check_dashboards_against_metadata(prom)
 
         # An unknown service is refused, and nothing stops.
         refused = baton("stop", "nosuch", nats_url=nats_url)
