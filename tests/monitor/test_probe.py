@@ -138,6 +138,13 @@ async def test_the_monitor_exports_what_the_probe_sees(standin, private_nats: Pr
             assert f'baton_monitor_probe_state{{state="failed",target="{target}"}} 1.0' in text
             overview = (await http.get("/api/overview")).json()
             assert overview["probe"]["state"] == "failed" and overview["probe"]["error"]
+            # /readyz names the failing probe, and the monitor stays ready: it reports, it does not serve.
+            for _ in range(30):
+                ready = await http.get("/readyz")
+                if not ready.json()["checks"].get("probe", {}).get("ok", True):
+                    break
+                await asyncio.sleep(0.2)
+            assert ready.status_code == 200 and ready.json()["checks"]["probe"]["detail"].startswith("failed")
     finally:
         rt.request_stop()
         await asyncio.wait_for(task, 15)

@@ -26,6 +26,7 @@ from baton_common.config import SERVICES, ConfigError
 from baton_common.health import ServiceStatus, is_fresh, summarize
 from baton_common.pm.signature import address_of
 from baton_common.runtime import ServiceBase, ServiceContext, run_service
+from baton_common.schemas import Check
 
 from . import http, metrics
 from .bus import BusView
@@ -78,6 +79,17 @@ class Monitor(ServiceBase[MonitorSettings]):
             return self.status
 
         return [status, *http.routes(lambda: self.overview, lambda: self._instance)]
+
+    def checks(self) -> dict[str, Check]:
+        """GPU telemetry and the probe, as details (never required: the monitor reports, it does not serve)."""
+        gpus = len(self.overview.gpus)
+        out = {"gpus": Check(ok=True, detail=f"{gpus} GPU(s) through NVML" if not self.overview.nvml_error
+                             else f"no GPU telemetry: {self.overview.nvml_error}"[:200])}
+        probe = self.overview.probe
+        if probe is not None:
+            out["probe"] = Check(ok=probe.state != "failed",
+                                 detail=f"{probe.state}, {probe.duration * 1000:.0f} ms {probe.error}"[:200])
+        return out
 
     async def start(self, ctx: ServiceContext) -> None:
         self._instance = ctx.instance
