@@ -7,6 +7,7 @@ import os
 import signal
 from fractions import Fraction
 
+import msgspec
 import nats
 import pytest
 
@@ -27,6 +28,8 @@ from baton_common.pm import (
     ticket_params_to_pb,
 )
 from baton_common.pm_nats import NONCE_BUCKET_TTL, KvBalanceStore, KvNonceStore, KvWinningTickets
+from baton_common.schemas import payments
+from baton_common.streams import StoreMismatch, ensure_kv
 
 from .conftest import PRICE, SECRET, TICKET_EV
 from .pm_gateway import Gateway
@@ -92,6 +95,19 @@ async def test_cleanup_between_check_and_commit_credits_no_replay(nc, prefix, or
     assert await replica.balances.balance(gateway.address, "m") == credited
 
 
+async def _stopped(pid: int) -> None:
+    for _ in range(200):
+        tasks = os.listdir(f"/proc/{pid}/task")
+        states = []
+        for task in tasks:
+            with open(f"/proc/{pid}/task/{task}/stat") as stat:
+                states.append(stat.read().rsplit(")", 1)[1].split()[0])
+        if all(state in ("T", "t") for state in states):
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("nats-server did not stop")
+
+
 class PausingKv:
     """A KeyValue whose next compare-and-set on ``key`` stops the server (SIGSTOP) as it is sent."""
 
@@ -107,6 +123,7 @@ class PausingKv:
         if self.paused == 0:
             self.paused += 1
             os.kill(self._pid, signal.SIGSTOP)
+            await _stopped(self._pid)  # every thread of the server has stopped before the write goes out
             asyncio.get_running_loop().call_later(self._pause, os.kill, self._pid, signal.SIGCONT)
         try:
             return await call
@@ -259,3 +276,18 @@ async def other_nc_factory(nats_url: str):
     yield connect
     for client in opened:
         await client.close()
+
+
+@pytest.mark.parametrize("spec_name", ["NONCES", "BALANCES", "WINNERS"])
+async def test_a_misconfigured_payment_bucket_is_refused_at_bind(nc, prefix, spec_name: str) -> None:
+    """A nonce bucket whose TTL drops records early would let replays in; a balance bucket without
+    the idle TTL would keep credit forever: binding checks, and refuses by name."""
+    spec = msgspec.structs.replace(getattr(payments, spec_name), bucket=f"{prefix}_{spec_name.lower()}")
+    js = nc.jetstream()
+    await js.create_key_value(bucket=spec.bucket, ttl=60.0, history=5)
+    with pytest.raises(StoreMismatch, match=f"{spec.bucket}.*max_age: declared.*history: declared 1, found 5") as refused:
+        await ensure_kv(js, spec)
+    assert "refusing to start" in str(refused.value)
+    fresh = msgspec.structs.replace(spec, bucket=f"{prefix}_{spec_name.lower()}_ok")
+    await ensure_kv(js, fresh)
+    await ensure_kv(js, fresh)  # binding the bucket it created again is quiet

@@ -315,3 +315,18 @@ async def test_a_journaled_credit_expires_with_its_window(orch, chain: FakeChain
     now[0] += JOURNAL_WINDOW + 1
     with pytest.raises(NonceAlreadySeen):
         await flaky.processor.process(payment, "m", Scope.base())
+
+
+async def test_the_journal_keeps_only_credits_not_known_applied(processor, balances, issuer, gateway, nonces) -> None:
+    params = ticket_params_to_pb(await issuer.quote(gateway.address, PRICE))
+    payments = [gateway.pay(params, 2) for _ in range(5)]
+    for payment in payments:
+        await processor.process(decoded(payment), "m", Scope.base())
+    (record,) = nonces.snapshot().values()
+    assert len(record.nonces) == 10 and len(record.credits) == 1  # the latest; the others reached the balance
+    total = await balances.balance(gateway.address, "m")
+    # An exact retry of a payment credited long ago is now a replay: refused, and not credited again.
+    with pytest.raises(NonceAlreadySeen):
+        await processor.process(decoded(payments[0]), "m", Scope.base())
+    assert (await processor.process(decoded(payments[-1]), "m", Scope.base())).retried
+    assert await balances.balance(gateway.address, "m") == total

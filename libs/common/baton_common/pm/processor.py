@@ -47,8 +47,10 @@ class PaymentProcessor:
         key = balance_key(checked.sender, manifest_id) if len(checked.sender) == 20 else ""
         commit = await self._validator.commit(checked, key)
         credit = commit.credit
-        if credit is not None and (credit.price_num is not None or credit.amount_num):
-            await self._balances.apply(credit)
+        if credit is not None:
+            if credit.price_num is not None or credit.amount_num:
+                await self._balances.apply(credit)
+            self._validator.applied(checked.nonce_key, credit.id)
         validation = commit.validation
         if validation.error is not None:
             validation.error.validation = validation  # type: ignore[attr-defined]

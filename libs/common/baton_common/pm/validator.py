@@ -21,8 +21,8 @@ It runs in two steps so that nothing is spent before the winners are safe:
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from fractions import Fraction
 
 from .encoding import ZERO_ADDRESS, checksum_address
@@ -49,6 +49,7 @@ from .errors import (
     TooManyNonces,
 )
 from .nonces import JOURNAL_WINDOW, MAX_SENDER_NONCES, CreditEntry, NonceRecord, NonceVerdict, credit_id_for, record_nonces
+from .outcomes import CheckedPayment, Commit, Validation
 from .payment import Payment
 from .ports import ChainData, NonceStore
 from .recipient_rand import SEED_LAYOUT, RandKeys, generation_tag, read_seed, recipient_rand, recipient_rand_hash
@@ -58,6 +59,9 @@ from .ticket import ExpirationParams, SignedTicket, TicketParams, is_winning, no
 
 __all__ = ["MAX_PARAMS_AGE", "CheckedPayment", "Commit", "PaymentValidator", "Validation"]
 
+_APPLIED_KEYS = 10_000
+"""Nonce keys whose applied credits a validator remembers (the most recently used)."""
+
 MAX_PARAMS_AGE = 3600.0
 """Seconds after their quote (the time in their seed) that params are refused as expired.
 
@@ -66,68 +70,6 @@ last seen L1 block stalls, so that no ticket is accepted once its nonce record
 may have been dropped by a store's wall-clock backstop (``pm_nats.NONCE_BUCKET_TTL``,
 24 h), whatever the chain view says.
 """
-
-
-@dataclass(frozen=True, slots=True)
-class CheckedPayment:
-    """A payment after ``check``: nothing is spent yet.
-
-    ``winners`` are every well-signed winning ticket (replays included): persist
-    them all before ``commit``. ``error`` is a fatal error: the batch is refused
-    and there is nothing to commit. The other fields are what ``commit`` needs.
-    """
-
-    sender: bytes
-    price: Fraction | None = None
-    received: int = 0
-    winners: tuple[SignedTicket, ...] = ()
-    error: PaymentError | None = None
-    nonce_key: str = ""
-    expiration_block: int = 0
-    ticket_ev: Fraction = Fraction(0)
-    nonces: tuple[int, ...] = ()
-    sigs: tuple[bytes, ...] = ()
-    well_signed: tuple[bool, ...] = ()
-    expired: bool = False
-    generation: bytes = b""
-
-
-@dataclass(frozen=True, slots=True)
-class Validation:
-    """What one payment is worth.
-
-    ``price`` is the session price to fix for (sender, manifest) if none is
-    fixed yet, or None to fix nothing: only a batch whose recipientRand checked
-    out proves the price, so a payment without tickets or failing a fatal check
-    fixes none. ``ev`` is the exact wei to credit for the ``credited`` tickets.
-    ``winners`` were to be persisted before ``commit``. ``error`` is the first
-    ticket error (fatal or not): the tickets from it on were not credited, and
-    the gateway must get its text. ``retried``: this exact payment was committed
-    before (a retry after a lost ack or a failed credit, or a replay of it): its
-    journaled credit is handed back, and the balance applies it only once.
-    """
-
-    sender: bytes
-    price: Fraction | None = None
-    ev: Fraction = Fraction(0)
-    received: int = 0
-    credited: int = 0
-    winners: tuple[SignedTicket, ...] = field(default=())
-    error: PaymentError | None = None
-    retried: bool = False
-    """The same payment was committed before: this is its journaled credit, which a balance applies once."""
-
-
-@dataclass(frozen=True, slots=True)
-class Commit:
-    """What ``commit`` decided: the payment's ``validation``, and the ``credit`` to apply (or None).
-
-    ``credit`` may be owed to another balance than this payment's: a replay of
-    a payment whose credit was interrupted completes that credit, once.
-    """
-
-    validation: Validation
-    credit: CreditEntry | None = None
 
 
 class PaymentValidator:
@@ -155,6 +97,20 @@ class PaymentValidator:
         self._clock = clock
         self._max_params_age = max_params_age
         self._max_nonces = max_nonces
+        self._applied: OrderedDict[str, set[str]] = OrderedDict()
+        """Credits this process saw applied, by nonce key: their journal entries can go at the next write."""
+
+    def applied(self, nonce_key: str, credit_id: str) -> None:
+        """Note that ``credit_id``'s credit reached its balance, so its journal entry may be dropped.
+
+        The entry goes at the next write of that nonce record (no extra write):
+        a retry of that payment afterwards is a replay, since it was credited.
+        """
+        ids = self._applied.setdefault(nonce_key, set())
+        ids.add(credit_id)
+        self._applied.move_to_end(nonce_key)
+        while len(self._applied) > _APPLIED_KEYS:
+            self._applied.popitem(last=False)
 
     async def check(self, payment: Payment, scope: Scope) -> CheckedPayment:
         """Every check that writes nothing; raises PaymentError for the payment-level ones.
@@ -271,7 +227,11 @@ class PaymentValidator:
                 error=None if validation.error is None else validation.error.message,
                 at=now,
             )
-            # Entries past twice the window can no longer be completed: keep the record small.
+            # Entries whose credit landed, and entries past twice the window, which can no
+            # longer be completed, go: the record stays small.
+            done = self._applied.get(checked.nonce_key, set())
+            if done:
+                record.credits = {k: c for k, c in record.credits.items() if k not in done}
             record.journal(credit, keep_after=now - 2 * JOURNAL_WINDOW)
             decided[0] = Commit(validation, credit)
             return record
