@@ -8,9 +8,11 @@ receiver, the routing keys in temporary files and short group timings.
 
 `baton stop negotiator` must page (a trigger event, severity critical, on
 the page routing key) and `baton start negotiator` resolve it. Until the
-negotiator exports ``baton_requests_total`` this pages on "service down"
-(InstanceDown: up == 0), which the running services already support; the
-burn-rate rules are loaded the same way and page once requests are counted.
+negotiator exports ``baton_requests_total`` that outage pages on "service
+down" (InstanceDown: up == 0), which the running services already support.
+The burn-rate rules are checked on the same pipeline with a stand-in target
+serving ``baton_requests_total`` (job ``requests``): a total outage of the
+requests pages AvailabilityBudgetBurnFast, and healing resolves it.
 BatonServiceDown (the monitor's heartbeat view of the same outage) must be
 held back by inhibition: one cause, one page.
 """
@@ -91,7 +93,52 @@ def scaled_for(text: str) -> str:
     return re.sub(r"(\n\s+for: )(\d+)([smh])", repl, text)
 
 
-def write_prometheus(tmp: Path, ports: dict[str, int], am_port: int) -> Path:
+class Requests(ThreadingHTTPServer):
+    """A stand-in for the negotiator's ``baton_requests_total`` until it exports it: counters that
+    grow at the rates the test sets, as a scrape target of their own (job ``requests``)."""
+
+    def __init__(self) -> None:
+        self.rates = {"ok": 50.0, "failed": 0.0, "client_error": 5.0}
+        self.counts = dict.fromkeys(self.rates, 0.0)
+        self.at = time.monotonic()
+        self.lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), _RequestsHandler)
+
+    def set(self, **rates: float) -> None:
+        with self.lock:
+            self._advance()
+            self.rates.update(rates)
+
+    def _advance(self) -> None:
+        now = time.monotonic()
+        for outcome, rate in self.rates.items():
+            self.counts[outcome] += rate * (now - self.at)
+        self.at = now
+
+    def exposition(self) -> bytes:
+        with self.lock:
+            self._advance()
+            lines = ["# TYPE baton_requests_total counter"] + [
+                f'baton_requests_total{{endpoint="/segment",outcome="{o}"}} {int(n)}' for o, n in self.counts.items()]
+        return ("\n".join(lines) + "\n").encode()
+
+
+class _RequestsHandler(BaseHTTPRequestHandler):
+    server: Requests
+
+    def do_GET(self) -> None:  # noqa: N802
+        data = self.server.exposition()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; version=0.0.4")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def write_prometheus(tmp: Path, ports: dict[str, int], am_port: int, requests_port: int) -> Path:
     rules = tmp / "rules"
     rules.mkdir()
     for path in (REPO / "prometheus" / "rules").glob("*.yml"):
@@ -107,6 +154,9 @@ def write_prometheus(tmp: Path, ports: dict[str, int], am_port: int) -> Path:
         "scrape_configs": [{
             "job_name": "baton", "honor_labels": True,
             "static_configs": [{"targets": [f"127.0.0.1:{p}"], "labels": {"service": n}} for n, p in ports.items()],
+        }, {
+            "job_name": "requests", "honor_labels": True,
+            "static_configs": [{"targets": [f"127.0.0.1:{requests_port}"], "labels": {"service": "negotiator"}}],
         }],
     }
     (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
@@ -194,7 +244,9 @@ def test_stopping_the_negotiator_pages_and_starting_it_resolves(tmp_path: Path) 
     nats_url = f"nats://127.0.0.1:{nats_port}"
     receiver = Receiver()
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
-    prom_cfg = write_prometheus(tmp_path, ports, am_port)
+    requests = Requests()
+    threading.Thread(target=requests.serve_forever, daemon=True).start()
+    prom_cfg = write_prometheus(tmp_path, ports, am_port, requests.server_address[1])
     am_cfg = write_alertmanager(tmp_path, receiver.server_address[1])
     logs = [tmp_path / "up.log", tmp_path / "prometheus.log", tmp_path / "alertmanager.log"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("BATON_")}
@@ -225,13 +277,28 @@ def test_stopping_the_negotiator_pages_and_starting_it_resolves(tmp_path: Path) 
                 result = httpx.get(f"{prom}/api/v1/query", params={"query": "up"}, timeout=2).json()["data"]["result"]
             except (httpx.HTTPError, KeyError, ValueError):
                 return False
-            return len(result) == len(RUN) and all(r["value"][1] == "1" for r in result)
+            return len(result) == len(RUN) + 1 and all(r["value"][1] == "1" for r in result)
 
         wait("every service scraped as up", all_up, 90, logs)
         wait("the monitor sees the negotiator's heartbeat", lambda: status_json(nats_url)["services"].get(
             "negotiator", {}).get("up"), 30, logs)
         assert not receiver.snapshot(), f"paged while healthy: {receiver.snapshot()}"
         check_dashboards_against_metadata(prom)
+
+        # 0. The generated burn-rate rules (windows / 60): a total outage of the requests pages, and
+        #    the page resolves once the short window is clean again. Client errors do not count.
+        time.sleep(3)  # some clean traffic in the windows first
+        assert not receiver.snapshot(), f"paged on healthy traffic: {receiver.snapshot()}"
+        requests.set(ok=0.0, failed=50.0)
+        (burn,) = wait("a PagerDuty trigger for AvailabilityBudgetBurnFast",
+                       lambda: events_for(receiver, "trigger", "AvailabilityBudgetBurnFast"), 60, logs)
+        assert burn["routing_key"] == PAGE_KEY and burn["payload"]["severity"] == "critical"
+        assert burn["payload"]["component"] == "negotiator"
+        requests.set(ok=50.0, failed=0.0)
+        wait("a PagerDuty resolve for AvailabilityBudgetBurnFast",
+             lambda: events_for(receiver, "resolve", "AvailabilityBudgetBurnFast"), 60, logs)
+        # The 3d/6h ticket burns too, held back while a page for the service fires.
+        assert not events_for(receiver, "trigger", "AvailabilityBudgetBurnSlow")
 
         # An unknown service is refused, and nothing stops.
         refused = baton("stop", "nosuch", nats_url=nats_url)
@@ -263,7 +330,7 @@ def test_stopping_the_negotiator_pages_and_starting_it_resolves(tmp_path: Path) 
                           lambda: events_for(receiver, "resolve", "InstanceDown"), 60, logs)
         assert resolve["dedup_key"] == trigger["dedup_key"] and resolve["routing_key"] == PAGE_KEY
         assert not [e for e in receiver.snapshot() if e["routing_key"] == TICKET_KEY
-                    and e["payload"]["component"] == "negotiator"], "a ticket for the same outage"
+                    and e["payload"]["class"] in ("InstanceDown", "BatonServiceDown")], "a ticket for the same outage"
     finally:
         for proc in reversed(procs):
             if proc.poll() is None:
@@ -274,3 +341,4 @@ def test_stopping_the_negotiator_pages_and_starting_it_resolves(tmp_path: Path) 
             except subprocess.TimeoutExpired:
                 proc.kill()
         receiver.shutdown()
+        requests.shutdown()
