@@ -14,7 +14,9 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -56,21 +58,44 @@ def browse(url: str, tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=90)
 
 
+class ChainMetrics(ThreadingHTTPServer):
+    """The chain service's /metrics as far as the status page reads it."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _MetricsHandler)
+
+
+class _MetricsHandler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802
+        data = (b"# HELP baton_chain_last_reward_round The last round reward() was called for.\n"
+                b"# TYPE baton_chain_last_reward_round gauge\nbaton_chain_last_reward_round 3951.0\n")
+        self.send_response(200 if self.path == "/metrics" else 404)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
 def winner(face_value: int, nonce: int) -> SignedTicket:
     t = Ticket(recipient=b"\x01" * 20, sender=b"\x02" * 20, face_value=face_value, win_prob=1, sender_nonce=nonce,
                recipient_rand_hash=b"\x03" * 32)
     return SignedTicket(ticket=t, sig=b"\x04" * 65, recipient_rand=nonce, expiration_block=10)
 
 
-async def alive(bus: Bus) -> None:
-    """Heartbeats of three services and an inference worker's advert, kept fresh; chain stays silent."""
+async def alive(bus: Bus, chain_http: str) -> None:
+    """Heartbeats of four services and an inference worker's advert, kept fresh; transcode stays silent.
+
+    The chain instance's heartbeat names its metrics server (a stand-in serving the
+    series chain is to export), where the monitor reads the last reward round."""
     heartbeats, workers = await bus.bind(HEARTBEATS), await bus.bind(WORKERS)
     while True:
         now = time.time()
-        for service in ("negotiator", "pricing", "inference"):
+        for service in ("negotiator", "pricing", "inference", "chain"):
             await heartbeats.put(heartbeat_key(service, f"{service}-1"), encode(Heartbeat(
                 service=service, instance=f"{service}-1", version="0.1.0", state="ready", started_at=now - 300,
-                at=now)))
+                at=now, http=chain_http if service == "chain" else "")))
         await workers.put("inference.w1", encode(WorkerAdvert(
             worker_id="w1", kind="inference", job_subject="baton.jobs.inference.w1", at=now,
             models=(ModelState(pipeline="text-to-image", model_id=SD, warm=True, capacity=1),))))
@@ -97,14 +122,16 @@ async def test_the_status_page_shows_the_stack_at_a_glance(private_nats: Private
     private_nats.start()
     bus = await Bus.connect([private_nats.url], name="test")
     await seed(bus)
-    keeper = asyncio.create_task(alive(bus))
+    chain_metrics = ChainMetrics()
+    threading.Thread(target=chain_metrics.serve_forever, daemon=True).start()
+    keeper = asyncio.create_task(alive(bus, f"http://127.0.0.1:{chain_metrics.server_address[1]}"))
     cert, key = self_signed(tmp_path)
     standin = StandIn(info=orchestrator_info({(T2I, SD): True}, {(T2I, SD): 4}))
     await standin.start(cert, key)
     port = free_port()
     settings = MonitorSettings(
         nats_url=private_nats.url, http_host="127.0.0.1", http_port=port, instance_id="baton-monitor",
-        expected_services=("negotiator", "pricing", "chain", "inference", "monitor"), poll_interval=0.3,
+        expected_services=("negotiator", "pricing", "chain", "inference", "transcode", "monitor"), poll_interval=0.3,
         probe_address=f"127.0.0.1:{standin.port}", probe_cert=str(tmp_path / "cert.pem"), probe_interval=0.5,
         ai_models=f"text-to-image:{SD}:true")
     rt = Runtime(Monitor(settings), settings)
@@ -114,7 +141,8 @@ async def test_the_status_page_shows_the_stack_at_a_glance(private_nats: Private
         async with httpx.AsyncClient() as http:
             for _ in range(150):
                 try:
-                    if (await http.get(f"{url}api/overview")).json()["probe"]:
+                    overview = (await http.get(f"{url}api/overview")).json()
+                    if overview["probe"] and overview["last_reward_round"]:
                         break
                 except (httpx.HTTPError, ValueError, KeyError):
                     pass
@@ -123,16 +151,16 @@ async def test_the_status_page_shows_the_stack_at_a_glance(private_nats: Private
         assert dom.returncode == 0, dom.stderr[-2000:]
         text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", dom.stdout))
         assert "Baton status" in text
-        assert "1 down: chain" in text  # the monitor's own heartbeat is the runtime's
+        assert "1 down: transcode" in text  # the monitor's own heartbeat is the runtime's
         for expected in (
-            "negotiator UP 1/1", "chain DOWN 0/0 never", "monitor UP 1/1",     # services
+            "negotiator UP 1/1", "transcode DOWN 0/0 never", "monitor UP 1/1",  # services
             "No GPUs on this host (NVML:",                                      # this machine has no driver
             f"text-to-image {SD} warm warm",                                    # workers and gateways agree
             f"text-to-image {SD} default 4 wei/unit", "1200 wei/pixel",         # prices
             "State OK", "GetOrchestrator",                                      # the probe's view
             "Pending redemptions 1", "Redeemed tickets 1",
             "Earnings (redeemed face value) 0.025 ETH", "Current round 3952",
-            "Last reward round unknown",
+            "Last reward round 3951",
         ):
             assert expected in text, f"{expected!r} not on the page: {text[:3000]}"
         shot = tmp_path / "status.png"
@@ -145,6 +173,7 @@ async def test_the_status_page_shows_the_stack_at_a_glance(private_nats: Private
             shutil.copy(shot, out / "status-page.png")
     finally:
         keeper.cancel()
+        chain_metrics.shutdown()
         rt.request_stop()
         await asyncio.wait_for(task, 15)
         await standin.stop()

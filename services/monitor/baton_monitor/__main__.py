@@ -109,7 +109,8 @@ class Monitor(ServiceBase[MonitorSettings]):
         self._tasks = [
             asyncio.create_task(self._every(self.settings.poll_interval, self.poll, "cannot read the stack")),
             asyncio.create_task(self._every(WINNERS_INTERVAL, self.poll_winners, "cannot read the winners")),
-            asyncio.create_task(self._every(REWARD_INTERVAL, self.poll_reward_round, "cannot read the reward round")),
+            asyncio.create_task(self._every(REWARD_INTERVAL, self.poll_reward_round, "cannot read the reward round",
+                                            first=self.settings.poll_interval)),
         ]
         if self.settings.probe_address:
             self._tasks.append(asyncio.create_task(
