@@ -2,6 +2,7 @@
 
     baton up       run the whole stack on this machine (embedded NATS, six services)
     baton status   list service instances from their heartbeats; exit 1 if a service is down
+    baton price    show, set, reset prices and their history (the pricing service's admin API)
     baton stop S   take service S out of `baton up` (it stays stopped); baton start S brings it back
 """
 
@@ -47,6 +48,10 @@ def parser() -> argparse.ArgumentParser:
                        help=f"NATS of the running `baton up` (default: $BATON_NATS_URL or {DEFAULT_NATS})")
         c.add_argument("--timeout", type=float, default=40.0,
                        help="seconds to wait for the service to stop (its shutdown budget and a margin)")
+
+    from .price import add_parser as add_price_parser
+
+    add_price_parser(sub)
     return p
 
 
@@ -60,6 +65,10 @@ def main(argv: list[str] | None = None) -> None:
         from .control import control
 
         sys.exit(control(args))
+    if args.command == "price":
+        from .price import price
+
+        sys.exit(price(args))
     from .status import status
 
     sys.exit(status(args))

@@ -217,6 +217,8 @@ def test_baton_services_reach_nats_and_listen_on_their_port(baton_services, serv
 def test_only_the_gateway_port_is_published(baton_services):
     published = {name: svc.get("ports") or [] for name, svc in baton_services.items()}
     assert [expand(str(p)).rsplit(":", 1)[1] for p in published.pop("negotiator")] == ["8935"]
+    admin = [expand(str(p)) for p in published.pop("pricing")]
+    assert admin == ["127.0.0.1:7941:7941"], "the pricing admin API is on the host's loopback only"
     assert not any(published.values()), f"health ports stay on the compose network: {published}"
 
 

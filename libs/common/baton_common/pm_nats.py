@@ -40,8 +40,8 @@ import nats.errors
 from nats.js.errors import APIError, KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError, ServiceUnavailableError
 from nats.js.kv import KeyValue
 
-from .pm.errors import NonceStateChanged, StoreContention
-from .pm.nonces import NonceRecord, StateMarker, may_forget
+from .pm.errors import NonceStateChanged, StoreContention, StoreValueTooLarge
+from .pm.nonces import CreditEntry, NonceRecord, StateMarker, may_forget
 from .pm.ports import BalanceEntry
 from .pm.recipient_rand import GENERATION_BYTES
 from .pm.ticket import SignedTicket
@@ -49,6 +49,8 @@ from .pm.winners import WinnerPending, WinnerRecord, WinnerSettled, settle
 
 __all__ = [
     "MAX_KEY_LENGTH",
+    "MAX_MARK_JUMP",
+    "MAX_VALUE_BYTES",
     "NONCE_BUCKET_TTL",
     "STATE_KEY",
     "STORE_DEADLINE",
@@ -70,6 +72,13 @@ STATE_KEY = "_state"
 
 MAX_KEY_LENGTH = 256
 """Longest key a store sends; every key Baton builds is a fixed-length hex digest, 105 characters at most."""
+
+MAX_MARK_JUMP = 100_000
+"""Most L1 blocks (about two weeks) one cleanup may raise the cleanup mark by."""
+
+MAX_VALUE_BYTES = 256 * 1024
+"""Largest value a store writes: well under NATS's 1 MB max payload, headers included (the buckets
+declare it as their max value size, so the server refuses a larger one instead of closing the connection)."""
 
 STORE_DEADLINE = 10.0
 """Seconds a store keeps retrying one read-modify-write (conflicts, timeouts) before StoreContention."""
@@ -186,6 +195,8 @@ class _RmwStore:
             if new is None:
                 return True, current
             value = encode(new)
+            if len(value) > MAX_VALUE_BYTES:
+                raise StoreValueTooLarge(f"{what} would be {len(value)} bytes, above {MAX_VALUE_BYTES}; not written")
             try:
                 return await _compare_and_set(self._kv, key, entry, value), new
             except _RETRYABLE:
@@ -198,6 +209,8 @@ class _RmwStore:
 
 class KvNonceStore(_RmwStore):
     """Nonce records per recipientRandHash, their credit journal, and the state marker."""
+
+    durable = True
 
     def __init__(self, kv: KeyValue, *, deadline: float = STORE_DEADLINE) -> None:
         super().__init__(kv, deadline)
@@ -264,25 +277,32 @@ class KvNonceStore(_RmwStore):
         if current != generation or expiration_block <= marker.cleanup_block:
             raise NonceStateChanged()
 
-    async def cleanup(self, last_seen_block: int) -> int:
-        """Raise the cleanup mark to ``last_seen_block``, then delete the records it covers; how many.
+    async def cleanup(
+        self,
+        last_seen_block: int,
+        complete: Callable[[list[CreditEntry]], Awaitable[None]] | None = None,
+    ) -> int:
+        """Forget the records whose params expired at or before ``last_seen_block``; returns how many.
 
-        Each delete is conditional on the revision read, so a record written
-        meanwhile is left for the next block's cleanup. Values that do not decode
-        are left to the bucket's TTL. Rewriting the marker also keeps it alive.
+        In order: the records the mark passes now (their params expire above the
+        current mark, at or below ``last_seen_block``) hand their journal entries
+        still owed to ``complete``; then the mark goes up, but never past a record
+        whose completion failed (it is tried again next time); then the records
+        at or below the mark are deleted, each delete conditional on the revision
+        read, so a record written meanwhile waits for the next cleanup. A block
+        more than ``MAX_MARK_JUMP`` above the current mark is refused: a wrong
+        block number (an L2 one) would make every live params look expired.
+        Values that do not decode are left to the bucket's TTL.
         """
-
-        def raise_mark(current: StateMarker | None) -> StateMarker:
-            if current is None:  # the state was lost or lapsed: it starts again, in a new generation
-                return StateMarker(os.urandom(GENERATION_BYTES).hex(), last_seen_block)
-            return StateMarker(current.generation, max(current.cleanup_block, last_seen_block))
-
-        marker = await self._rmw(
-            STATE_KEY, self._marker_decoder.decode, msgspec.json.encode, raise_mark, "the nonce state marker"
-        )
-        assert marker is not None
-        self._generation = bytes.fromhex(marker.generation)
-        expired: list[tuple[str, int]] = []
+        current = await self._marker()
+        if current is not None and current.cleanup_block and last_seen_block > current.cleanup_block + MAX_MARK_JUMP:
+            raise ValueError(
+                f"nonce cleanup to block {last_seen_block} is more than {MAX_MARK_JUMP} blocks past the mark "
+                f"({current.cleanup_block}): refusing; is it an L1 block number?"
+            )
+        before = current.cleanup_block if current is not None else 0
+        generation = current.generation if current is not None else ""
+        expiring: list[tuple[str, int, NonceRecord]] = []
         watcher = await self._kv.watchall(ignore_deletes=True)
         try:
             async for entry in watcher:
@@ -295,11 +315,32 @@ class KvNonceStore(_RmwStore):
                 except msgspec.DecodeError:
                     continue
                 if may_forget(record, last_seen_block):
-                    expired.append((entry.key, entry.revision))
+                    expiring.append((entry.key, entry.revision or 0, record))
         finally:
             await watcher.stop()
+        mark = last_seen_block
+        for _, _, record in expiring:
+            owed = record.expiration_block > before and record.generation == generation and record.credits
+            if complete is not None and owed:
+                try:
+                    await complete(list(record.credits.values()))
+                except Exception:  # noqa: BLE001 (any failure: keep the record, and the mark below it)
+                    mark = min(mark, record.expiration_block - 1)
+
+        def raise_mark(marker: StateMarker | None) -> StateMarker:
+            if marker is None:  # the state was lost or lapsed: it starts again, in a new generation
+                return StateMarker(os.urandom(GENERATION_BYTES).hex(), mark)
+            return StateMarker(marker.generation, max(marker.cleanup_block, mark))
+
+        marker = await self._rmw(
+            STATE_KEY, self._marker_decoder.decode, msgspec.json.encode, raise_mark, "the nonce state marker"
+        )
+        assert marker is not None
+        self._generation = bytes.fromhex(marker.generation)
         dropped = 0
-        for key, revision in expired:
+        for key, revision, record in expiring:
+            if record.expiration_block > marker.cleanup_block:
+                continue
             try:
                 await self._kv.delete(_check_key(key), last=revision)
             except APIError as exc:
@@ -314,6 +355,7 @@ class KvBalanceStore(_RmwStore):
     """Balances by key; the bucket's TTL (``BALANCE_IDLE_TTL``) is their idle expiry, on the server's clock."""
 
     expires_idle = True
+    durable = True
 
     def __init__(self, kv: KeyValue, *, deadline: float = STORE_DEADLINE) -> None:
         super().__init__(kv, deadline)
@@ -343,6 +385,8 @@ def _decode_winner(value: bytes) -> WinnerRecord:
 
 class KvWinningTickets(_RmwStore):
     """One record per ticket hash (hex): created pending, settled by the redeemer, never deleted."""
+
+    durable = True
 
     def __init__(self, kv: KeyValue, *, deadline: float = STORE_DEADLINE) -> None:
         super().__init__(kv, deadline)

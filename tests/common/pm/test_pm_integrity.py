@@ -12,6 +12,7 @@ from fractions import Fraction
 
 import pytest
 
+from baton_common.errors import ConfigError
 from baton_common.pm import (
     Balances,
     InvalidExpectedPrice,
@@ -28,6 +29,7 @@ from baton_common.pm import (
     TicketParamsExpired,
     TicketParamsIssuer,
     decode_payment,
+    require_durable,
     ticket_params_to_pb,
 )
 from baton_common.proto import lp_rpc_pb2
@@ -215,3 +217,35 @@ async def test_params_of_an_older_seed_layout_are_answered_as_expired(orch, chai
     with pytest.raises(TicketParamsExpired):
         await o.pay(gateway.pay(old_style, 1), "m")
     await o.assert_untouched(gateway, "m")
+
+
+async def test_a_secret_change_reads_as_expired_params_not_as_a_forged_rand(orch, chain) -> None:
+    """A rotation, or replicas briefly holding different secret files: gateways refresh, not suspend us."""
+    o = Orchestrator(orch, chain)
+    gateway = Gateway.random()
+    params = await o.quote(gateway, Fraction(1))
+    rotated = PaymentProcessor(
+        PaymentValidator(orch, b"\x42" * 32, chain, o.nonces), o.balances, o.winners
+    )
+    with pytest.raises(TicketParamsExpired):
+        await rotated.process(decode_payment(gateway.pay(params, 1).SerializeToString()), "m", Scope.base())
+    await o.assert_untouched(gateway, "m")
+
+
+def test_memory_stores_are_refused_on_chain() -> None:
+    from baton_common.pm_nats import KvNonceStore
+
+    stores = (MemoryNonceStore(), MemoryBalanceStore(), MemoryWinningTickets())
+    require_durable("offchain", *stores)
+    with pytest.raises(ConfigError, match="MemoryNonceStore keeps its state in one process"):
+        require_durable("arbitrum-one-mainnet", *stores)
+    assert KvNonceStore.durable
+
+
+async def test_a_payment_without_tickets_names_a_sender_nobody_verified(orch, chain) -> None:
+    o = Orchestrator(orch, chain)
+    gateway = Gateway.random()
+    params = await o.quote(gateway, Fraction(1))
+    empty = await o.pay(gateway.pay(params, 0), "m")
+    assert empty.sender == gateway.address and not empty.verified
+    assert (await o.pay(gateway.pay(params, 1), "m")).verified

@@ -132,7 +132,7 @@ async def test_quote(chain, orch, issuer, nonces) -> None:
     assert params.expiration_params == ExpirationParams(ROUND, ROUND_BLOCK_HASH)
     seed = read_seed(params.seed)
     generation = await nonces.generation()
-    assert seed.layout == SEED_LAYOUT and seed.generation_tag == generation_tag(generation)
+    assert seed.layout == SEED_LAYOUT and seed.generation_tag == generation_tag(SECRET, generation)
     assert seed.scope_digest == Scope.base().digest()
     rand = recipient_rand(
         rand_key(SECRET, generation),

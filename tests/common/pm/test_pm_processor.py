@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from fractions import Fraction
 
 import pytest
 
 from baton_common.pm import (
-    JOURNAL_WINDOW,
     BalanceEntry,
     Balances,
     InvalidRecipientRand,
@@ -126,9 +126,9 @@ async def test_a_replayed_payment_is_credited_once(processor, balances, issuer, 
     params = ticket_params_to_pb(await issuer.quote(gateway.address, PRICE))
     payment = gateway.pay(params, 4)
     credited = (await processor.process(decoded(payment), "m", Scope.base())).ev
-    # The exact payment again reads as a retry of it: its journaled credit, which the balance already has.
-    again = await processor.process(decoded(payment), "m", Scope.base())
-    assert again.retried and again.ev == credited
+    # The exact payment again: its credit reached the balance and left the journal, so it is a replay.
+    with pytest.raises(NonceAlreadySeen):
+        await processor.process(decoded(payment), "m", Scope.base())
     # Any other batch of the same tickets is a replay.
     with pytest.raises(NonceAlreadySeen):
         await processor.process(decoded(gateway.pay(params, nonces=[4, 3, 2, 1])), "m", Scope.base())
@@ -291,8 +291,8 @@ async def test_a_credit_that_failed_after_the_nonce_commit_is_completed_by_the_r
     retried = await flaky.processor.process(payment, "m", Scope.base())
     assert retried.credited == 2 and retried.error is None
     assert await flaky.balances.balance(gateway.address, "m") == 2 * TICKET_EV
-    again = await flaky.processor.process(payment, "m", Scope.base())  # and again: still credited once
-    assert again.credited == 2
+    with pytest.raises(NonceAlreadySeen):  # and again: settled now, so a replay
+        await flaky.processor.process(payment, "m", Scope.base())
     assert await flaky.balances.balance(gateway.address, "m") == 2 * TICKET_EV
     # The same tickets offered for another session are a replay; the journaled credit is not moved.
     with pytest.raises(NonceAlreadySeen):
@@ -300,33 +300,85 @@ async def test_a_credit_that_failed_after_the_nonce_commit_is_completed_by_the_r
     assert await flaky.balances.balance(gateway.address, "other") is None
 
 
-async def test_a_journaled_credit_expires_with_its_window(orch, chain: FakeChain) -> None:
-    now = [1_700_000_000.0]
+async def test_an_interrupted_credit_is_completed_by_the_next_payment_under_the_same_params(
+    orch, chain: FakeChain
+) -> None:
+    """go-livepeer never resends the same bytes: it retries with a new batch. That completes it."""
     flaky = Flaky(orch, chain)
-    flaky.processor = PaymentProcessor(
-        PaymentValidator(orch, SECRET, chain, flaky.nonces, clock=lambda: now[0]), flaky.balances, flaky.winners
-    )
     gateway = Gateway.random()
-    payment = decoded(gateway.pay(ticket_params_to_pb(await flaky.issuer.quote(gateway.address, PRICE)), 1))
+    params = ticket_params_to_pb(await flaky.issuer.quote(gateway.address, PRICE))
+    _break(flaky, "balances")
+    with pytest.raises(Down):
+        await flaky.processor.process(decoded(gateway.pay(params, 3)), "m", Scope.base())
+    flaky.heal()
+    following = await flaky.processor.process(decoded(gateway.pay(params, 2)), "m", Scope.base())
+    assert following.credited == 2 and not following.retried
+    assert await flaky.balances.balance(gateway.address, "m") == 5 * TICKET_EV  # both payments, once each
+    (record,) = flaky.nonces.snapshot().values()
+    assert record.credits == {}  # nothing owed any more
+    await flaky.processor.process(decoded(gateway.pay(params, 1)), "m", Scope.base())
+    assert await flaky.balances.balance(gateway.address, "m") == 6 * TICKET_EV
+
+
+async def test_an_interrupted_credit_is_completed_by_cleanup_before_the_record_goes(orch, chain: FakeChain) -> None:
+    flaky = Flaky(orch, chain)
+    gateway = Gateway.random()
+    params = ticket_params_to_pb(await flaky.issuer.quote(gateway.address, PRICE))
+    payment = decoded(gateway.pay(params, 2))
     _break(flaky, "balances")
     with pytest.raises(Down):
         await flaky.processor.process(payment, "m", Scope.base())
     flaky.heal()
-    now[0] += JOURNAL_WINDOW + 1
-    with pytest.raises(NonceAlreadySeen):
-        await flaky.processor.process(payment, "m", Scope.base())
+
+    async def complete(credits) -> None:
+        for credit in credits:
+            await flaky.balances.apply(credit)
+
+    expiration = int.from_bytes(params.expiration_block, "big")
+    flaky.store.down = True  # the first cleanup cannot complete it: the record stays, and the mark below it
+    assert await flaky.nonces.cleanup(expiration, complete) == 0
+    flaky.store.down = False
+    assert await flaky.nonces.cleanup(expiration, complete) == 1
+    assert await flaky.balances.balance(gateway.address, "m") == 2 * TICKET_EV
+    assert flaky.nonces.snapshot() == {}
 
 
-async def test_the_journal_keeps_only_credits_not_known_applied(processor, balances, issuer, gateway, nonces) -> None:
+async def test_a_cancelled_request_still_settles_what_it_spent(orch, chain: FakeChain) -> None:
+    flaky = Flaky(orch, chain)
+    gateway = Gateway.random()
+    params = ticket_params_to_pb(await flaky.issuer.quote(gateway.address, PRICE))
+    started = asyncio.Event()
+    release = asyncio.Event()
+    apply = flaky.balances.apply
+
+    async def slow_apply(credit):
+        started.set()
+        await release.wait()
+        return await apply(credit)
+
+    flaky.balances.apply = slow_apply  # type: ignore[method-assign]
+    task = asyncio.create_task(flaky.processor.process(decoded(gateway.pay(params, 2)), "m", Scope.base()))
+    await started.wait()
+    task.cancel()  # the gateway went away after its nonces were spent
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    for _ in range(50):
+        if flaky.nonces.snapshot()[params.recipient_rand_hash.hex()].credits == {}:
+            break
+        await asyncio.sleep(0.01)
+    assert await flaky.balances.balance(gateway.address, "m") == 2 * TICKET_EV
+
+
+async def test_the_journal_keeps_only_credits_still_owed(processor, balances, issuer, gateway, nonces) -> None:
     params = ticket_params_to_pb(await issuer.quote(gateway.address, PRICE))
     payments = [gateway.pay(params, 2) for _ in range(5)]
     for payment in payments:
         await processor.process(decoded(payment), "m", Scope.base())
     (record,) = nonces.snapshot().values()
-    assert len(record.nonces) == 10 and len(record.credits) == 1  # the latest; the others reached the balance
+    assert len(record.nonces) == 10 and record.credits == {}  # every credit reached its balance
     total = await balances.balance(gateway.address, "m")
-    # An exact retry of a payment credited long ago is now a replay: refused, and not credited again.
+    # An exact retry of a payment already credited is a replay: refused, and not credited again.
     with pytest.raises(NonceAlreadySeen):
         await processor.process(decoded(payments[0]), "m", Scope.base())
-    assert (await processor.process(decoded(payments[-1]), "m", Scope.base())).retried
     assert await balances.balance(gateway.address, "m") == total

@@ -17,6 +17,7 @@ from baton_common.pm import (
     TicketParams,
     address_of,
     decode_payment,
+    generation_tag,
     new_seed,
     rand_key,
     recipient_rand,
@@ -36,7 +37,7 @@ KEY = rand_key(SECRET, GENERATION)
 uint256 = st.integers(0, 2**256 - 1)
 # A seed carries its layout, generation, quote time and scope; the low 64 bits are any.
 seeds = st.integers(0, 2**64 - 1).map(
-    lambda low: new_seed(issued_at=NOW, generation=GENERATION, scope=Scope.base(), random=low)
+    lambda low: new_seed(issued_at=NOW, tag=generation_tag(SECRET, GENERATION), scope=Scope.base(), random=low)
 )
 
 

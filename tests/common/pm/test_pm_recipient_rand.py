@@ -179,21 +179,29 @@ def test_rand_hash_commits_to_the_left_padded_rand() -> None:
 
 def test_seeds_carry_layout_generation_time_and_scope_above_random_bits() -> None:
     scope = Scope.of(27, "org/model")
-    seeds = {new_seed(issued_at=1_700_000_000, generation=GENERATION, scope=scope) for _ in range(64)}
+    tag = generation_tag(SECRET, GENERATION)
+    seeds = {new_seed(issued_at=1_700_000_000, tag=tag, scope=scope) for _ in range(64)}
     assert len(seeds) == 64
     for seed in seeds:
         assert 2**248 <= seed < 2**256  # the layout byte is never zero: always 32 bytes on the wire
         fields_ = read_seed(seed)
         assert fields_.layout == SEED_LAYOUT
-        assert fields_.generation_tag == generation_tag(GENERATION)
+        assert fields_.generation_tag == tag
         assert fields_.issued_at == 1_700_000_000
         assert fields_.scope_digest == scope.digest()
     assert max(read_seed(s).random for s in seeds).bit_length() > 56
-    assert read_seed(new_seed(issued_at=2**40 - 1, generation=GENERATION, scope=scope)).issued_at == 2**40 - 1
+    assert read_seed(new_seed(issued_at=2**40 - 1, tag=tag, scope=scope)).issued_at == 2**40 - 1
     with pytest.raises(ValueError):
-        new_seed(issued_at=2**40, generation=GENERATION, scope=scope)
+        new_seed(issued_at=2**40, tag=tag, scope=scope)
     with pytest.raises(ValueError):
-        new_seed(issued_at=-1, generation=GENERATION, scope=scope)
+        new_seed(issued_at=-1, tag=tag, scope=scope)
+
+
+def test_the_generation_tag_is_keyed_by_the_secret_too() -> None:
+    """Params quoted under another secret read as another generation, not as a forged rand."""
+    assert generation_tag(SECRET, GENERATION) != generation_tag(b"t" * 32, GENERATION)
+    assert generation_tag(SECRET, GENERATION) != generation_tag(SECRET, bytes(16))
+    assert generation_tag(SECRET, GENERATION) < 2**48
 
 
 def test_a_go_livepeer_style_seed_reads_as_another_layout() -> None:

@@ -22,8 +22,6 @@ from .errors import *  # noqa: F403 (the error hierarchy is part of the API)
 from .errors import __all__ as _errors
 from .memory import MemoryBalanceStore, MemoryNonceStore, MemoryWinningTickets
 from .nonces import (
-    CREDIT_ID_RETENTION,
-    JOURNAL_WINDOW,
     MAX_SENDER_NONCES,
     CreditEntry,
     NonceRecord,
@@ -52,7 +50,7 @@ from .ports import (
     SenderInfo,
     WinningTickets,
 )
-from .processor import PaymentProcessor
+from .processor import PaymentProcessor, require_durable
 from .recipient_rand import (
     GENERATION_BYTES,
     SEED_LAYOUT,
@@ -78,11 +76,9 @@ from .wire import decode_payment, decode_payment_header, payment_from_pb, paymen
 __all__ = [
     *_errors,
     "BALANCE_IDLE_TTL",
-    "CREDIT_ID_RETENTION",
     "DEFAULT_TICKET_EV",
     "GENERATION_BYTES",
     "INT64_MAX",
-    "JOURNAL_WINDOW",
     "MAX_PARAMS_AGE",
     "MAX_SENDER_NONCES",
     "MAX_WIN_PROB",
@@ -156,6 +152,7 @@ __all__ = [
     "recipient_rand_hash",
     "recover_personal",
     "redeem_args",
+    "require_durable",
     "sign_personal",
     "ticket_ev",
     "ticket_params_to_pb",

@@ -45,6 +45,7 @@ __all__ = [
     "SenderInfoUnavailable",
     "SenderUnlocking",
     "StoreContention",
+    "StoreValueTooLarge",
     "TicketError",
     "TicketParamsExpired",
     "TicketSecretError",
@@ -322,6 +323,13 @@ class StoreContention(ServiceError):
 
     code = "store_contention"
     status_code = 503
+
+
+class StoreValueTooLarge(ServiceError):
+    """A store value would pass the buckets' max value size: refused before it is sent."""
+
+    code = "store_value_too_large"
+    status_code = 500
 
 
 class RedemptionDeferred(ServiceError):

@@ -12,10 +12,10 @@ so it is atomic within one event loop.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from .errors import NonceStateChanged
-from .nonces import NonceRecord, may_forget
+from .nonces import CreditEntry, NonceRecord, may_forget
 from .ports import BalanceEntry
 from .recipient_rand import GENERATION_BYTES
 from .ticket import SignedTicket
@@ -31,6 +31,8 @@ def _copy(record: NonceRecord) -> NonceRecord:
 
 
 class MemoryNonceStore:
+    durable = False
+
     def __init__(self, *, generation: bytes | None = None) -> None:
         """``generation`` is for tests that need a fixed one; by default each store makes its own."""
         self._records: dict[str, NonceRecord] = {}
@@ -56,13 +58,28 @@ class MemoryNonceStore:
             raise NonceStateChanged()
         return new if new is not None else copy
 
-    async def cleanup(self, last_seen_block: int) -> int:
-        """Forget the records whose params expired at or before ``last_seen_block``; returns how many."""
-        self._cleanup_block = max(self._cleanup_block, last_seen_block)
-        expired = [k for k, r in self._records.items() if may_forget(r, last_seen_block)]
-        for key in expired:
-            del self._records[key]
-        return len(expired)
+    async def cleanup(
+        self,
+        last_seen_block: int,
+        complete: Callable[[list[CreditEntry]], Awaitable[None]] | None = None,
+    ) -> int:
+        """Forget the records whose params expired at or before ``last_seen_block``; as ``KvNonceStore.cleanup``."""
+        before, mark = self._cleanup_block, last_seen_block
+        expiring = [(k, r) for k, r in self._records.items() if may_forget(r, last_seen_block)]
+        for _, record in expiring:
+            owed = record.expiration_block > before and record.generation == self._generation.hex()
+            if complete is not None and owed and record.credits:
+                try:
+                    await complete(list(record.credits.values()))
+                except Exception:  # noqa: BLE001 (kept, and the mark below it, for the next cleanup)
+                    mark = min(mark, record.expiration_block - 1)
+        self._cleanup_block = max(self._cleanup_block, mark)
+        dropped = 0
+        for key, record in expiring:
+            if record.expiration_block <= self._cleanup_block and self._records.get(key) is record:
+                del self._records[key]
+                dropped += 1
+        return dropped
 
     def snapshot(self) -> dict[str, NonceRecord]:
         """A copy of every record, by recipientRandHash (hex)."""
@@ -71,6 +88,7 @@ class MemoryNonceStore:
 
 class MemoryBalanceStore:
     expires_idle = False
+    durable = False
 
     def __init__(self) -> None:
         self._entries: dict[str, BalanceEntry] = {}
@@ -100,6 +118,8 @@ class MemoryBalanceStore:
 
 
 class MemoryWinningTickets:
+    durable = False
+
     def __init__(self) -> None:
         self._records: dict[bytes, WinnerRecord] = {}
 

@@ -10,10 +10,13 @@ Spending nonces and crediting the gateway touch two keys (the nonce record and
 the balance), which no single compare-and-set covers. So the write that spends
 a payment's nonces also records, in the same record, the credit it owes
 (``CreditEntry``, a journal entry keyed by what was spent: ``credit_id``). The
-balance write applies a credit at most once, by that id. A credit interrupted
-between the two writes (a crash, a lost ack, a balance store that timed out) is
-completed by whoever meets the journal entry next: the same request retrying,
-or the gateway's retry of the same payment on any replica.
+nonce record is the authority on what is still owed: an entry stays in it until
+its credit has reached the balance, and is then removed. The balance applies a
+credit at most once, by its id, and keeps that id until the entry is gone from
+the record. A credit interrupted between the writes (a crash, a lost ack, a
+balance store that timed out, a cancelled request) is completed by whoever
+meets the entry next: the same request retrying, the next payment under the
+same ticket params on any replica, or the cleanup that forgets the record.
 """
 
 from __future__ import annotations
@@ -25,8 +28,6 @@ from hashlib import sha256
 import msgspec
 
 __all__ = [
-    "CREDIT_ID_RETENTION",
-    "JOURNAL_WINDOW",
     "MAX_SENDER_NONCES",
     "CreditEntry",
     "NonceRecord",
@@ -39,19 +40,6 @@ __all__ = [
 
 MAX_SENDER_NONCES = 600
 """Nonces accepted per recipientRand; gateways refresh their params well before."""
-
-JOURNAL_WINDOW = 300.0
-"""Seconds after it was journaled that an interrupted credit may still be completed.
-
-A balance remembers the credits it applied for ``CREDIT_ID_RETENTION`` (and its
-store keeps an idle balance for 600 s): completing a credit only within this
-window means a credit already applied is always recognised, with clocks of
-replicas up to five minutes apart.
-"""
-
-CREDIT_ID_RETENTION = 900.0
-"""Seconds a balance keeps the ids of the credits it applied."""
-
 
 class NonceVerdict(enum.Enum):
     ACCEPTED = "accepted"
@@ -75,8 +63,10 @@ class CreditEntry(msgspec.Struct, frozen=True, omit_defaults=True):
     credited: int = 0
     error: str | None = None
     """The text of the payment's first ticket error, answered again on a retry."""
+    nonce_key: str = ""
+    """The record (recipientRandHash, hex) the entry is journaled in."""
     at: float = 0.0
-    """When it was journaled (the writer's clock), for ``JOURNAL_WINDOW``."""
+    """When it was journaled (the writer's clock): for people, never for a decision."""
 
 
 class NonceRecord(msgspec.Struct):
@@ -85,17 +75,12 @@ class NonceRecord(msgspec.Struct):
     expiration_block: int
     nonces: list[int] = msgspec.field(default_factory=list)
     credits: dict[str, CreditEntry] = msgspec.field(default_factory=dict)
-    """The journal: credits owed for the nonces spent, by id, oldest first."""
+    """The journal: credits owed for nonces spent and not yet known to have reached their balance."""
+    generation: str = ""
+    """The generation (hex) of the state the record was created in."""
 
     def journaled(self, credit_id: str) -> CreditEntry | None:
         return self.credits.get(credit_id)
-
-    def journal(self, credit: CreditEntry, *, keep_after: float) -> None:
-        """Add ``credit``; first drop the entries journaled before ``keep_after`` (if the oldest is)."""
-        oldest = next(iter(self.credits.values()), None)
-        if oldest is not None and oldest.at < keep_after:
-            self.credits = {k: c for k, c in self.credits.items() if c.at >= keep_after}
-        self.credits[credit.id] = credit
 
 
 class StateMarker(msgspec.Struct, frozen=True):

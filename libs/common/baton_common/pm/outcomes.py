@@ -60,15 +60,24 @@ class Validation:
     error: PaymentError | None = None
     retried: bool = False
     """The same payment was committed before: this is its journaled credit, which a balance applies once."""
+    verified: bool = False
+    """At least one ticket's signature recovered to ``sender``: only then is ``sender`` proven.
+
+    A payment without tickets names a sender nobody checked: never debit or
+    credit on it, nor count it under the sender's label."""
 
 
 @dataclass(frozen=True, slots=True)
 class Commit:
     """What ``commit`` decided: the payment's ``validation``, and the ``credit`` to apply (or None).
 
-    ``credit`` may be owed to another balance than this payment's: a replay of
-    a payment whose credit was interrupted completes that credit, once.
+    ``credit`` is this payment's (None if it spent nothing); ``owed`` are the
+    credits earlier payments under the same params journaled and may not have
+    applied (a crash, a timeout): the caller applies every one (each balance
+    applies a credit once), then has the record drop them.
     """
 
     validation: Validation
     credit: CreditEntry | None = None
+    owed: tuple[CreditEntry, ...] = ()
+    """Other journal entries of the record, whose credit may not have reached its balance yet."""

@@ -208,7 +208,7 @@ class TicketParamsIssuer:
         generation = await self._nonces.generation()
         seed = new_seed(
             issued_at=int(self._clock()),
-            generation=generation,
+            tag=self._keys.tag(generation),
             scope=scope or Scope.base(),
             random=None if self._seed_random is None else self._seed_random(),
         )

@@ -10,13 +10,13 @@ Winning tickets are persisted through ``WinningTickets`` before their nonces are
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from fractions import Fraction
 from typing import Protocol
 
 import msgspec
 
-from .nonces import NonceRecord, NonceVerdict
+from .nonces import CreditEntry, NonceRecord, NonceVerdict
 from .ticket import SignedTicket
 from .winners import WinnerRecord, WinnerSettled
 
@@ -88,6 +88,9 @@ class NonceStore(Protocol):
     never meet the empty state.
     """
 
+    durable: bool
+    """Shared by every replica and kept across restarts (required on-chain)."""
+
     async def generation(self) -> bytes:
         """The current generation (cached; made when the state is empty)."""
         ...
@@ -113,14 +116,20 @@ class NonceStore(Protocol):
         """
         ...
 
-    async def cleanup(self, last_seen_block: int) -> int:
+    async def cleanup(
+        self,
+        last_seen_block: int,
+        complete: Callable[[list[CreditEntry]], Awaitable[None]] | None = None,
+    ) -> int:
         """Forget the records whose ``expiration_block <= last_seen_block``; returns how many.
 
         ``nonces.may_forget`` is the rule. The mark goes up first, so a record a
-        lagging replica re-creates below it is refused. The chain service calls
-        this on each new block, with a margin behind the last block. A store may
-        also expire records by wall-clock time, only as a backstop far beyond the
-        validator's ``max_params_age``.
+        lagging replica re-creates below it is refused. Before a record the mark
+        passes now is dropped, its journal entries still owed go to ``complete``
+        (which applies them, once, to their balances); a record whose completion
+        fails stays for the next cleanup. The chain service calls this on each new
+        block, with a margin behind the last block. A store may also expire records
+        by wall-clock time, only as a backstop far beyond ``max_params_age``.
         """
         ...
 
@@ -128,8 +137,11 @@ class NonceStore(Protocol):
 class BalanceEntry(msgspec.Struct, frozen=True, omit_defaults=True):
     """One (sender, manifest) balance: credit in wei as an exact fraction, and the fixed price.
 
-    ``credits`` holds the ids of the journaled credits applied to it, with when
-    they were journaled, for ``nonces.CREDIT_ID_RETENTION``: a credit is applied once.
+    ``credits`` maps the id of each journaled credit applied here, and not yet
+    gone from its nonce record, to that record's key: while the record may still
+    offer it, the balance must recognise it. ``ops`` holds the ids of debits in
+    flight or interrupted (when written): a retried write recognises its own.
+    Both are dropped once settled, so they stay small.
     """
 
     amount_num: int = 0
@@ -137,7 +149,8 @@ class BalanceEntry(msgspec.Struct, frozen=True, omit_defaults=True):
     price_num: int | None = None
     price_den: int | None = None
     updated_at: float = 0.0
-    credits: dict[str, float] = msgspec.field(default_factory=dict)
+    credits: dict[str, str] = msgspec.field(default_factory=dict)
+    ops: dict[str, float] = msgspec.field(default_factory=dict)
 
     @property
     def amount(self) -> Fraction:
@@ -159,6 +172,8 @@ class BalanceStore(Protocol):
     """
 
     expires_idle: bool
+    durable: bool
+    """Shared by every replica and kept across restarts (required on-chain)."""
 
     async def get(self, key: str) -> BalanceEntry | None: ...
 
@@ -181,6 +196,8 @@ class WinningTickets(Protocol):
     its reason); a settled record is never removed or overwritten, so a replayed
     winner can never be stored, or redeemed, again.
     """
+
+    durable: bool
 
     async def store(self, ticket: SignedTicket) -> bool:
         """Persist ``ticket`` as pending; False if a record with its hash exists (pending or settled)."""

@@ -5,21 +5,45 @@ writes nothing; every winning ticket it finds is stored before the nonces are
 committed, so no ticket is ever spent without its winner persisted, and a
 failure before the commit leaves the payment unspent for the gateway to retry.
 The commit spends the nonces and journals the credit they owe in one write;
-the balance then applies that credit exactly once, by its id. If the balance
-write fails or the process dies in between, the credit stays journaled, and
-the retry of the same payment, on any replica, completes it. A replayed
-payment re-offers its winners and the store keeps one record per hash.
+the balance then applies that credit exactly once, by its id, and the journal
+entry is dropped from the nonce record. If the balance write fails or the
+process dies in between, the entry stays journaled, and whoever meets it next
+completes it: the retry of the same payment, the next payment under the same
+params (on any replica), or the chain service's cleanup of the record. A
+replayed payment re-offers its winners and the store keeps one record per hash.
 """
 
 from __future__ import annotations
 
+import asyncio
+
+from baton_common.errors import ConfigError
+
 from .balances import Balances, balance_key
+from .nonces import CreditEntry
+from .outcomes import CheckedPayment
 from .payment import Payment
 from .ports import WinningTickets
 from .scope import Scope
 from .validator import PaymentValidator, Validation
 
-__all__ = ["PaymentProcessor"]
+__all__ = ["PaymentProcessor", "require_durable"]
+
+
+def require_durable(network: str, *stores: object) -> None:
+    """ConfigError unless every store is ``durable`` (shared, kept across restarts) when not offchain.
+
+    The memory stores lose balances and journaled credits with the process, and
+    are not shared by replicas: a negotiator on-chain must refuse to start on them.
+    """
+    if network == "offchain":
+        return
+    for store in stores:
+        if not getattr(store, "durable", False):
+            raise ConfigError(
+                f"-network {network}: the payment store {type(store).__name__} keeps its state in one process "
+                "only; on-chain, payments need the NATS stores (baton_common.pm_nats)"
+            )
 
 
 class PaymentProcessor:
@@ -46,13 +70,25 @@ class PaymentProcessor:
             await self._winners.store(ticket)
         key = balance_key(checked.sender, manifest_id) if len(checked.sender) == 20 else ""
         commit = await self._validator.commit(checked, key)
-        credit = commit.credit
-        if credit is not None:
-            if credit.price_num is not None or credit.amount_num:
-                await self._balances.apply(credit)
-            self._validator.applied(checked.nonce_key, credit.id)
+        # Entries owed from earlier payments are completed only while the params live:
+        # later, their balance may have idled out and forgotten what it applied (the
+        # chain service's cleanup completes them before it forgets the record).
+        owed = () if checked.expired else commit.owed
+        credits = [c for c in (commit.credit, *owed) if c is not None]
+        if credits:
+            # Shielded: a request cancelled here (the gateway went away) still settles what it spent.
+            await asyncio.shield(self._settle(checked, credits))
         validation = commit.validation
         if validation.error is not None:
             validation.error.validation = validation  # type: ignore[attr-defined]
             raise validation.error
         return validation
+
+    async def _settle(self, checked: CheckedPayment, credits: list[CreditEntry]) -> None:
+        """Apply each credit to its balance (once each), then drop them from the nonce record."""
+        for credit in credits:
+            if credit.price_num is not None or credit.amount_num:
+                await self._balances.apply(credit)
+        await self._validator.settled(checked, [c.id for c in credits])
+        for credit in credits:
+            self._balances.settle(credit.balance, [credit.id])

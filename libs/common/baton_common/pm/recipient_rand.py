@@ -70,6 +70,7 @@ _GENERATION_SHIFT = _ISSUED_AT_SHIFT + _ISSUED_AT_BITS
 _LAYOUT_SHIFT = _GENERATION_SHIFT + _GENERATION_TAG_BITS
 
 _KEY_DOMAIN = b"baton/recipient-rand-key/v2\x00"
+_TAG_DOMAIN = b"baton/generation-tag/v2\x00"
 _MESSAGE_DOMAIN = b"baton/recipient-rand/v2\x00"
 MESSAGE_LENGTH = len(_MESSAGE_DOMAIN) + 32 + 20 + 32 * 6 + 32
 """Every rand input has this length: the domain tag, then fixed-width fields."""
@@ -90,15 +91,20 @@ class SeedFields(msgspec.Struct, frozen=True, gc=False):
     random: int
 
 
-def generation_tag(generation: bytes) -> int:
-    """The 48 bits of a generation a seed carries (its first six bytes)."""
+def generation_tag(secret: bytes, generation: bytes) -> int:
+    """The 48 bits a seed carries to name the key its rand was made with (secret and generation).
+
+    Keyed by the secret too, so params quoted under another secret (a rotation,
+    or replicas briefly holding different secret files) read as another
+    generation: ``TicketParams expired``, which gateways answer by refreshing.
+    """
     if len(generation) != GENERATION_BYTES:
         raise ValueError(f"a generation is {GENERATION_BYTES} bytes, got {len(generation)}")
-    return int.from_bytes(generation[: _GENERATION_TAG_BITS // 8], "big")
+    return int.from_bytes(hmac.digest(secret, _TAG_DOMAIN + generation, sha256)[: _GENERATION_TAG_BITS // 8], "big")
 
 
-def new_seed(*, issued_at: int, generation: bytes, scope: Scope, random: int | None = None) -> int:
-    """A fresh seed for params quoted at ``issued_at`` (Unix seconds) for ``scope`` under ``generation``."""
+def new_seed(*, issued_at: int, tag: int, scope: Scope, random: int | None = None) -> int:
+    """A fresh seed for params quoted at ``issued_at`` (Unix seconds) for ``scope``; ``tag`` is ``generation_tag``."""
     if not 0 <= issued_at <= _mask(_ISSUED_AT_BITS):
         raise ValueError(f"issue time must fit in {_ISSUED_AT_BITS} bits, got {issued_at}")
     if random is None:
@@ -107,7 +113,7 @@ def new_seed(*, issued_at: int, generation: bytes, scope: Scope, random: int | N
         raise ValueError(f"random part must fit in {_RANDOM_BITS} bits")
     return (
         (SEED_LAYOUT << _LAYOUT_SHIFT)
-        | (generation_tag(generation) << _GENERATION_SHIFT)
+        | ((tag & _mask(_GENERATION_TAG_BITS)) << _GENERATION_SHIFT)
         | (issued_at << _ISSUED_AT_SHIFT)
         | (scope.digest() << _SCOPE_SHIFT)
         | (random << _RANDOM_SHIFT)
@@ -135,21 +141,27 @@ def rand_key(secret: bytes, generation: bytes) -> bytes:
 
 
 class RandKeys:
-    """``rand_key(secret, generation)``, derived once per generation (the last few are kept)."""
+    """``rand_key`` and ``generation_tag`` for one secret, derived once per generation (the last few kept)."""
 
     def __init__(self, secret: bytes, keep: int = 4) -> None:
         self._secret = secret
         self._keep = keep
-        self._keys: dict[bytes, bytes] = {}
+        self._keys: dict[bytes, tuple[bytes, int]] = {}
 
-    def __call__(self, generation: bytes) -> bytes:
-        key = self._keys.get(generation)
-        if key is None:
-            key = rand_key(self._secret, generation)
+    def _derived(self, generation: bytes) -> tuple[bytes, int]:
+        derived = self._keys.get(generation)
+        if derived is None:
+            derived = (rand_key(self._secret, generation), generation_tag(self._secret, generation))
             if len(self._keys) >= self._keep:
                 self._keys.pop(next(iter(self._keys)))
-            self._keys[generation] = key
-        return key
+            self._keys[generation] = derived
+        return derived
+
+    def __call__(self, generation: bytes) -> bytes:
+        return self._derived(generation)[0]
+
+    def tag(self, generation: bytes) -> int:
+        return self._derived(generation)[1]
 
 
 def rand_message(

@@ -21,8 +21,7 @@ It runs in two steps so that nothing is spent before the winners are safe:
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from fractions import Fraction
 
 from .encoding import ZERO_ADDRESS, checksum_address
@@ -48,19 +47,16 @@ from .errors import (
     TicketParamsExpired,
     TooManyNonces,
 )
-from .nonces import JOURNAL_WINDOW, MAX_SENDER_NONCES, CreditEntry, NonceRecord, NonceVerdict, credit_id_for, record_nonces
+from .nonces import MAX_SENDER_NONCES, CreditEntry, NonceRecord, NonceVerdict, credit_id_for, record_nonces
 from .outcomes import CheckedPayment, Commit, Validation
 from .payment import Payment
 from .ports import ChainData, NonceStore
-from .recipient_rand import SEED_LAYOUT, RandKeys, generation_tag, read_seed, recipient_rand, recipient_rand_hash
+from .recipient_rand import SEED_LAYOUT, RandKeys, read_seed, recipient_rand, recipient_rand_hash
 from .scope import Scope
 from .signature import verify_personal
 from .ticket import ExpirationParams, SignedTicket, TicketParams, is_winning, nonce_hasher
 
 __all__ = ["MAX_PARAMS_AGE", "CheckedPayment", "Commit", "PaymentValidator", "Validation"]
-
-_APPLIED_KEYS = 10_000
-"""Nonce keys whose applied credits a validator remembers (the most recently used)."""
 
 MAX_PARAMS_AGE = 3600.0
 """Seconds after their quote (the time in their seed) that params are refused as expired.
@@ -97,20 +93,6 @@ class PaymentValidator:
         self._clock = clock
         self._max_params_age = max_params_age
         self._max_nonces = max_nonces
-        self._applied: OrderedDict[str, set[str]] = OrderedDict()
-        """Credits this process saw applied, by nonce key: their journal entries can go at the next write."""
-
-    def applied(self, nonce_key: str, credit_id: str) -> None:
-        """Note that ``credit_id``'s credit reached its balance, so its journal entry may be dropped.
-
-        The entry goes at the next write of that nonce record (no extra write):
-        a retry of that payment afterwards is a replay, since it was credited.
-        """
-        ids = self._applied.setdefault(nonce_key, set())
-        ids.add(credit_id)
-        self._applied.move_to_end(nonce_key)
-        while len(self._applied) > _APPLIED_KEYS:
-            self._applied.popitem(last=False)
 
     async def check(self, payment: Payment, scope: Scope) -> CheckedPayment:
         """Every check that writes nothing; raises PaymentError for the payment-level ones.
@@ -186,6 +168,8 @@ class PaymentValidator:
         go-livepeer's order: signature, nonce, expiry; credit until the first
         error. A payment whose nonces this very payment already spent (its ack was
         lost, or the credit after it failed) gets its journaled credit back.
+        ``Commit.owed`` lists the record's other entries whose credit may not have
+        reached its balance yet: apply them too (``PaymentProcessor`` does).
         """
         if checked.error is not None or not checked.nonces:
             return Commit(
@@ -205,16 +189,16 @@ class PaymentValidator:
             decided.clear()
             if record.expiration_block != checked.expiration_block:
                 raise NonceRecordMismatch()
+            owed = tuple(c for k, c in record.credits.items() if k != credit_id)
             journaled = record.journaled(credit_id)
             if journaled is not None:
-                decided.append(self._retried(checked, journaled, balance))
+                decided.append(self._retried(checked, journaled, balance, owed))
                 return None
             verdicts = record_nonces(record, recorded, self._max_nonces)
             validation = self._count(checked, iter(verdicts))
-            decided.append(Commit(validation))
+            decided.append(Commit(validation, None, owed))
             if NonceVerdict.ACCEPTED not in verdicts:
                 return None  # nothing spent: nothing to write or credit
-            now = self._clock()
             credit = CreditEntry(
                 id=credit_id,
                 balance=balance,
@@ -225,15 +209,13 @@ class PaymentValidator:
                 received=validation.received,
                 credited=validation.credited,
                 error=None if validation.error is None else validation.error.message,
-                at=now,
+                nonce_key=checked.nonce_key,
+                at=self._clock(),
             )
-            # Entries whose credit landed, and entries past twice the window, which can no
-            # longer be completed, go: the record stays small.
-            done = self._applied.get(checked.nonce_key, set())
-            if done:
-                record.credits = {k: c for k, c in record.credits.items() if k not in done}
-            record.journal(credit, keep_after=now - 2 * JOURNAL_WINDOW)
-            decided[0] = Commit(validation, credit)
+            if not record.generation:
+                record.generation = checked.generation.hex()
+            record.credits[credit_id] = credit
+            decided[0] = Commit(validation, credit, owed)
             return record
 
         try:
@@ -249,6 +231,18 @@ class PaymentValidator:
                 )
             )
         return decided[0]
+
+    async def settled(self, checked: CheckedPayment, credit_ids: Collection[str]) -> None:
+        """Remove journal entries whose credit reached its balance: the record no longer owes them."""
+        ids = set(credit_ids)
+
+        def drop(record: NonceRecord) -> NonceRecord | None:
+            if not ids & record.credits.keys():
+                return None
+            record.credits = {k: c for k, c in record.credits.items() if k not in ids}
+            return record
+
+        await self._nonces.update(checked.nonce_key, checked.expiration_block, checked.generation, drop)
 
     def _count(self, checked: CheckedPayment, verdicts) -> Validation:
         """The Validation of ``checked`` given the nonce store's verdicts for its well-signed tickets."""
@@ -279,16 +273,17 @@ class PaymentValidator:
             credited=credited,
             winners=checked.winners,
             error=first_error,
+            verified=any(checked.well_signed),
         )
 
-    def _retried(self, checked: CheckedPayment, journaled: CreditEntry, balance: str) -> Commit:
-        """A payment met its own journal entry: hand its credit back (applied once), within the window."""
-        if abs(self._clock() - journaled.at) > JOURNAL_WINDOW:
-            return Commit(self._count(checked, iter([NonceVerdict.SEEN] * len(checked.nonces))))
+    def _retried(
+        self, checked: CheckedPayment, journaled: CreditEntry, balance: str, owed: tuple[CreditEntry, ...]
+    ) -> Commit:
+        """A payment met its own journal entry: hand its credit back, for the balance to apply once."""
         if journaled.balance != balance:
             # The same tickets offered for another balance: complete the credit where it
             # was owed, and answer this payment as the replay it is.
-            return Commit(self._count(checked, iter([NonceVerdict.SEEN] * len(checked.nonces))), journaled)
+            return Commit(self._count(checked, iter([NonceVerdict.SEEN] * len(checked.nonces))), None, (*owed, journaled))
         price = None
         if journaled.price_num is not None and journaled.price_den is not None:
             price = Fraction(journaled.price_num, journaled.price_den)
@@ -301,8 +296,9 @@ class PaymentValidator:
             winners=checked.winners,
             error=None if journaled.error is None else JournaledTicketError(journaled.error),
             retried=True,
+            verified=any(checked.well_signed),
         )
-        return Commit(validation, journaled)
+        return Commit(validation, journaled, owed)
 
     def _too_old(self, seed: int) -> bool:
         """Whether the params were quoted more than ``max_params_age`` from now (either way)."""
@@ -329,7 +325,8 @@ class PaymentValidator:
         try:
             info = await self._chain.sender_info(sender)
         except Exception as exc:  # the chain port failed: go-livepeer aborts the payment
-            raise SenderInfoUnavailable(checksum_address(sender), str(exc) or type(exc).__name__) from exc
+            # Only the class name reaches the gateway: the chain port's text may name an RPC URL and its key.
+            raise SenderInfoUnavailable(checksum_address(sender), type(exc).__name__) from exc
         if info.withdraw_round != 0 and info.withdraw_round <= round_ + 1:
             raise SenderUnlocking(checksum_address(sender))
         if params.recipient != self._recipient:
@@ -338,7 +335,7 @@ class PaymentValidator:
             raise InvalidTicketSender()
         seed = read_seed(params.seed)
         generation = await self._nonces.generation()
-        if seed.layout != SEED_LAYOUT or seed.generation_tag != generation_tag(generation):
+        if seed.layout != SEED_LAYOUT or seed.generation_tag != self._keys.tag(generation):
             raise TicketParamsExpired()
         rand = recipient_rand(
             self._keys(generation),

@@ -16,7 +16,7 @@ replayed ticket's ``create`` fail.
 from __future__ import annotations
 
 from ..pm.balances import BALANCE_IDLE_TTL
-from ..pm_nats import NONCE_BUCKET_TTL
+from ..pm_nats import MAX_VALUE_BYTES, NONCE_BUCKET_TTL
 from .storage import KvSpec
 
 __all__ = ["BALANCES", "BALANCES_BUCKET", "NONCES", "NONCES_BUCKET", "WINNERS", "WINNERS_BUCKET"]
@@ -30,6 +30,7 @@ NONCES = KvSpec(
     key="<recipientRandHash hex>",
     ttl=NONCE_BUCKET_TTL,
     history=1,
+    max_value_size=MAX_VALUE_BYTES,
     writer="negotiator (add); chain (cleanup by L1 block)",
     readers=("negotiator",),
     schema="baton_common.pm.NonceRecord",
@@ -41,6 +42,7 @@ BALANCES = KvSpec(
     key="<sender hex>.<manifest hash>",
     ttl=BALANCE_IDLE_TTL,
     history=1,
+    max_value_size=MAX_VALUE_BYTES,
     writer="negotiator",
     readers=("negotiator", "monitor"),
     schema="baton_common.pm.BalanceEntry",
@@ -52,6 +54,7 @@ WINNERS = KvSpec(
     key="<ticket hash hex>",
     ttl=None,
     history=1,
+    max_value_size=MAX_VALUE_BYTES,
     writer="negotiator (create WinnerPending); chain redeemer (CAS update to WinnerRedeemed | WinnerRefused)",
     readers=("chain", "monitor"),
     schema="baton_common.pm.WinnerRecord",
