@@ -4,6 +4,7 @@
     baton status   list service instances from their heartbeats; exit 1 if a service is down
     baton price    show, set, reset prices and their history (the pricing service's admin API)
     baton try      run one job against a running stack as a gateway would
+    baton stop S   take service S out of `baton up` (it stays stopped); baton start S brings it back
 """
 
 from __future__ import annotations
@@ -37,6 +38,17 @@ def parser() -> argparse.ArgumentParser:
     st.add_argument("--nats-url", default=os.environ.get("BATON_NATS_URL", DEFAULT_NATS),
                     help=f"NATS to read heartbeats from (default: $BATON_NATS_URL or {DEFAULT_NATS})")
     st.add_argument("--json", action="store_true", help="machine-readable output")
+    st.add_argument("--watch", action="store_true", help="redraw every --interval seconds until Ctrl-C")
+    st.add_argument("--interval", type=float, default=2.0, help="seconds between two redraws with --watch")
+
+    for name, text in (("stop", "stop one service of `baton up` and keep it stopped"),
+                       ("start", "start a service `baton stop` stopped")):
+        c = sub.add_parser(name, help=text)
+        c.add_argument("service", help="negotiator, pricing, chain, inference, transcode or monitor")
+        c.add_argument("--nats-url", default=os.environ.get("BATON_NATS_URL", DEFAULT_NATS),
+                       help=f"NATS of the running `baton up` (default: $BATON_NATS_URL or {DEFAULT_NATS})")
+        c.add_argument("--timeout", type=float, default=40.0,
+                       help="seconds to wait for the service to stop (its shutdown budget and a margin)")
 
     from .price import add_parser as add_price_parser
 
@@ -53,6 +65,10 @@ def main(argv: list[str] | None = None) -> None:
         from .up import up
 
         sys.exit(up(args))
+    if args.command in ("stop", "start"):
+        from .control import control
+
+        sys.exit(control(args))
     if args.command == "price":
         from .price import price
 

@@ -38,6 +38,24 @@ class Report(msgspec.Struct, frozen=True):
 
 
 def status(args: argparse.Namespace) -> int:
+    if getattr(args, "watch", False):
+        return _watch(args)
+    return _once(args)
+
+
+def _watch(args: argparse.Namespace) -> int:
+    """Redraw the table every ``args.interval`` seconds until Ctrl-C; the exit code is the last draw's."""
+    code = 0
+    try:
+        while True:
+            Console().clear()
+            code = _once(args)
+            time.sleep(max(0.2, args.interval))
+    except KeyboardInterrupt:
+        return code
+
+
+def _once(args: argparse.Namespace) -> int:
     try:
         report = asyncio.run(_read(args.nats_url))
     except (TimeoutError, nats.errors.NoServersError, OSError) as exc:

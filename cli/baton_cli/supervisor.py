@@ -170,6 +170,11 @@ class Child:
             return
         await _terminate(proc, self.name, self.stop_timeout if timeout is None else timeout)
 
+    def resume(self) -> None:
+        """Let :meth:`run` be called again after :meth:`stop` (``baton start``)."""
+        self._stopping.clear()
+        self._set("starting")
+
     def kill_now(self) -> None:
         self._stopping.set()
         if self.proc is not None and self.proc.returncode is None:

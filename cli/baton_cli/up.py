@@ -21,6 +21,8 @@ from collections.abc import Awaitable
 from pathlib import Path
 
 import httpx
+import msgspec
+from nats.aio.msg import Msg
 from nats.js.kv import KeyValue
 from rich.console import Console
 from rich.live import Live
@@ -31,6 +33,7 @@ from baton_common.bus import Bus
 from baton_common.config import SERVICES
 from baton_common.schemas import SUPERVISION_BUCKET, encode
 
+from .control import CONTROL_SUBJECT, ControlReply, ControlRequest
 from .natsd import nats_server_binary, write_config
 from .supervisor import STOP_TIMEOUT, Child
 
@@ -78,6 +81,8 @@ class Stack:
         self.children: dict[str, Child] = {}
         self.bus: Bus | None = None
         self._writes: set[asyncio.Future[None]] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        """Every child's run(), including those `baton start` began again."""
         self.stop = asyncio.Event()
         self.t0 = time.monotonic()
 
@@ -88,7 +93,8 @@ class Stack:
         logs = self.state / "logs"
         conf = write_config(self.state, "127.0.0.1", self.nats_port, self.monitor_port)
         nats = Child("nats", [nats_server_binary(), "-c", str(conf)], os.environ, logs / "nats.log")
-        tasks = [asyncio.create_task(nats.run())]
+        tasks = self._tasks
+        tasks.append(asyncio.create_task(nats.run()))
         log.info("starting nats-server on %s (data in %s)", self.nats_url, self.state / "jetstream")
         if not await _wait_port(self.nats_port, 15.0, self.stop):
             if not self.stop.is_set():
@@ -106,6 +112,7 @@ class Stack:
             self.children[name] = child
             tasks.append(asyncio.create_task(child.run()))
         log.info("started %d services; logs in %s", len(self.children), logs)
+        await self.bus.nc.subscribe(CONTROL_SUBJECT, cb=self._control)
         watcher = asyncio.create_task(self._watch(sup_kv))
         try:
             await self.stop.wait()
@@ -130,6 +137,34 @@ class Stack:
             for child in self.children.values():
                 child.kill_now()
         self.stop.set()
+
+    async def _control(self, msg: Msg) -> None:
+        """`baton stop|start <service>`: stop one child and keep it stopped, or run it again."""
+        try:
+            req = msgspec.json.decode(msg.data, type=ControlRequest)
+        except msgspec.ValidationError as exc:
+            return await msg.respond(msgspec.json.encode(ControlReply(ok=False, error=f"bad request: {exc}")))
+        child = self.children.get(req.service)
+        if child is None:
+            reply = ControlReply(ok=False, error=f"{req.service!r} is not run by this baton up "
+                                                 f"(it runs {', '.join(self.children)})")
+        elif req.action == "stop":
+            log.info("baton stop %s", req.service)
+            await child.stop()
+            for _ in range(50):  # run() notes the exit right after the process is gone
+                if child.state == "stopped":
+                    break
+                await asyncio.sleep(0.02)
+            reply = ControlReply(ok=True, state=child.state)
+        elif req.action == "start":
+            if child.state == "stopped" and not self.stop.is_set():
+                log.info("baton start %s", req.service)
+                child.resume()
+                self._tasks.append(asyncio.create_task(child.run()))
+            reply = ControlReply(ok=True, state=child.state)
+        else:
+            reply = ControlReply(ok=False, error=f"unknown action {req.action!r} (stop or start)")
+        await msg.respond(msgspec.json.encode(reply))
 
     def _publish(self, kv: KeyValue, child: Child) -> None:
         if self.bus is not None and self.bus.connected:

@@ -31,6 +31,7 @@ BATON_ENV = frozenset(
     BATON_CHAIN_ETH_URL BATON_MONITOR_EXPECTED_SERVICES BATON_NEGOTIATOR_TICKET_SECRET_FILE
     BATON_PRICING_ADMIN_ADDR BATON_PRICING_ADMIN_TOKENS_FILE
     BATON_NEGOTIATOR_SERVICE_ADDR BATON_NEGOTIATOR_LISTEN_HOST BATON_NEGOTIATOR_JOB_PORT BATON_NEGOTIATOR_STATE_DIR
+    BATON_MONITOR_PROBE_ADDRESS BATON_MONITOR_PROBE_KEY_FILE BATON_MONITOR_PROBE_CERT
     """.split()
 )
 
@@ -72,6 +73,17 @@ _SUFFIXES = {
     "Gauge": [""], "Enum": [""], "Counter": ["_total"], "Info": ["_info"],
     "Histogram": ["_bucket", "_sum", "_count"], "Summary": ["_sum", "_count", ""],
 }
+
+
+def documented_metrics() -> set[str]:
+    """Series in docs/monitoring.md's table "Series the alerts expect": the contract for the
+    services still to export them (a ``_bucket``/``_total`` name stands for itself only)."""
+    text = (REPO / "docs" / "monitoring.md").read_text(encoding="utf-8")
+    section = text.split("## Series the alerts expect", 1)[1].split("\n## ", 1)[0]
+    names = set(re.findall(r"^\| `([a-z_:][\w:]*)` \|", section, re.M))
+    gpu = section.split("The monitor's GPU gauges:", 1)[1]
+    names |= {"baton_monitor_gpu_" + m for m in re.findall(r"`(?:baton_monitor_gpu)?_(\w+)`", gpu)}
+    return names
 
 
 def baton_source_metrics() -> set[str]:
@@ -154,8 +166,11 @@ def service_ports() -> dict[str, int]:
 
 @pytest.fixture(scope="session")
 def known_metrics() -> set[str]:
+    recorded = {rule["record"] for path in (REPO / "prometheus" / "rules").glob("*.yml")
+                for group in yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]
+                for rule in group["rules"] if "record" in rule}
     return (baton_source_metrics() | PROMETHEUS_METRICS | CLIENT_DEFAULT_METRICS | TRITON_METRICS
-            | LIVEPEER_METRICS)
+            | LIVEPEER_METRICS | documented_metrics() | recorded)
 
 
 @pytest.fixture(scope="session")

@@ -92,3 +92,17 @@ def test_tickets_wait_while_the_same_service_pages(config):
     assert page_over_ticket and "service" in page_over_ticket[0]["equal"]
     # An inhibit rule without `equal` would let one page silence every ticket.
     assert all(r.get("equal") for r in rules)
+
+
+def test_nats_down_holds_back_the_alerts_that_follow_from_it(config, repo):
+    rules = yaml.safe_load((repo / "prometheus" / "rules" / "operations.yml").read_text(encoding="utf-8"))
+    assert any(r.get("alert") == "NatsDown" for g in rules["groups"] for r in g["rules"])
+    (rule,) = [r for r in config["inhibit_rules"] if r["source_matchers"] == ['alertname="NatsDown"']]
+    (target,) = rule["target_matchers"]
+    held = set(target.split('"')[1].split("|"))
+    alerts = {r["alert"] for p in (repo / "prometheus" / "rules").glob("*.yml")
+              for g in yaml.safe_load(p.read_text(encoding="utf-8"))["groups"] for r in g["rules"] if "alert" in r}
+    assert held <= alerts, f"inhibits alerts that do not exist: {sorted(held - alerts)}"
+    assert {"NatsDisconnected", "BatonServiceDown", "BatonNotReady", "ProbeFailing"} <= held
+    assert "NatsDown" not in held and "InstanceDown" not in held
+    assert rule["equal"] == ["job"]

@@ -246,8 +246,15 @@ def test_each_gpu_service_reserves_exactly_its_own_gpu(compose):
             assert "gpu" in device["capabilities"]
             seen.append(n)
         assert len(seen) == len(set(seen)), f"{kind}: a GPU is reserved twice"
-    others = [n for n, s in compose["services"].items() if devices(s) and not re.fullmatch(r"\w+-gpu\d+", n)]
-    assert not others, f"only the per-GPU services reserve GPUs: {others}"
+    others = [n for n, s in compose["services"].items()
+              if devices(s) and not re.fullmatch(r"\w+-gpu\d+", n) and n != "monitor"]
+    assert not others, f"only the per-GPU services (and the monitor, for NVML) reserve GPUs: {others}"
+
+
+def test_the_monitor_reserves_only_nvml_on_every_gpu(compose):
+    (device,) = devices(compose["services"]["monitor"])
+    assert device["driver"] == "nvidia" and device["count"] == "all"
+    assert device["capabilities"] == ["utility"], "NVML needs utility; gpu or compute would let it run work"
 
 
 def test_inference_gpu_n_drives_triton_gpu_n(compose):

@@ -132,3 +132,28 @@ def test_every_query_is_valid_promql(dashboards, promtool, run, promql, tmp_path
     (tmp_path / "queries.yml").write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}))
     result = run(promtool, "check", "rules", "queries.yml", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_generated_dashboards_are_fresh(repo, run):
+    import sys
+
+    result = run(sys.executable, "scripts/gen_dashboards.py", "--check", cwd=repo)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(("uid", "metrics"), [
+    ("baton-home", {"baton:slo_errors:ratio_rate30d", "baton:slo_error_budget_remaining:ratio", "baton_requests_total",
+                    "baton_monitor_probe_duration_seconds", "livepeer_value_redeemed"}),
+    ("baton-ai", {"baton_inference_job_duration_seconds_bucket", "baton_monitor_model_warm",
+                  "livepeer_ai_container_in_use", "livepeer_ai_container_idle", "baton_monitor_gpu_memory_used_bytes"}),
+    ("baton-transcoding", {"baton_transcode_realtime_ratio", "baton_transcode_pixels_total", "baton_transcode_jobs_total",
+                           "livepeer_current_sessions_total", "livepeer_max_sessions_total"}),
+    ("baton-payments", {"livepeer_winning_tickets_recv", "livepeer_value_redeemed", "livepeer_ticket_redemption_errors",
+                        "livepeer_reward_call_errors", "baton_chain_gas_price_wei", "baton_monitor_redemptions_pending"}),
+    ("baton-gpu", {"baton_monitor_gpu_temperature_celsius", "baton_monitor_gpu_utilization_ratio",
+                   "baton_monitor_gpu_power_watts", "baton_monitor_gpu_xid_errors_total"}),
+])
+def test_each_dashboard_shows_what_it_is_for(dashboards, promql_metric_names, uid, metrics):
+    (board,) = [d for d in dashboards.values() if d["uid"] == uid]
+    used = set().union(*(promql_metric_names(e) for _, e in queries(board)))
+    assert metrics <= used, f"{uid} does not show {sorted(metrics - used)}"
