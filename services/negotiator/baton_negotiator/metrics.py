@@ -42,6 +42,9 @@ PAYMENT_RECV_ERRORS = LivepeerCounter("livepeer_payment_recv_errors", "Payment r
                                       ("sender", "error_code"))
 AI_REQUEST_ERRORS = LivepeerCounter("livepeer_ai_request_errors", "AI request errors",
                                     ("error_code", "pipeline", "model_name"))
-MIL_PIXELS = LivepeerCounter("livepeer_mil_pixels_processed", "Million pixels processed")
+MIL_PIXELS = Counter(
+    "baton_negotiator_mil_pixels_billed",
+    "Million output pixels billed for transcoding (the transcode workers export livepeer_mil_pixels_processed)",
+)
 MAX_SESSIONS = Gauge("livepeer_max_sessions_total", "Max transcode sessions")
 CURRENT_SESSIONS = Gauge("livepeer_current_sessions_total", "Current transcode sessions")

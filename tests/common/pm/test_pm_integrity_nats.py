@@ -145,9 +145,11 @@ class PausingKv:
         return await self._kv.update(key, value, **kw)
 
 
-@pytest.mark.parametrize("deadline", [10.0, 1.0], ids=["the-request-recovers", "the-gateway-retries"])
+@pytest.mark.parametrize(
+    ("deadline", "pause"), [(10.0, 1.5), (1.0, 4.0)], ids=["the-request-recovers", "the-gateway-retries"]
+)
 async def test_a_nonce_write_whose_ack_is_lost_is_credited_exactly_once(
-    private_nats, orch, chain, deadline: float
+    private_nats, orch, chain, deadline: float, pause: float
 ) -> None:
     """The server pauses (SIGSTOP, like a disk stall) between the write and its ack: the client times
     out, the write lands. Either the same request finds its write, or the gateway's retry does."""
@@ -160,17 +162,18 @@ async def test_a_nonce_write_whose_ack_is_lost_is_credited_exactly_once(
         gateway = Gateway.random()
         params = ticket_params_to_pb(await replica.issuer.quote(gateway.address, PRICE))
         assert private_nats.proc is not None
-        replica.nonces._kv = PausingKv(replica.nonces._kv, private_nats.proc.pid, params.recipient_rand_hash.hex(), 1.5)
+        replica.nonces._kv = PausingKv(replica.nonces._kv, private_nats.proc.pid, params.recipient_rand_hash.hex(), pause)
         payment = gateway.pay(params, 3)
         ev = 3 * Fraction(TICKET_EV)
-        if deadline > 1.5:
+        if deadline > pause:
             validation = await replica.pay(payment)
             assert validation.credited == 3
         else:
             with pytest.raises(StoreContention):
                 await replica.pay(payment)
-            assert await replica.balances.balance(gateway.address, "m") is None
-            await asyncio.sleep(1.0)  # the server is back; the gateway retries the same payment
+            await asyncio.sleep(pause - deadline + 0.5)  # the server is back
+            assert await replica.balances.balance(gateway.address, "m") is None  # spent, not credited yet
+            # the gateway retries the same payment
             retried = await replica.pay(payment)
             assert retried.credited == 3 and retried.retried
         assert replica.nonces._kv.paused == 1
@@ -360,3 +363,54 @@ async def test_cleanup_refuses_a_block_far_past_its_mark(nc, prefix) -> None:
     with pytest.raises(ValueError, match="is it an L1 block number"):
         await store.cleanup(300_000_000)  # an Arbitrum (L2) block number would expire every live params
     assert await store.cleanup(21_000_500) == 0
+
+
+@pytest.mark.parametrize("replicas", [1, 4])
+async def test_concurrent_paid_requests_with_debits_credit_each_payment_once(
+    connections, prefix, orch, chain, replicas: int
+) -> None:
+    """Each request pays 2 tickets and then spends half a ticket, all under one set of params at once:
+    requests that complete each other's owed entries used to credit them again (59 tickets for 15)."""
+    chain.gas = 1
+    names = await create_buckets(connections[0], prefix)
+    nodes = [await Replica(client, names, orch, chain).open() for client in connections[:replicas]]
+    gateway = Gateway.random()
+    params = ticket_params_to_pb(await nodes[0].issuer.quote(gateway.address, PRICE))
+    ev = Fraction(TICKET_EV)
+
+    async def job(i: int, payment) -> None:
+        node = nodes[i % replicas]
+        await node.pay(payment)
+        await node.balances.debit(gateway.address, "m", ev / 2)
+
+    payments = [gateway.pay(params, 2) for _ in range(40)]
+    await asyncio.gather(*(job(i, p) for i, p in enumerate(payments)))
+    assert await nodes[0].balances.balance(gateway.address, "m") == 40 * 2 * ev - 40 * ev / 2
+    record = await (await connections[0].jetstream().key_value(names["nonces"])).get(params.recipient_rand_hash.hex())
+    assert msgspec.json.decode(record.value)["credits"] == {}
+
+
+async def test_a_stale_copy_of_an_applied_entry_is_not_applied_again(nc, prefix, orch, chain) -> None:
+    """A completer holding an old copy of an entry, after the entry left its record: the balance remembers."""
+    chain.gas = 1
+    names = await create_buckets(nc, prefix)
+    node = await Replica(nc, names, orch, chain).open()
+    gateway = Gateway.random()
+    params = ticket_params_to_pb(await node.issuer.quote(gateway.address, PRICE))
+    payment = decode_payment(gateway.pay(params, 3).SerializeToString())
+    checked = await node.validator.check(payment, Scope.base())
+    commit = await node.validator.commit(checked, balance_key(gateway.address, "m"))
+    assert commit.credit is not None
+    await node.balances.apply(commit.credit)
+    await node.validator.settled(checked, [commit.credit.id])
+    await node.balances.debit(gateway.address, "m", Fraction(1))
+    await node.balances.apply(commit.credit)  # the stale copy, offered again
+    assert await node.balances.balance(gateway.address, "m") == 3 * Fraction(TICKET_EV) - 1
+
+
+def test_only_young_owed_entries_are_completed() -> None:
+    from baton_common.pm import COMPLETION_AGE, CreditEntry, completable
+
+    young, old = (CreditEntry(id=i, balance="b", nonce_key="k", seq=n, at=t) for i, n, t in (("a", 1, 1000.0), ("b", 2, 0.0)))
+    assert completable([young, old], now=1000.0 + COMPLETION_AGE - 1) == (young,)
+    assert COMPLETION_AGE < BALANCE_IDLE_TTL
