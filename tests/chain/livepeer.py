@@ -61,6 +61,7 @@ ARTIFACT_PATHS = {
     "BondingManager": "bonding/BondingManager.sol/BondingManager.json",
     "SortedDoublyLL": "libraries/SortedDoublyLL.sol/SortedDoublyLL.json",
     "RoundsManager": "rounds/RoundsManager.sol/RoundsManager.json",
+    "AdjustableRoundsManager": "rounds/AdjustableRoundsManager.sol/AdjustableRoundsManager.json",
     "ServiceRegistry": "ServiceRegistry.sol/ServiceRegistry.json",
     "ManagerProxy": "ManagerProxy.sol/ManagerProxy.json",
 }
@@ -223,8 +224,12 @@ class Livepeer:
         return [dict(log["args"], tx=log["transactionHash"].to_0x_hex()) for log in logs]
 
 
-def deploy(w3: Web3, stand_in: tuple[list, str], *, num_active: int = 10) -> Livepeer:
-    """Deploy and configure the protocol; returns it unpaused, at the first block of an initialized round."""
+def deploy(w3: Web3, stand_in: tuple[list, str], *, num_active: int = 10, adjustable: bool = False) -> Livepeer:
+    """Deploy and configure the protocol; returns it unpaused, at the first block of an initialized round.
+
+    ``adjustable``: RoundsManager is the package's AdjustableRoundsManager, whose
+    block number and block hash the test sets (``setBlockNum``, ``setBlockHash``).
+    """
     owner = w3.eth.accounts[0]
     txs = 0
 
@@ -246,8 +251,8 @@ def deploy(w3: Web3, stand_in: tuple[list, str], *, num_active: int = 10) -> Liv
     def register(name: str, address: str) -> None:
         wait(controller.functions.setContractInfo(keccak(text=name), address, GIT_HASH).transact({"from": owner}))
 
-    def proxied(name: str, target_bytecode: str | None = None) -> Contract:
-        art = artifact(ARTIFACT_PATHS[name])
+    def proxied(name: str, target_bytecode: str | None = None, source: str | None = None) -> Contract:
+        art = artifact(ARTIFACT_PATHS[source or name])
         target = new(name, controller.address, abi=art["abi"], bytecode=target_bytecode or art["bytecode"])
         register(f"{name}Target", target.address)
         proxy = new("ManagerProxy", controller.address, keccak(text=f"{name}Target"))
@@ -275,7 +280,7 @@ def deploy(w3: Web3, stand_in: tuple[list, str], *, num_active: int = 10) -> Liv
             at = 2 * ref["start"]
             code = code[:at] + sorted_ll.address[2:].lower() + code[at + 2 * ref["length"]:]
     bonding = proxied("BondingManager", "0x" + code)
-    rounds = proxied("RoundsManager")
+    rounds = proxied("RoundsManager", source="AdjustableRoundsManager" if adjustable else None)
     registry = proxied("ServiceRegistry")
     lp.contracts.update(Minter=minter, LivepeerToken=token, TicketBroker=broker, BondingManager=bonding,
                         RoundsManager=rounds, ServiceRegistry=registry)
@@ -286,7 +291,8 @@ def deploy(w3: Web3, stand_in: tuple[list, str], *, num_active: int = 10) -> Liv
                broker.functions.setTicketValidityPeriod(TICKET_VALIDITY_PERIOD)):
         wait(fn.transact({"from": owner}))
     wait(controller.functions.unpause().transact({"from": owner}))
-    lp.next_round()
+    if not adjustable:
+        lp.next_round()
     lp.deploy_txs = txs  # type: ignore[attr-defined]
     return lp
 
