@@ -94,5 +94,5 @@ def test_reward_once_per_active_round_across_kills_and_an_outage(livepeer, node,
     inits = [log for log in lp.RoundsManager.events.NewRound().get_logs(from_block=first_block)
              if lp.w3.eth.get_transaction(log["transactionHash"])["from"] == me]
     assert sent == len(rewards) + len(inits)
-    assert service.starts >= 6
+    assert service.starts >= 5  # the first, four kills (one may fall on the outage round) and the outage
     assert service.metric("baton_chain_last_reward_round") == max(active_rounds)

@@ -85,7 +85,7 @@ class Chain(ServiceBase[ChainSettings]):
         reward = RewardService(self.eth, sender, reward=s.reward, initialize_round=s.initialize_round,
                                attempts=s.reward_attempts, backoff=s.reward_backoff)
         redeemer = Redeemer(self.eth, sender, winners, bytes.fromhex(account.address[2:]),
-                            redeem_gas=s.redeem_gas_used)
+                            redeem_gas=s.redeem_gas_used, on_sender=self.publisher.track)
         ctx.probe("eth", self.pool.check, interval=10.0)
         await bus.serve(SENDER_LOOKUP_SUBJECT, SenderLookup, self._lookup)
         log.info("on-chain", extra={"account": account.address, "network": s.network, "controller": s.controller,

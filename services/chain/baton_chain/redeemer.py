@@ -26,11 +26,20 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable
 
 from eth_abi import decode as abi_decode
 from eth_utils import to_checksum_address
 
-from baton_common.pm import RedemptionDeferred, RedemptionGate, SignedTicket, redeem_args
+from baton_common.pm import (
+    MemoryNonceStore,
+    ParamsPolicy,
+    RedemptionDeferred,
+    RedemptionGate,
+    SignedTicket,
+    TicketParamsIssuer,
+    redeem_args,
+)
 from baton_common.pm.winners import WinnerRedeemed, WinnerRefused, WinnerSettled
 from baton_common.pm_nats import KvWinningTickets
 
@@ -48,7 +57,7 @@ from .metrics import (
 )
 from .view import LiveChainData
 
-__all__ = ["Redeemer"]
+__all__ = ["Redeemer", "run_redeemer"]
 
 log = logging.getLogger("baton.chain.redeemer")
 
@@ -59,9 +68,7 @@ def _hex(b: bytes) -> str:
 
 class Redeemer:
     def __init__(self, eth: Eth, sender: TxSender, winners: KvWinningTickets, recipient: bytes,
-                 *, redeem_gas: int) -> None:
-        from baton_common.pm import MemoryNonceStore, ParamsPolicy, TicketParamsIssuer
-
+                 *, redeem_gas: int, on_sender: Callable[[str], None] = lambda address: None) -> None:
         self.eth = eth
         self.sender = sender
         self.winners = winners
@@ -75,6 +82,7 @@ class Redeemer:
         self.deferred: dict[bytes, str] = {}
         self.last_error: dict[bytes, str] = {}
         self._seen: set[bytes] = set()
+        self._on_sender = on_sender
 
     async def pass_once(self) -> None:
         self.view.fresh()
@@ -85,6 +93,7 @@ class Redeemer:
             if t.ticket_hash not in self._seen:
                 self._seen.add(t.ticket_hash)
                 WINNING_TICKETS_RECV.labels(sender=_hex(t.ticket.sender)).inc()
+                self._on_sender(_hex(t.ticket.sender))  # its funds are published from now on
         if not pending or not self.sender.lease.held():
             return
         current = await self.view.current_round()

@@ -15,12 +15,13 @@ import asyncio
 import logging
 import time
 
+from .abi import FUNCTIONS
 from .domain import Transcoder, pool_hints, reward_amount, should_reward
 from .errors import ChainError, GasPriceAboveCap, NotLeaseHolder, TxReverted
 from .eth import Eth, TxSender
 from .metrics import LAST_REWARD_ROUND, REWARD_ALERT, REWARD_ERRORS, ROUNDS_MISSED
 
-__all__ = ["RewardService"]
+__all__ = ["RewardService", "run_reward"]
 
 log = logging.getLogger("baton.chain.reward")
 
@@ -114,8 +115,6 @@ class RewardService:
 
     @staticmethod
     def eth_data(fn: str, *args: object) -> bytes:
-        from .abi import FUNCTIONS
-
         return FUNCTIONS[fn].data(*args)
 
     async def hints(self, transcoder: Transcoder) -> tuple[str, str]:
