@@ -22,6 +22,8 @@ from tests.helpers import PrivateNats, free_port, service_env
 from .livepeer import AnvilNode, Livepeer, compile_stand_in, deploy, new_account
 
 PASSWORD = "correct horse battery staple"
+LIGHT_SCRYPT_N = 4096
+"""geth's light scrypt cost (keystores made with `--lightkdf`): the same format, quicker to decrypt in tests."""
 STAKE = 10**21
 
 
@@ -69,7 +71,8 @@ def orchestrator(tmp_path: Path) -> Orchestrator:
     address, key = new_account()
     keystore = tmp_path / "keystore"
     keystore.mkdir()
-    (keystore / f"UTC--2026--{address[2:].lower()}").write_text(json.dumps(Account.encrypt(key, PASSWORD)))
+    encrypted = Account.encrypt(key, PASSWORD, iterations=LIGHT_SCRYPT_N)
+    (keystore / f"UTC--2026--{address[2:].lower()}").write_text(json.dumps(encrypted))
     password_file = tmp_path / "password.txt"
     password_file.write_text(PASSWORD + "\n")
     return Orchestrator(address, key, keystore, password_file)

@@ -13,6 +13,7 @@ from baton_chain.domain import RefusalCode, Transcoder, classify_revert, pool_hi
 from baton_chain.keystore import load_account
 from baton_common.config import ConfigError, load_settings
 
+from .conftest import LIGHT_SCRYPT_N
 from .livepeer import ARTIFACT_PATHS, ZERO, artifact
 
 A, B, C, ME = ("0x" + c * 40 for c in "abcd")
@@ -94,7 +95,7 @@ def test_keystore_loads_with_a_password_file_and_never_shows_the_password(tmp_pa
     acct = Account.create()
     folder = tmp_path / "keystore"
     folder.mkdir()
-    (folder / "UTC--x").write_text(json.dumps(Account.encrypt(acct.key, "s3cret-pass")))
+    (folder / "UTC--x").write_text(json.dumps(Account.encrypt(acct.key, "s3cret-pass", iterations=LIGHT_SCRYPT_N)))
     (tmp_path / "pw").write_text("s3cret-pass\n")
     assert load_account(str(folder), str(tmp_path / "pw"), acct.address).address == acct.address
     assert load_account(str(folder), "s3cret-pass").address == acct.address

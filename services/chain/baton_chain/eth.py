@@ -276,6 +276,9 @@ class TxSender:
                 if self._chain_id is None:
                     self._chain_id = int(await self.pool.run(lambda w3: w3.eth.chain_id))
                 if self._nonce is None:
+                    # After a start: let our transactions from before it land first (a redemption sent just
+                    # before a crash), so this one is not a duplicate the contract would refuse.
+                    await self.wait_in_flight(self.tx_timeout)
                     self._nonce = (await self.nonces())[1]
                 fees = await self.pool.run(self._fees)
                 tx = {"chainId": self._chain_id, "nonce": self._nonce, "to": to, "data": data, "gas": gas,

@@ -63,7 +63,7 @@ class RewardService:
         last_initialized = await read("RoundsManager.lastInitializedRound")
         if not (self.reward and should_reward(transcoder, active, last_initialized, current)):
             return
-        if self._tries >= self.attempts or time.monotonic() < self._next_try:
+        if self._tries >= self.attempts or time.monotonic() < self._next_try or not self.sender.lease.held():
             return
         self._tries += 1
         try:
