@@ -96,7 +96,8 @@ async def test_chain_data_sender_lookup_and_nonce_cleanup(livepeer, bus, chain_p
         lp.mine(7)
         target = lp.block() - 5
         marker = await _until(lambda: _marker_at(nonces, target), 30, "the cleanup mark")
-        assert marker["cleanup_block"] == target
+        # never closer to the head than the margin (the service's own reward may have mined a block meanwhile)
+        assert target <= marker["cleanup_block"] <= lp.block() - 5
         metrics = service.metrics()
         assert "livepeer_suggested_gas_price" in metrics and "baton_chain_eth_balance_wei" in metrics
     finally:
