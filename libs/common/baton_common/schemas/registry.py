@@ -7,7 +7,7 @@ and ``baton_common.streams.ensure_all`` creates or checks every store.
 from __future__ import annotations
 
 from .audit import AUDIT
-from .chain import CHAIN, SENDER_LOOKUP
+from .chain import CHAIN, CHAIN_LEASE, SENDER_LOOKUP
 from .health import HEARTBEATS, SUPERVISION
 from .jobs import BODIES, JOBS
 from .payments import BALANCES, NONCES, WINNERS
@@ -17,7 +17,7 @@ from .workers import WORKERS
 
 __all__ = ["ALL", "BUCKETS", "OBJECT_STORES", "STREAMS", "SUBJECTS", "STORES"]
 
-BUCKETS: tuple[KvSpec, ...] = (HEARTBEATS, SUPERVISION, WORKERS, CHAIN, PRICES, NONCES, BALANCES, WINNERS)
+BUCKETS: tuple[KvSpec, ...] = (HEARTBEATS, SUPERVISION, WORKERS, CHAIN, PRICES, NONCES, BALANCES, WINNERS, CHAIN_LEASE)
 STREAMS: tuple[StreamSpec, ...] = (AUDIT,)
 OBJECT_STORES: tuple[ObjectStoreSpec, ...] = (BODIES,)
 SUBJECTS: tuple[SubjectSpec, ...] = (JOBS, SENDER_LOOKUP)
