@@ -17,7 +17,8 @@ import logging
 import httpx
 
 from baton_common.errors import ServiceError
-from baton_common.pm_nats import KvNonceStore, KvWinningTickets
+from baton_common.pm import Balances, credit_completer
+from baton_common.pm_nats import KvBalanceStore, KvNonceStore, KvWinningTickets
 from baton_common.runtime import ServiceBase, ServiceContext, run_service
 from baton_common.schemas import Check
 from baton_common.schemas.chain import (
@@ -28,7 +29,7 @@ from baton_common.schemas.chain import (
     SenderInfo,
     SenderLookup,
 )
-from baton_common.schemas.payments import NONCES, WINNERS
+from baton_common.schemas.payments import BALANCES, NONCES, WINNERS
 
 from .bus import ChainPublisher
 from .chain import EthHealth
@@ -79,8 +80,9 @@ class Chain(ServiceBase[ChainSettings]):
         self.lease = SenderLease(await bus.bind(CHAIN_LEASE), ctx.instance, account.address, CHAIN_LEASE_TTL)
         sender = TxSender(self.pool, account, self.lease, max_gas_price=s.max_gas_price, tx_timeout=s.tx_timeout,
                           max_replacements=s.max_transaction_replacements, poll=min(s.poll_interval / 4, 0.5))
+        balances = Balances(KvBalanceStore(await bus.bind(BALANCES)))
         self.publisher = ChainPublisher(self.eth, chain_kv, nonces, account.address, price_feed=s.price_feed,
-                                        margin=s.nonce_cleanup_margin)
+                                        margin=s.nonce_cleanup_margin, complete=credit_completer(balances, nonces))
         await self.publisher.load_known_senders()
         reward = RewardService(self.eth, sender, reward=s.reward, initialize_round=s.initialize_round,
                                attempts=s.reward_attempts, backoff=s.reward_backoff)

@@ -16,12 +16,13 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from eth_utils import to_checksum_address
 from nats.js.kv import KeyValue
 
 from baton_common.errors import BadRequest
+from baton_common.pm import CreditEntry
 from baton_common.pm_nats import KvNonceStore
 from baton_common.schemas import encode
 from baton_common.schemas.chain import (
@@ -53,8 +54,11 @@ ETH_USD_REFRESH = 3600.0
 class ChainPublisher:
     def __init__(self, eth: Eth, kv: KeyValue, nonces: KvNonceStore | None, orchestrator: str, *,
                  price_feed: str = "", margin: int = 10, refresh: float = CHAIN_REFRESH,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 complete: Callable[[list[CreditEntry]], Awaitable[None]] | None = None) -> None:
         self.eth = eth
+        self.complete = complete
+        """Applies the journaled credits a nonce record still owes before cleanup forgets it."""
         self.kv = kv
         self.nonces = nonces
         self.orchestrator = orchestrator
@@ -95,7 +99,7 @@ class ChainPublisher:
         if new_block and self.nonces is not None and l1 - self.margin > self._cleaned:
             self._cleaned = l1 - self.margin
             if self._cleaned > 0:
-                dropped = await self.nonces.cleanup(self._cleaned)
+                dropped = await self.nonces.cleanup(self._cleaned, self.complete)
                 if dropped:
                     log.info("nonce records cleaned up", extra={"block": self._cleaned, "dropped": dropped})
         current = await self.eth.call("RoundsManager.currentRound")
