@@ -1,18 +1,27 @@
-"""Composition root of the inference service: GPU inference through NVIDIA Triton.
-
-For now it reports Triton's readiness as a detail of its heartbeat; whether a
-dead Triton makes the instance unready is decided with the inference pipelines.
-"""
+"""Composition root of the inference service: warm models on Triton, advertised and served on the bus."""
 
 from __future__ import annotations
 
-import httpx
+import asyncio
+import contextlib
+import time
 
+from baton_common.errors import ConfigError
 from baton_common.runtime import ServiceBase, ServiceContext, run_service
-from baton_common.schemas import Check
+from baton_common.schemas import Check, encode
+from baton_common.schemas.audit import AUDIT
+from baton_common.schemas.jobs import BODIES, job_subject
+from baton_common.schemas.workers import ADVERT_INTERVAL, WORKERS, Gpu, Hardware, WorkerAdvert, advert_key
 
+from . import metrics
 from .config import InferenceSettings
-from .triton import TritonHealth
+from .domain import check_budget
+from .manager import WarmModels
+from .memory import Gpu as NvmlGpu
+from .memory import host_memory
+from .plan import plan, state_dir
+from .triton import Triton
+from .worker import Worker
 
 __all__ = ["Inference", "main"]
 
@@ -20,15 +29,112 @@ __all__ = ["Inference", "main"]
 class Inference(ServiceBase[InferenceSettings]):
     name = "inference"
 
+    def __init__(self, settings: InferenceSettings) -> None:
+        super().__init__(settings)
+        self.specs, self.demo = plan(settings)
+        self.gpu = NvmlGpu(settings.gpu)
+        budget = settings.memory_budget or (self.gpu.memory()[0] if self.gpu.available else host_memory())
+        if not self.demo:
+            check_budget(self.specs, budget, settings.memory_headroom, where="BATON_INFERENCE_MEMORY_BUDGET")
+        self.tasks: list[asyncio.Task[None]] = []
+        self._changed = asyncio.Event()
+        self.kv = None
+
     async def start(self, ctx: ServiceContext) -> None:
-        self.http = httpx.AsyncClient(timeout=2.0)
-        ctx.probe("triton", TritonHealth(self.settings.triton_url, self.http).check)
+        self.ctx = ctx
+        self.worker_id = ctx.instance
+        self.triton = Triton(self.settings.triton_url)
+        ctx.probe("triton", self._probe, interval=2.0)
+        self.kv = await ctx.bus.bind(WORKERS)
+        bodies = await ctx.bus.bind(BODIES)
+        await ctx.bus.bind(AUDIT)
+        if self.demo:
+            await self._build_demo()
+        self.models = WarmModels(
+            self.triton, gpu=self.gpu, load_timeout=self.settings.load_timeout,
+            watch_interval=self.settings.watch_interval, max_pixels=self.settings.max_image_pixels,
+            on_change=self._changed.set,
+        )
+        self.tasks.append(asyncio.create_task(self._adverts(), name="adverts"))
+        await self.models.start(self.specs)
+        self.worker = Worker(self.models, self.triton, bodies, ctx.bus.nc)
+        self.subject = job_subject("inference", self.worker_id)
+        self.sub = await ctx.bus.nc.subscribe(self.subject, cb=self._dispatch)
+        self.tasks.append(asyncio.create_task(self.models.watch(), name="watch"))
+        self._changed.set()
+
+    async def _dispatch(self, msg) -> None:  # type: ignore[no-untyped-def]
+        task = asyncio.create_task(self.worker.on_msg(msg))
+        self.tasks.append(task)
+        task.add_done_callback(lambda t: self.tasks.remove(t) if t in self.tasks else None)
+
+    async def _build_demo(self) -> None:
+        try:
+            from .demo import build_all  # noqa: PLC0415 - needs torch: the models extra
+        except ImportError as exc:
+            raise ConfigError(f"the demo set needs the inference models extra (torch, diffusers): {exc}") from None
+        root = state_dir(self.settings) / "demo"
+        self.ctx.log.info("building or reusing the demo set", extra={"folder": str(root)})
+        await asyncio.to_thread(build_all, root)
+
+    async def _probe(self) -> str:
+        if not await self.triton.ready():
+            raise RuntimeError(f"Triton at {self.settings.triton_url} is not ready")
+        return f"ready at {self.settings.triton_url}, Triton {self.triton.version}"
+
+    def advert(self) -> WorkerAdvert:
+        gpus = ()
+        if self.gpu.available:
+            total, used = self.gpu.memory()
+            gpus = (Gpu(id=self.settings.gpu, name=self.gpu.name, memory_total=total, memory_free=total - used),)
+        return WorkerAdvert(
+            worker_id=self.worker_id, kind="inference", job_subject=job_subject("inference", self.worker_id),
+            at=time.time(), models=self.models.advertised(), hardware=Hardware(gpus=gpus),
+        )
+
+    async def _adverts(self) -> None:
+        """Put the advert at every change and every ADVERT_INTERVAL; a withdrawal is such a put."""
+        key = advert_key("inference", self.worker_id)
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), timeout=ADVERT_INTERVAL)
+            self._changed.clear()
+            advert = self.advert()
+            self._update_metrics()
+            try:
+                await self.kv.put(key, encode(advert))  # type: ignore[union-attr]
+            except Exception as exc:  # noqa: BLE001 - NATS away: the next round tries again
+                self.ctx.log.warning("cannot write the worker advert", extra={"error": repr(exc)})
+
+    def _update_metrics(self) -> None:
+        for entry in self.models.entries.values():
+            labels = (entry.spec.pipeline, entry.spec.model_id)
+            metrics.WARM.labels(*labels).set(1 if entry.state == "ready" else 0)
+            metrics.LOAD_SECONDS.labels(*labels).set(entry.load_seconds)
+            metrics.MEMORY.labels(*labels).set(entry.memory_bytes)
+            metrics.IDLE.labels(*labels).set(max(0, entry.spec.capacity - entry.in_use) if entry.state == "ready" else 0)
 
     async def stop(self) -> None:
-        await self.http.aclose()
+        with contextlib.suppress(Exception):
+            await self.sub.unsubscribe()
+        for task in list(self.tasks):
+            task.cancel()
+        if self.kv is not None:
+            with contextlib.suppress(Exception):
+                await self.kv.delete(advert_key("inference", self.worker_id))
+        with contextlib.suppress(Exception):
+            await self.models.stop()
+        await self.triton.close()
 
     def checks(self) -> dict[str, Check]:
-        return {"gpu": Check(ok=True, detail=self.settings.gpu or "none (CPU)")}
+        out = {"gpu": Check(ok=True, detail=self.settings.gpu or "none (CPU)")}
+        models = getattr(self, "models", None)
+        if models is not None:
+            states = ", ".join(f"{e.spec.pipeline} {e.spec.model_id}: {e.state}" + (" (demo)" if e.spec.demo else "")
+                               for e in models.entries.values())
+            out["models"] = Check(ok=any(e.state == "ready" for e in models.entries.values()) or not models.entries,
+                                  detail=states or "none configured")
+        return out
 
 
 def main() -> None:
