@@ -89,6 +89,7 @@ class WarmModels:
         self.entries: dict[tuple[str, str], Entry] = {}
         self.triton_up = False
         self._lock = asyncio.Lock()
+        self._reloads: set[asyncio.Task[Entry]] = set()
 
     # -- what is served ----------------------------------------------------
 
@@ -185,9 +186,9 @@ class WarmModels:
         return entry
 
     async def stop(self) -> None:
-        for entry in self.entries.values():
-            if entry.state in ("ready", "loading"):
-                await self.triton.unload(entry.spec.name)
+        """Stop reloading; the models stay loaded in Triton (a restarted worker loads them again, warm)."""
+        for task in list(self._reloads):
+            task.cancel()
 
     # -- watching ----------------------------------------------------------
 
@@ -219,5 +220,8 @@ class WarmModels:
             return
         now = time.monotonic()
         for entry in list(self.entries.values()):
-            if entry.spec.warm and entry.state in ("lost", "failed") and now >= entry.retry_at and not self._lock.locked():
-                asyncio.ensure_future(self.load(entry))
+            if entry.spec.warm and entry.state in ("lost", "failed") and now >= entry.retry_at:
+                entry.state = "loading"  # queued: not picked again by the next check
+                task = asyncio.create_task(self.load(entry))
+                self._reloads.add(task)
+                task.add_done_callback(self._reloads.discard)

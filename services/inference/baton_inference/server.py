@@ -69,9 +69,12 @@ def backend_directory(install: TritonInstall, where: Path) -> Path:
     python = where / "python"
     python.mkdir(parents=True, exist_ok=True)
     source = install.root / "backends" / "python"
-    for name in ("libtriton_python.so", "triton_python_backend_utils.py"):
-        shutil.copy2(source / name, python / name)
-    shutil.copy2(install.stub(), python / "triton_python_backend_stub")
+    files = {name: source / name for name in ("libtriton_python.so", "triton_python_backend_utils.py")}
+    files["triton_python_backend_stub"] = install.stub()
+    for name, src in files.items():
+        dst = python / name
+        if not dst.exists() or dst.stat().st_size != src.stat().st_size:  # a restart reuses the copies
+            shutil.copy2(src, dst)
     return where
 
 
