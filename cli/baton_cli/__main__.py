@@ -2,6 +2,7 @@
 
     baton up       run the whole stack on this machine (embedded NATS, six services)
     baton status   list service instances from their heartbeats; exit 1 if a service is down
+    baton models   load|unload an inference worker's models live (audited); check a model config
 """
 
 from __future__ import annotations
@@ -35,15 +36,28 @@ def parser() -> argparse.ArgumentParser:
     st.add_argument("--nats-url", default=os.environ.get("BATON_NATS_URL", DEFAULT_NATS),
                     help=f"NATS to read heartbeats from (default: $BATON_NATS_URL or {DEFAULT_NATS})")
     st.add_argument("--json", action="store_true", help="machine-readable output")
+
+    from .models import add_parser as models_parser
+
+    models_parser(sub, DEFAULT_NATS)
     return p
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:2] == ["models", "check"]:  # the rest are the inference service's own flags
+        from .models import check
+
+        sys.exit(check(argv[2:]))
     args = parser().parse_args(argv)
     if args.command == "up":
         from .up import up
 
         sys.exit(up(args))
+    if args.command == "models":
+        from .models import models
+
+        sys.exit(models(args))
     from .status import status
 
     sys.exit(status(args))

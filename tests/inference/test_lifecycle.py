@@ -7,14 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
 
+import nats.errors
 import pytest
 import tritonclient.http.aio as triton_http
 
 from baton_common.errors import ConfigError
+from baton_common.schemas import decode
+from baton_common.schemas.audit import AuditEvent
 from baton_inference.__main__ import Inference
 from baton_inference.config import InferenceSettings
 from baton_inference.demo import DEMO_MODELS
@@ -120,6 +125,52 @@ async def slow_status(w: Running) -> str:
 
     async with httpx.AsyncClient() as http:
         return (await http.get(f"{w.http}/readyz")).text
+
+
+def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "baton_cli", *args], capture_output=True, text=True, timeout=timeout)
+
+
+async def test_models_unload_and_load_live_are_audited(demo: Running, nats_url: str) -> None:
+    model = ("text-to-speech", DEMO_MODELS["text-to-speech"])
+    done = await asyncio.to_thread(cli, "models", "unload", *model, "--worker", demo.worker_id,
+                                   "--nats-url", nats_url, "--reason", "test")
+    assert done.returncode == 0, done.stderr
+    assert "cold" in done.stdout
+    assert await demo.served() == DEMO - {model}
+    done = await asyncio.to_thread(cli, "models", "load", *model, "--worker", demo.worker_id, "--nats-url", nats_url)
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "ready in" in done.stdout
+    await demo.wait_served(DEMO, timeout=5)
+    js = demo.nc.jetstream()
+    sub = await js.subscribe("baton.audit.models", ordered_consumer=True)
+    events = []
+    try:
+        while True:
+            msg = await sub.next_msg(timeout=2)
+            events.append(decode(msg.data, AuditEvent))
+    except (TimeoutError, nats.errors.TimeoutError):
+        pass
+    finally:
+        await sub.unsubscribe()
+    mine = [e for e in events if e.target == f"{demo.worker_id}/{model[0]}/{model[1]}"]
+    assert [e.action for e in mine] == ["models.unload", "models.load"]
+    assert mine[0].reason == "test" and mine[0].actor and all(e.ok for e in mine)
+
+
+async def test_models_check_reports_sizes_and_refuses_over_budget(tmp_path: Path, inference_state: Path) -> None:
+    models_dir(tmp_path / "models", inference_state)
+    config = tmp_path / "aiModels.json"
+    config.write_text(json.dumps([{"pipeline": "text-to-image", "model_id": "acme/tiny-sd", "warm": True},
+                                  {"pipeline": "text-to-image", "model_id": "acme/tiny-sd-2", "warm": False}]))
+    (tmp_path / "models" / "acme").mkdir()
+    (tmp_path / "models" / "acme" / "tiny-sd-2").symlink_to(inference_state / "demo" / "text-to-image")
+    args = [f"-aiModels={config}", f"-aiModelsDir={tmp_path / 'models'}"]
+    ok = await asyncio.to_thread(cli, "models", "check", *args)
+    assert ok.returncode == 0, ok.stderr
+    assert "acme/tiny-sd " in ok.stdout and "KiB" in ok.stdout and "cold: not loaded" in ok.stdout
+    refused = await asyncio.to_thread(cli, "models", "check", *args, "--memory-budget", "1000")
+    assert refused.returncode == 2 and "acme/tiny-sd" in refused.stderr and "budget" in refused.stderr
 
 
 async def test_triton_killed_withdraws_everything_then_readvertises_once_warm(demo: Running,

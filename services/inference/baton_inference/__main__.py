@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import time
 
 from baton_common.errors import ConfigError
@@ -11,11 +12,13 @@ from baton_common.runtime import ServiceBase, ServiceContext, run_service
 from baton_common.schemas import Check, encode
 from baton_common.schemas.audit import AUDIT
 from baton_common.schemas.jobs import BODIES, job_subject
+from baton_common.schemas.models import ModelControl, models_subject
 from baton_common.schemas.workers import ADVERT_INTERVAL, WORKERS, Gpu, Hardware, WorkerAdvert, advert_key
 
 from . import metrics
 from .config import InferenceSettings
-from .domain import check_budget
+from .control import Control
+from .domain import check_budget, human
 from .manager import WarmModels
 from .memory import Gpu as NvmlGpu
 from .memory import host_memory
@@ -33,9 +36,9 @@ class Inference(ServiceBase[InferenceSettings]):
         super().__init__(settings)
         self.specs, self.demo = plan(settings)
         self.gpu = NvmlGpu(settings.gpu)
-        budget = settings.memory_budget or (self.gpu.memory()[0] if self.gpu.available else host_memory())
+        self.budget = settings.memory_budget or (self.gpu.memory()[0] if self.gpu.available else host_memory())
         if not self.demo:
-            check_budget(self.specs, budget, settings.memory_headroom, where="BATON_INFERENCE_MEMORY_BUDGET")
+            check_budget(self.specs, self.budget, settings.memory_headroom, where="BATON_INFERENCE_MEMORY_BUDGET")
         self.tasks: list[asyncio.Task[None]] = []
         self._changed = asyncio.Event()
         self.kv = None
@@ -60,6 +63,8 @@ class Inference(ServiceBase[InferenceSettings]):
         self.worker = Worker(self.models, self.triton, bodies, ctx.bus.nc)
         self.subject = job_subject("inference", self.worker_id)
         self.sub = await ctx.bus.nc.subscribe(self.subject, cb=self._dispatch)
+        control = Control(ctx.bus, self.models, self.settings, self.worker_id, self.budget)
+        await ctx.bus.serve(models_subject(self.worker_id), ModelControl, control.handle)  # type: ignore[arg-type]
         self.tasks.append(asyncio.create_task(self.models.watch(), name="watch"))
         self._changed.set()
 
@@ -138,7 +143,33 @@ class Inference(ServiceBase[InferenceSettings]):
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["check"]:
+        sys.exit(check(sys.argv[2:]))
     run_service("inference", InferenceSettings, Inference)
+
+
+def check(argv: list[str]) -> int:
+    """``baton-inference check`` (``baton models check``): the models, their weights and sizes, and the budget."""
+    from baton_common.config import load_settings  # noqa: PLC0415
+
+    try:
+        settings = load_settings(InferenceSettings, "inference", argv=argv)
+        specs, demo = plan(settings)
+        gpu = NvmlGpu(settings.gpu)
+        budget = settings.memory_budget or (gpu.memory()[0] if gpu.available else host_memory())
+        for spec in specs:
+            note = "warm: loaded and advertised at start" if spec.warm else "cold: not loaded nor advertised until loaded"
+            print(f"{spec.pipeline:<16} {spec.model_id:<40} {human(spec.estimate()):>10}  x{spec.instances} "
+                  f"instance(s)  {note}{'  (demo)' if spec.demo else ''}\n{'':<16} weights: {spec.weights}")
+        if demo:
+            print("no -aiModels offchain: the demo set is served (built on first start)")
+            return 0
+        need = check_budget(specs, budget, settings.memory_headroom, where="BATON_INFERENCE_MEMORY_BUDGET")
+        print(f"warm models need {human(need)} of {human(int(budget * (1 - settings.memory_headroom)))}: ok")
+        return 0
+    except ConfigError as exc:
+        print(f"baton models check: {exc.message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
