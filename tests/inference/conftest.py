@@ -25,6 +25,7 @@ from baton_common.schemas import decode
 from baton_common.schemas.workers import WORKERS_BUCKET, WorkerAdvert, advert_key
 from baton_inference.__main__ import Inference
 from baton_inference.config import InferenceSettings
+from baton_inference.demo import DEMO_MODELS
 from baton_inference.server import command
 from tests.helpers import free_port
 
@@ -139,5 +140,6 @@ async def demo(nats_url: str, triton: LocalTriton, inference_state: Path) -> Asy
         max_image_pixels=512 * 512,
     )
     running = await start_inference(nats_url, settings)
+    await running.wait_served({(p, m) for p, m in DEMO_MODELS.items()}, timeout=400)
     yield running
     await stop_inference(running)

@@ -112,7 +112,11 @@ async def test_a_slow_starter_is_not_advertised(demo: Running, triton: LocalTrit
                             load_timeout=0.2)
     slow = await start_inference(nats_url, settings)
     try:
-        entry = slow.service.models.find("text-to-image", "acme/tiny-sd")
+        for _ in range(600):
+            entry = slow.service.models.find("text-to-image", "acme/tiny-sd")
+            if entry is not None and entry.state not in ("cold", "loading"):
+                break
+            await asyncio.sleep(0.1)
         assert entry is not None and entry.state == "slow" and "took over 0.2 s" in entry.error
         assert await slow.served() == set()
         assert "slow" in (await slow_status(slow))

@@ -40,10 +40,12 @@ class Inference(ServiceBase[InferenceSettings]):
         if not self.demo:
             check_budget(self.specs, self.budget, settings.memory_headroom, where="BATON_INFERENCE_MEMORY_BUDGET")
         self.tasks: list[asyncio.Task[None]] = []
+        self.warm_up_error = ""
         self._changed = asyncio.Event()
         self.kv = None
 
     async def start(self, ctx: ServiceContext) -> None:
+        """Bind the stores and take jobs at once; the models load in the background, advertised as each gets warm."""
         self.ctx = ctx
         self.worker_id = ctx.instance
         self.triton = Triton(self.settings.triton_url)
@@ -51,22 +53,30 @@ class Inference(ServiceBase[InferenceSettings]):
         self.kv = await ctx.bus.bind(WORKERS)
         bodies = await ctx.bus.bind(BODIES)
         await ctx.bus.bind(AUDIT)
-        if self.demo:
-            await self._build_demo()
         self.models = WarmModels(
             self.triton, gpu=self.gpu, load_timeout=self.settings.load_timeout,
             watch_interval=self.settings.watch_interval, max_pixels=self.settings.max_image_pixels,
             on_change=self._changed.set,
         )
-        self.tasks.append(asyncio.create_task(self._adverts(), name="adverts"))
-        await self.models.start(self.specs)
         self.worker = Worker(self.models, self.triton, bodies, ctx.bus.nc)
         self.subject = job_subject("inference", self.worker_id)
         self.sub = await ctx.bus.nc.subscribe(self.subject, cb=self._dispatch)
         control = Control(ctx.bus, self.models, self.settings, self.worker_id, self.budget)
         await ctx.bus.serve(models_subject(self.worker_id), ModelControl, control.handle)  # type: ignore[arg-type]
-        self.tasks.append(asyncio.create_task(self.models.watch(), name="watch"))
+        self.tasks.append(asyncio.create_task(self._adverts(), name="adverts"))
+        self.tasks.append(asyncio.create_task(self._warm_up(), name="warm-up"))
+
+    async def _warm_up(self) -> None:
+        """Build the demo set if it is what we serve, load every warm model, then watch them."""
+        try:
+            if self.demo:
+                await self._build_demo()
+            await self.models.start(self.specs)
+        except Exception as exc:
+            self.ctx.log.exception("loading the models failed")
+            self.warm_up_error = f"{type(exc).__name__}: {exc}"
         self._changed.set()
+        await self.models.watch()
 
     async def _dispatch(self, msg) -> None:  # type: ignore[no-untyped-def]
         task = asyncio.create_task(self.worker.on_msg(msg))
@@ -74,13 +84,21 @@ class Inference(ServiceBase[InferenceSettings]):
         task.add_done_callback(lambda t: self.tasks.remove(t) if t in self.tasks else None)
 
     async def _build_demo(self) -> None:
-        try:
-            from .demo import build_all  # noqa: PLC0415 - needs torch: the models extra
-        except ImportError as exc:
-            raise ConfigError(f"the demo set needs the inference models extra (torch, diffusers): {exc}") from None
+        """Build (or reuse) the demo set in a child process: it imports torch, and a stop must not wait for it."""
         root = state_dir(self.settings) / "demo"
         self.ctx.log.info("building or reusing the demo set", extra={"folder": str(root)})
-        await asyncio.to_thread(build_all, root)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "baton_inference.demo", str(root),
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            _, err = await proc.communicate()
+        except asyncio.CancelledError:
+            proc.kill()
+            raise
+        if proc.returncode != 0:
+            tail = err.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+            raise RuntimeError(f"building the demo set failed (it needs the inference models extra): {tail[0]}")
 
     async def _probe(self) -> str:
         if not await self.triton.ready():
@@ -120,6 +138,8 @@ class Inference(ServiceBase[InferenceSettings]):
             metrics.IDLE.labels(*labels).set(max(0, entry.spec.capacity - entry.in_use) if entry.state == "ready" else 0)
 
     async def stop(self) -> None:
+        if not hasattr(self, "models"):
+            return
         with contextlib.suppress(Exception):
             await self.sub.unsubscribe()
         for task in list(self.tasks):
@@ -134,7 +154,9 @@ class Inference(ServiceBase[InferenceSettings]):
     def checks(self) -> dict[str, Check]:
         out = {"gpu": Check(ok=True, detail=self.settings.gpu or "none (CPU)")}
         models = getattr(self, "models", None)
-        if models is not None:
+        if self.warm_up_error:
+            out["models"] = Check(ok=False, detail=self.warm_up_error[:300])
+        elif models is not None:
             states = ", ".join(f"{e.spec.pipeline} {e.spec.model_id}: {e.state}" + (" (demo)" if e.spec.demo else "")
                                for e in models.entries.values())
             out["models"] = Check(ok=any(e.state == "ready" for e in models.entries.values()) or not models.entries,

@@ -102,6 +102,7 @@ def command(
         "--model-control-mode=explicit",
         "--strict-readiness=false",
         "--exit-on-error=false",
+        "--exit-timeout-secs=5",
         f"--http-port={http_port}",
         f"--grpc-port={grpc_port}",
         f"--metrics-port={metrics_port}",
