@@ -63,6 +63,14 @@ async def test_text_to_image(demo: Running) -> None:
         assert image.size == (48, 64)
 
 
+async def test_image_to_image(demo: Running) -> None:
+    replies = await job(demo, "image-to-image", {"prompt": "make it blue", "num_inference_steps": 2, "strength": 0.5,
+                                                 "seed": 3}, png(40, 32))
+    [media] = result_of(replies, ai.ImageResponse).images
+    assert media.seed == 3
+    assert Image.open(io.BytesIO(base64.b64decode(media.url.split(",", 1)[1]))).size == (40, 32)
+
+
 async def test_llm_streams_tokens(demo: Running) -> None:
     replies = await job(demo, "llm", {"messages": [{"role": "user", "content": "hello"}], "max_tokens": 6,
                                       "stream": True}, stream=True)
@@ -98,6 +106,8 @@ async def test_text_to_speech(demo: Running) -> None:
     [
         ("image-to-text", {}, b"GIF89a not really", "bad_input", "not a"),
         ("image-to-text", {}, b"", "bad_input", "missing image"),
+        ("image-to-image", {"prompt": "x"}, b"not an image", "bad_input", "not a"),
+        ("image-to-image", {}, b"", "bad_input", "prompt"),
         ("text-to-image", {"height": 64}, b"", "bad_input", "prompt"),
         ("text-to-image", {"prompt": "x", "height": "tall"}, b"", "bad_input", "height"),
         ("llm", {"messages": []}, b"", "bad_input", "messages"),

@@ -23,6 +23,7 @@ DEMO_PREFIX = "baton-demo/"
 
 DEMO_MODELS: dict[str, str] = {
     "text-to-image": "baton-demo/tiny-sd",
+    "image-to-image": "baton-demo/tiny-sd-img2img",
     "llm": "baton-demo/tiny-llama",
     "image-to-text": "baton-demo/tiny-blip",
     "text-to-speech": "baton-demo/tiny-vits",
@@ -164,6 +165,7 @@ def _text_to_speech(out: Path) -> None:
 
 BUILDERS: dict[str, Callable[[Path], None]] = {
     "text-to-image": _text_to_image,
+    "image-to-image": _text_to_image,  # the same Stable Diffusion parts, through AutoPipelineForImage2Image
     "llm": _llm,
     "image-to-text": _image_to_text,
     "text-to-speech": _text_to_speech,

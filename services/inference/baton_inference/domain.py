@@ -41,7 +41,7 @@ DECOUPLED = frozenset({"llm"})
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".onnx")
 RUNTIME_OVERHEAD = 1.2
 """Loaded size over weight-file size (activations and buffers on top of the weights)."""
-PIPELINES_SERVED = ("text-to-image", "llm", "image-to-text", "text-to-speech")
+PIPELINES_SERVED = ("text-to-image", "image-to-image", "llm", "image-to-text", "text-to-speech")
 """Pipelines with a Triton model in ``triton_models/`` today."""
 
 

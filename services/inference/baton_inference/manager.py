@@ -48,6 +48,7 @@ def tiny_png(side: int = 32) -> bytes:
 
 WARM_UP: dict[str, tuple[dict[str, object], bytes]] = {
     "text-to-image": ({"prompt": "warm-up", "height": 64, "width": 64, "num_inference_steps": 1, "seed": 0}, b""),
+    "image-to-image": ({"prompt": "warm-up", "num_inference_steps": 2, "strength": 0.5, "seed": 0}, tiny_png(64)),
     "llm": ({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}, b""),
     "image-to-text": ({}, tiny_png()),
     "text-to-speech": ({"text": "hi"}, b""),
