@@ -34,9 +34,10 @@ VALUE_REDEEMED = LivepeerCounter("livepeer_value_redeemed", "Winning ticket face
 REDEMPTION_ERRORS = LivepeerCounter("livepeer_ticket_redemption_errors", "Failed ticket redemption attempts",
                                     ["sender"])
 REWARD_ERRORS = LivepeerCounter("livepeer_reward_call_errors", "Failed reward calls")
-WINNING_TICKETS_RECV = LivepeerCounter(
-    "livepeer_winning_tickets_recv",
-    "Winning tickets this chain instance found pending (a restart counts the still-pending ones again)",
+WINNING_TICKETS_RECV = Counter(
+    "baton_chain_winning_tickets_seen",
+    "Winning tickets this chain instance found pending (a restart counts the still-pending ones again; "
+    "the negotiator counts winners received as livepeer_winning_tickets_recv)",
     ["sender"],
 )
 SUGGESTED_GAS_PRICE = Gauge("livepeer_suggested_gas_price", "The node's suggested gas price, in gwei")
