@@ -18,8 +18,11 @@ from tests.helpers import free_port, service_env, wait_ready
 @pytest.mark.parametrize("service", SERVICES)
 async def test_service_runs_heartbeats_and_stops(service: str, nats_url: str, prefix: str) -> None:
     port = free_port()
+    # A service's own listeners get free ports too: fixed defaults (the negotiator's 8935/8936) may be taken.
+    own = {"negotiator": {"BATON_NEGOTIATOR_SERVICE_ADDR": f"127.0.0.1:{free_port()}",
+                          "BATON_NEGOTIATOR_JOB_PORT": str(free_port())}}.get(service, {})
     proc = subprocess.Popen([sys.executable, "-m", f"baton_{service}"], stderr=subprocess.PIPE,
-                            env=service_env(nats_url, BATON_HTTP_PORT=str(port), BATON_INSTANCE_ID=prefix))
+                            env=service_env(nats_url, BATON_HTTP_PORT=str(port), BATON_INSTANCE_ID=prefix, **own))
     try:
         ready = wait_ready(port, proc)
         assert ready.json()["service"] == service
