@@ -5,6 +5,7 @@
     baton price    show, set, reset prices and their history (the pricing service's admin API)
     baton try      run one job against a running stack as a gateway would
     baton stop S   take service S out of `baton up` (it stays stopped); baton start S brings it back
+    baton models   load|unload an inference worker's models live (audited); check a model config
 """
 
 from __future__ import annotations
@@ -56,10 +57,19 @@ def parser() -> argparse.ArgumentParser:
     from .try_ import add_parser as add_try
 
     add_try(sub)
+
+    from .models import add_parser as models_parser
+
+    models_parser(sub, DEFAULT_NATS)
     return p
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:2] == ["models", "check"]:  # the rest are the inference service's own flags
+        from .models import check
+
+        sys.exit(check(argv[2:]))
     args = parser().parse_args(argv)
     if args.command == "up":
         from .up import up
@@ -77,6 +87,10 @@ def main(argv: list[str] | None = None) -> None:
         from .try_ import run
 
         sys.exit(run(args))
+    if args.command == "models":
+        from .models import models
+
+        sys.exit(models(args))
     from .status import status
 
     sys.exit(status(args))

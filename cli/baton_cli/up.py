@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import logging
 import os
 import signal
@@ -79,6 +80,7 @@ class Stack:
         self.health: dict[str, tuple[bool, list[str]]] = {name: (False, []) for name in ports}
         """Per service: ready, and the names of its failing checks (ready or not)."""
         self.children: dict[str, Child] = {}
+        self.triton_url = ""
         self.bus: Bus | None = None
         self._writes: set[asyncio.Future[None]] = set()
         self._tasks: list[asyncio.Task[None]] = []
@@ -103,15 +105,20 @@ class Stack:
             return 1 if not self.stop.is_set() else 0
         self.bus = await Bus.connect([self.nats_url], name="baton-up")
         sup_kv = await self.bus.kv(SUPERVISION_BUCKET, ttl=30.0, description="baton up: child process states")
+        extra: dict[str, dict[str, str]] = {}
+        if "inference" in self.ports and importlib.util.find_spec("pytriton") is not None:
+            triton_url = await self._start_triton(logs, sup_kv, tasks)
+            extra["inference"] = {"BATON_INFERENCE_TRITON_URL": triton_url,
+                                  "BATON_INFERENCE_STATE_DIR": str(self.state / "inference")}
         for name, port in self.ports.items():
             own = f"BATON_{name.upper()}_"  # beats any shared or own value in the caller's environment
             env = {**os.environ, f"{own}NATS_URL": self.nats_url, f"{own}HTTP_HOST": "127.0.0.1",
-                   f"{own}HTTP_PORT": str(port), f"{own}LOG_FORMAT": "json"}
+                   f"{own}HTTP_PORT": str(port), f"{own}LOG_FORMAT": "json", **extra.get(name, {})}
             child = Child(name, [sys.executable, "-m", f"baton_{name}"], env, logs / f"{name}.log",
                           on_change=lambda c: self._publish(sup_kv, c))
             self.children[name] = child
             tasks.append(asyncio.create_task(child.run()))
-        log.info("started %d services; logs in %s", len(self.children), logs)
+        log.info("started %d services; logs in %s", len(self.ports), logs)
         await self.bus.nc.subscribe(CONTROL_SUBJECT, cb=self._control)
         watcher = asyncio.create_task(self._watch(sup_kv))
         try:
@@ -131,6 +138,32 @@ class Stack:
             else:
                 log.info("stopped; nothing left running")
         return 0
+
+    async def _start_triton(self, logs: Path, kv: KeyValue, tasks: list[asyncio.Task[None]]) -> str:
+        """A local tritonserver (the nvidia-pytriton wheel's, CPU) on ports allocated now, supervised like a service.
+
+        Run as ``python -m baton_inference.server`` (a process, not an import: the CLI imports no service);
+        the inference service starts once ``/v2/health/ready`` answers, or after 30 s (it then retries itself).
+        """
+        http, grpc, metrics = (_free_port() for _ in range(3))
+        argv = [sys.executable, "-m", "baton_inference.server", "--state", str(self.state / "triton"),
+                f"--http-port={http}", f"--grpc-port={grpc}", f"--metrics-port={metrics}"]
+        child = Child("triton", argv, os.environ, logs / "triton.log", on_change=lambda c: self._publish(kv, c))
+        self.children["triton"] = child
+        tasks.append(asyncio.create_task(child.run()))
+        url = self.triton_url = f"http://127.0.0.1:{http}"
+        log.info("starting tritonserver on %s (metrics on :%d)", url, metrics)
+        async with httpx.AsyncClient(timeout=1.0) as client:
+            for _ in range(60):
+                try:
+                    if (await client.get(f"{url}/v2/health/ready")).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.5)
+            else:
+                log.error("tritonserver is not ready after 30 s; see %s", logs / "triton.log")
+        return url
 
     def _on_signal(self) -> None:
         if self.stop.is_set():  # second Ctrl-C: no more waiting
@@ -216,6 +249,9 @@ class Stack:
             state = child.state
             style = {"running": "green", "restarting": "yellow", "crash-loop": "bold red"}.get(state, "")
             up_for = f"{time.monotonic() - child.started_at:.0f}s" if state == "running" else "-"
+            if name not in self.ports:  # the local tritonserver: inference's /readyz reports it
+                t.add_row(name, state, str(child.pid or "-"), str(child.restarts), "-", self.triton_url)
+                continue
             ready, failing = self.health[name]
             health = f"ready on :{self.ports[name]}" if ready else "not ready"
             if failing:
@@ -241,6 +277,12 @@ async def _quiet(aw: Awaitable[object]) -> None:
         await aw
     except Exception:
         pass
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _port_busy(port: int) -> bool:

@@ -1,35 +1,155 @@
-"""Composition root of the chain service: rounds, rewards and ticket redemption.
+"""Composition root of the chain service: chain data, rewards and ticket redemption.
 
-Offchain (the default) it needs no Ethereum node. With an -ethUrl it reports
-the node's chain id and head block as a detail of its heartbeat.
+Offchain (the default) it needs no Ethereum node; with only an -ethUrl it
+reports the node's chain id and head block. On-chain (any other -network) it
+loads the orchestrator's key, resolves the protocol through the Controller,
+and runs four loops: the sender lease, chain data (with nonce cleanup), reward
+and redemption. Only the lease holder sends transactions; every instance
+publishes chain data and answers sender lookups.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+
 import httpx
 
+from baton_common.errors import ServiceError
+from baton_common.pm import Balances, credit_completer
+from baton_common.pm_nats import KvBalanceStore, KvNonceStore, KvWinningTickets
 from baton_common.runtime import ServiceBase, ServiceContext, run_service
 from baton_common.schemas import Check
+from baton_common.schemas.chain import (
+    CHAIN,
+    CHAIN_LEASE,
+    CHAIN_LEASE_TTL,
+    SENDER_LOOKUP_SUBJECT,
+    SenderInfo,
+    SenderLookup,
+)
+from baton_common.schemas.payments import BALANCES, NONCES, WINNERS
 
+from .bus import ChainPublisher
 from .chain import EthHealth
 from .config import ChainSettings
+from .errors import ChainError
+from .eth import Eth, RpcPool, TxSender
+from .keystore import load_account
+from .lease import SenderLease
+from .metrics import LEASE_HELD, MAX_GAS_PRICE, RPC_FAILOVERS
+from .redeemer import Redeemer, run_redeemer
+from .reward import RewardService, run_reward
 
 __all__ = ["Chain", "main"]
+
+log = logging.getLogger("baton.chain")
+
+
+class NotReady(ServiceError):
+    code = "chain_not_ready"
+    status_code = 503
 
 
 class Chain(ServiceBase[ChainSettings]):
     name = "chain"
 
+    def __init__(self, settings: ChainSettings) -> None:
+        super().__init__(settings)
+        self.lease: SenderLease | None = None
+        self.publisher: ChainPublisher | None = None
+        self.tasks: list[asyncio.Task[None]] = []
+
     async def start(self, ctx: ServiceContext) -> None:
+        s = self.settings
         self.http = httpx.AsyncClient(timeout=3.0)
-        if self.settings.eth_url:
-            ctx.probe("eth", EthHealth(self.settings.eth_url, self.http).check, interval=10.0)
+        self.resolved = asyncio.Event()
+        if s.network == "offchain":
+            if s.eth_urls:
+                ctx.probe("eth", EthHealth(s.eth_urls[0], self.http).check, interval=10.0)
+            return
+        account = load_account(s.eth_keystore_path, s.eth_password, s.eth_acct_addr)
+        MAX_GAS_PRICE.set(s.max_gas_price / 1e9)
+        self.pool = RpcPool(s.eth_urls, timeout=s.rpc_timeout, on_failover=lambda i: RPC_FAILOVERS.inc())
+        self.eth = Eth(self.pool, s.controller)
+        bus = ctx.bus
+        chain_kv = await bus.bind(CHAIN)
+        nonces = KvNonceStore(await bus.bind(NONCES))
+        winners = KvWinningTickets(await bus.bind(WINNERS))
+        self.lease = SenderLease(await bus.bind(CHAIN_LEASE), ctx.instance, account.address, CHAIN_LEASE_TTL)
+        sender = TxSender(self.pool, account, self.lease, max_gas_price=s.max_gas_price, tx_timeout=s.tx_timeout,
+                          max_replacements=s.max_transaction_replacements, poll=min(s.poll_interval / 4, 0.5))
+        balances = Balances(KvBalanceStore(await bus.bind(BALANCES)))
+        self.publisher = ChainPublisher(self.eth, chain_kv, nonces, account.address, price_feed=s.price_feed,
+                                        margin=s.nonce_cleanup_margin, complete=credit_completer(balances, nonces))
+        await self.publisher.load_known_senders()
+        reward = RewardService(self.eth, sender, reward=s.reward, initialize_round=s.initialize_round,
+                               attempts=s.reward_attempts, backoff=s.reward_backoff)
+        redeemer = Redeemer(self.eth, sender, winners, bytes.fromhex(account.address[2:]),
+                            redeem_gas=s.redeem_gas_used, on_sender=self.publisher.track)
+        ctx.probe("eth", self.pool.check, interval=10.0)
+        await bus.serve(SENDER_LOOKUP_SUBJECT, SenderLookup, self._lookup)
+        log.info("on-chain", extra={"account": account.address, "network": s.network, "controller": s.controller,
+                                    "rpc_urls": len(s.eth_urls)})
+        self.tasks.append(asyncio.create_task(self.lease.run(), name="lease"))
+        self.tasks.append(asyncio.create_task(self._run(reward, redeemer), name="chain"))
+
+    async def _lookup(self, request: SenderLookup) -> SenderInfo:
+        if self.publisher is None or not self.resolved.is_set():
+            raise NotReady("the chain service has not reached its Ethereum node yet")
+        try:
+            return await self.publisher.lookup(request)
+        except ChainError as exc:
+            raise NotReady(f"Ethereum node unavailable: {exc.code}") from None
+
+    async def _run(self, reward: RewardService, redeemer: Redeemer) -> None:
+        """Resolve the contracts (retrying while the node is down), then run the loops."""
+        delay = 1.0
+        while True:
+            try:
+                addresses = await self.eth.resolve()
+                break
+            except ChainError as exc:
+                log.warning("cannot resolve the protocol contracts yet", extra={"error": str(exc)[:300]})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+        log.info("protocol contracts resolved", extra={"contracts": addresses})
+        self.resolved.set()
+        interval = self.settings.poll_interval
+        self.tasks.append(asyncio.create_task(self._publish(interval), name="publish"))
+        self.tasks.append(asyncio.create_task(run_reward(reward, interval), name="reward"))
+        if self.settings.redeem:
+            self.tasks.append(asyncio.create_task(run_redeemer(redeemer, interval), name="redeem"))
+
+    async def _publish(self, interval: float) -> None:
+        assert self.publisher is not None
+        while True:
+            try:
+                await self.publisher.poll()
+            except ChainError as exc:
+                log.warning("chain data not refreshed", extra={"error": str(exc)[:300]})
+            except Exception:
+                log.exception("chain data not refreshed")
+            LEASE_HELD.set(1 if self.lease and self.lease.held() else 0)
+            await asyncio.sleep(interval)
 
     async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.lease is not None:
+            await self.lease.release()
+            await self.pool.close()
         await self.http.aclose()
 
     def checks(self) -> dict[str, Check]:
-        return {"network": Check(ok=True, detail=self.settings.network)}
+        checks = {"network": Check(ok=True, detail=self.settings.network)}
+        if self.lease is not None:
+            checks["sender_lease"] = Check(ok=True, detail="held" if self.lease.held() else "standby")
+        return checks
 
 
 def main() -> None:

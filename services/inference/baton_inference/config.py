@@ -15,6 +15,26 @@ class InferenceSettings(CommonSettings, frozen=True, kw_only=True):
         str, setting("HTTP URL of the Triton Inference Server this instance drives (one per GPU).")
     ] = "http://127.0.0.1:8000"
     gpu: Annotated[str, setting("Host GPU id of the Triton this instance drives, reported in heartbeats; empty on the CPU.")] = ""
+    state_dir: Annotated[
+        str, setting("Folder for the demo set (built there once, offchain with no -aiModels); empty: ~/.baton/inference.")
+    ] = ""
+    memory_budget: Annotated[
+        int,
+        setting("Bytes the warm models may use together; 0: the GPU's memory (NVML), or the host's RAM on the CPU.", ge=0),
+    ] = 0
+    memory_headroom: Annotated[
+        float, setting("Share of the budget kept free (activations, CUDA context); 0.1 = 10 %.", ge=0.0, lt=1.0)
+    ] = 0.1
+    load_timeout: Annotated[
+        float,
+        setting("Seconds a model may take to load and warm up; a slower one is unloaded and not advertised.", gt=0),
+    ] = 300.0
+    watch_interval: Annotated[
+        float, setting("Seconds between two checks that Triton still serves each advertised model.", gt=0, le=5)
+    ] = 1.0
+    max_image_pixels: Annotated[
+        int, setting("Largest input image (width x height) a model takes; a larger one is refused as bad input.", ge=1)
+    ] = 4096 * 4096
 
     def __post_init__(self) -> None:
         if not self.triton_url.startswith(("http://", "https://")):

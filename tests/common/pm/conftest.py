@@ -19,7 +19,7 @@ from baton_common.pm import (
     address_of,
 )
 
-from .pm_evm import Anvil, TicketChecks, compile_contracts
+from .pm_evm import Anvil, LivepeerBroker
 from .pm_fakes import ORCH_KEY, ROUND, ROUND_BLOCK_HASH, FakeChain
 from .pm_gateway import Gateway
 
@@ -81,13 +81,19 @@ PRICE = Fraction(1, 1)
 
 
 @pytest.fixture(scope="session")
-def evm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TicketChecks]:
-    """TicketChecks deployed on a fresh anvil, with the fake chain's round recorded."""
-    built = compile_contracts(tmp_path_factory.mktemp("solc"))
+def evm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LivepeerBroker]:
+    """Livepeer's real TicketBroker on a fresh anvil.
+
+    The fake chain's round is current and initialized, and the orchestrator registered.
+    """
+    from tests.chain.livepeer import compile_stand_in
+
     anvil = Anvil.start()
     try:
-        contract = TicketChecks.deploy(anvil, built["TicketChecks"][1])
-        contract.set_round(ROUND, ROUND_BLOCK_HASH)
-        yield contract
+        broker = LivepeerBroker.deploy(anvil, compile_stand_in(tmp_path_factory.mktemp("solc")))
+        broker.set_round(ROUND - 1, bytes(31) + b"\x01")
+        broker.register(address_of(ORCH_KEY))  # active from ROUND on, as a paid orchestrator is
+        broker.set_round(ROUND, ROUND_BLOCK_HASH)
+        yield broker
     finally:
         anvil.stop()

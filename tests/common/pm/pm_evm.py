@@ -1,4 +1,4 @@
-"""A real EVM for the tests: anvil from npm, and the TicketChecks contract compiled by solcjs.
+"""A real EVM for the tests: anvil from npm, and Livepeer's real TicketBroker deployed on it.
 
 Nothing is skipped: a missing tool fails the test run with the command that
 installs it (``./dev test`` runs ``npm ci`` in tools/).
@@ -7,7 +7,6 @@ installs it (``./dev test`` runs ``npm ci`` in tools/).
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import signal
 import socket
@@ -26,9 +25,14 @@ from baton_common.pm import SignedTicket
 
 REPO = Path(__file__).resolve().parents[3]
 TOOLS = REPO / "tools" / "node_modules" / ".bin"
-CONTRACTS = Path(__file__).resolve().parent / "contracts"
 
 TICKET_TUPLE = "(address,address,uint256,uint256,uint256,bytes32,bytes)"
+REDEEMED_TOPIC = keccak(text="WinningTicketRedeemed(address,address,uint256,uint256,uint256,uint256,bytes)")
+
+
+def redeemed_in(receipt: dict) -> bool:
+    """Whether TicketBroker emitted WinningTicketRedeemed in this transaction."""
+    return "0x" + REDEEMED_TOPIC.hex() in [log["topics"][0] for log in receipt["logs"]]
 
 
 def tool(name: str) -> str:
@@ -36,26 +40,6 @@ def tool(name: str) -> str:
     if not os.access(path, os.X_OK):
         pytest.fail(f"{path} is missing: run `./dev test` (or `cd tools && npm ci`)")
     return str(path)
-
-
-def compile_contracts(out: Path) -> dict[str, tuple[list, str]]:
-    """Compile tests/common/pm/contracts/*.sol; returns name -> (abi, bytecode hex)."""
-    sources = sorted(p.name for p in CONTRACTS.glob("*.sol"))
-    done = subprocess.run(
-        [tool("solcjs"), "--bin", "--abi", "--optimize", "-o", str(out), "--base-path", ".", *sources],
-        cwd=CONTRACTS,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    if done.returncode != 0:
-        pytest.fail(f"solcjs failed:\n{done.stdout}\n{done.stderr}")
-    built = {}
-    for bin_file in out.glob("*.bin"):
-        name = bin_file.stem.rsplit("_", 1)[-1]
-        abi = json.loads(bin_file.with_suffix(".abi").read_text())
-        built[name] = (abi, bin_file.read_text().strip())
-    return built
 
 
 class EvmRevert(Exception):
@@ -136,48 +120,90 @@ class Anvil:
         return reply["result"]
 
 
+def ticket_args(signed: SignedTicket) -> tuple:
+    """The Solidity Ticket struct; auxData abi-encoded as Livepeer's own tests build it."""
+    t = signed.ticket
+    aux = abi_encode(["uint256", "bytes32"], [t.creation_round, t.creation_round_block_hash])
+    return (t.recipient, t.sender, t.face_value, t.win_prob, t.sender_nonce, t.recipient_rand_hash, aux)
+
+
 @dataclass
-class TicketChecks:
-    """The deployed contract, called over JSON-RPC with eth-abi encoding."""
+class LivepeerBroker:
+    """Livepeer's real TicketBroker (from @livepeer/sdk, deployed by ``tests.chain.livepeer``) on anvil.
+
+    The same calls as ``TicketChecks``, against the contract gateways and
+    orchestrators use: rounds come from the package's AdjustableRoundsManager,
+    whose block number and hash the test sets; each ticket's sender is funded
+    (deposit and reserve, sent as that sender through anvil's impersonation)
+    the first time one of its tickets is redeemed.
+    """
 
     anvil: Anvil
-    address: str
+    broker: str
+    rounds: str
     account: str
+    round_length: int
+    funded: set[str]
+    livepeer: object = None
 
     @classmethod
-    def deploy(cls, anvil: Anvil, bytecode: str) -> TicketChecks:
-        account = anvil.rpc("eth_accounts")[0]
-        tx = anvil.rpc("eth_sendTransaction", {"from": account, "data": "0x" + bytecode})
-        receipt = anvil.receipt(tx)
-        return cls(anvil, receipt["contractAddress"], account)
+    def deploy(cls, anvil: Anvil, stand_in: tuple[list, str]) -> LivepeerBroker:
+        from web3 import Web3
 
-    def _call(self, signature: str, types: list[str], args: list, out: list[str]):
+        from tests.chain.livepeer import deploy
+
+        lp = deploy(Web3(Web3.HTTPProvider(anvil.url, request_kwargs={"timeout": 30})), stand_in, adjustable=True)
+        return cls(anvil, lp.TicketBroker.address, lp.RoundsManager.address, lp.owner,
+                   lp.RoundsManager.functions.roundLength().call(), set(), lp)
+
+    def register(self, recipient: bytes, stake: int = 10**21) -> None:
+        """Bond and register ``recipient`` as a transcoder: TicketBroker pays only registered ones."""
+        from eth_utils import to_checksum_address
+
+        self.livepeer.register_orchestrator(to_checksum_address(recipient), stake)
+
+    def _call(self, to: str, signature: str, types: list[str], args: list, out: list[str]):
         data = "0x" + (_selector(signature) + abi_encode(types, args)).hex()
-        result = self.anvil.rpc("eth_call", {"to": self.address, "data": data}, "latest")
+        result = self.anvil.rpc("eth_call", {"to": to, "data": data}, "latest")
         return abi_decode(out, bytes.fromhex(result[2:]))
 
-    def _send(self, signature: str, types: list[str], args: list) -> dict:
+    def _send(self, to: str, signature: str, types: list[str], args: list, *, sender: str | None = None,
+              value: int = 0) -> dict:
         data = "0x" + (_selector(signature) + abi_encode(types, args)).hex()
-        call = {"from": self.account, "to": self.address, "data": data}
+        call = {"from": sender or self.account, "to": to, "data": data, "value": hex(value)}
         self.anvil.rpc("eth_call", call, "latest")  # raises EvmRevert with the contract's reason
-        tx = self.anvil.rpc("eth_sendTransaction", call)
-        receipt = self.anvil.receipt(tx)
+        receipt = self.anvil.receipt(self.anvil.rpc("eth_sendTransaction", call))
         if int(receipt["status"], 16) != 1:
             raise EvmRevert("transaction failed")
         return receipt
 
     def set_round(self, round_: int, block_hash: bytes) -> None:
-        self._send("setRound(uint256,bytes32)", ["uint256", "bytes32"], [round_, block_hash])
+        """Make ``round_`` current and initialize it, with ``block_hash`` as its block hash."""
+        self._send(self.rounds, "setBlockNum(uint256)", ["uint256"], [round_ * self.round_length])
+        self._send(self.rounds, "setBlockHash(bytes32)", ["bytes32"], [block_hash])
+        self._send(self.rounds, "initializeRound()", [], [])
 
     def ticket_hash(self, ticket_args: tuple) -> bytes:
-        return self._call(f"getTicketHash({TICKET_TUPLE})", [TICKET_TUPLE], [ticket_args], ["bytes32"])[0]
+        return self._call(self.broker, f"getTicketHash({TICKET_TUPLE})", [TICKET_TUPLE], [ticket_args],
+                          ["bytes32"])[0]
 
     def is_used(self, ticket_hash: bytes) -> bool:
-        return self._call("usedTickets(bytes32)", ["bytes32"], [ticket_hash], ["bool"])[0]
+        return self._call(self.broker, "usedTickets(bytes32)", ["bytes32"], [ticket_hash], ["bool"])[0]
+
+    def fund(self, sender: str, deposit: int = 10**18, reserve: int = 10**18) -> None:
+        self.anvil.rpc("anvil_setBalance", sender, hex(10**21))
+        self.anvil.rpc("anvil_impersonateAccount", sender)
+        self._send(self.broker, "fundDepositAndReserve(uint256,uint256)", ["uint256", "uint256"],
+                   [deposit, reserve], sender=sender, value=deposit + reserve)
+        self.funded.add(sender)
 
     def redeem(self, ticket_args: tuple, sig: bytes, recipient_rand: int) -> dict:
         """Redeem on chain; raises EvmRevert with the contract's reason."""
+        sender = "0x" + bytes(ticket_args[1]).hex()
+        if sender not in self.funded and int(sender, 16) != 0:
+            self.fund(sender)
         return self._send(
+            self.broker,
             f"redeemWinningTicket({TICKET_TUPLE},bytes,uint256)",
             [TICKET_TUPLE, "bytes", "uint256"],
             [ticket_args, sig, recipient_rand],
@@ -185,10 +211,3 @@ class TicketChecks:
 
     def redeem_signed(self, signed: SignedTicket) -> dict:
         return self.redeem(ticket_args(signed), signed.sig, signed.recipient_rand)
-
-
-def ticket_args(signed: SignedTicket) -> tuple:
-    """The Solidity Ticket struct; auxData abi-encoded as Livepeer's own tests build it."""
-    t = signed.ticket
-    aux = abi_encode(["uint256", "bytes32"], [t.creation_round, t.creation_round_block_hash])
-    return (t.recipient, t.sender, t.face_value, t.win_prob, t.sender_nonce, t.recipient_rand_hash, aux)

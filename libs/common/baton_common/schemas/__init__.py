@@ -6,7 +6,7 @@ them all and ``docs/architecture.md`` is their map. Import the context modules
 by name (``from baton_common.schemas.jobs import JobRequest``).
 """
 
-from . import audit, chain, jobs, pricing, workers
+from . import ai, audit, chain, jobs, models, pricing, workers
 from .base import Message, all_messages, decode, encode
 from .health import (
     HEARTBEAT_BUCKET,
@@ -20,9 +20,11 @@ from .health import (
 )
 
 __all__ = [
+    "ai",
     "audit",
     "chain",
     "jobs",
+    "models",
     "pricing",
     "workers",
     "HEARTBEAT_BUCKET",

@@ -27,6 +27,10 @@ from .storage import KvSpec, SubjectSpec
 __all__ = [
     "CHAIN",
     "CHAIN_BUCKET",
+    "CHAIN_LEASE",
+    "CHAIN_LEASE_BUCKET",
+    "CHAIN_LEASE_TTL",
+    "ChainLease",
     "CHAIN_MAX_AGE",
     "CHAIN_REFRESH",
     "ETH_USD_MAX_AGE",
@@ -54,6 +58,9 @@ CHAIN_MAX_AGE = 60.0
 ETH_USD_MAX_AGE = 7200.0
 """The same for ``eth-usd``, which is read hourly."""
 SENDER_LOOKUP_SUBJECT = "baton.chain.sender"
+CHAIN_LEASE_BUCKET = "baton-chain-lease"
+CHAIN_LEASE_TTL = 15.0
+"""Seconds the sender lease outlives its holder's last renewal (the bucket's TTL)."""
 
 Wei = Annotated[int, msgspec.Meta(ge=0)]
 NonNegative = Annotated[int, msgspec.Meta(ge=0)]
@@ -150,6 +157,21 @@ class SenderLookup(Message, frozen=True, kw_only=True, tag="chain-sender-lookup.
     sender: str
 
 
+class ChainLease(Message, frozen=True, kw_only=True, tag="chain-lease.v1"):
+    """Key ``sender`` of ``baton-chain-lease``: the one chain instance that sends transactions.
+
+    Created when absent (``create``), renewed by compare-and-set every third of
+    ``CHAIN_LEASE_TTL``; the bucket's TTL drops it when its holder stops renewing,
+    and a standby instance's ``create`` then succeeds.
+    """
+
+    holder: str
+    """The holder's instance id."""
+    account: str
+    """The orchestrator's address it sends from."""
+    renewed_at: float
+
+
 ChainValue = L1Head | RoundState | RoundHash | GasPrice | OrchestratorStatus | ProtocolParams | SenderInfo | EthUsdRate
 """Every value in ``baton-chain``: decode any key with this union."""
 
@@ -180,4 +202,15 @@ SENDER_LOOKUP = SubjectSpec(
     schema="chain.SenderLookup",
     reply="chain.SenderInfo",
     purpose="cold path for a sender not yet in baton-chain; chain then keeps sender.<address> fresh",
+)
+
+CHAIN_LEASE = KvSpec(
+    bucket=CHAIN_LEASE_BUCKET,
+    key="sender",
+    ttl=CHAIN_LEASE_TTL,
+    history=1,
+    writer="chain",
+    readers=("chain", "monitor"),
+    schema="chain.ChainLease",
+    purpose="which chain instance sends transactions (reward, redemption); lapses when its holder stops renewing",
 )

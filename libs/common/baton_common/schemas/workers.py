@@ -60,6 +60,8 @@ class ModelState(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """How long the model took to load (0 while not measured)."""
     memory_bytes: NonNegative = 0
     """GPU memory the loaded model holds."""
+    demo: bool = False
+    """A tiny random-weight demo model (offchain only): its outputs are noise."""
 
 
 class Gpu(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

@@ -1,4 +1,4 @@
-"""Chain service: offchain by default; with -ethUrl it reports a real Ethereum node."""
+"""Chain service offchain (the default): with -ethUrl it reports a real Ethereum node."""
 
 from __future__ import annotations
 
@@ -30,7 +30,8 @@ def test_onchain_needs_an_eth_url() -> None:
 
 
 def test_go_livepeer_flag_name_for_the_node() -> None:
-    s = load_settings(ChainSettings, "chain", env={}, argv=["-network=arbitrum-one-mainnet", "-ethUrl", "http://x:8545"])
+    s = load_settings(ChainSettings, "chain", env={}, argv=["-network=arbitrum-one-mainnet", "-ethUrl", "http://x:8545",
+                                                           "-ethKeystorePath", "/keystore"])
     assert s.eth_url == "http://x:8545"
     with pytest.raises(ConfigError, match="must be an http"):
         load_settings(ChainSettings, "chain", env={}, argv=["-ethUrl", "localhost:8545"])

@@ -1,0 +1,52 @@
+"""The chain service's errors, each with a machine-readable code."""
+
+from __future__ import annotations
+
+__all__ = [
+    "ChainError",
+    "GasPriceAboveCap",
+    "NotLeaseHolder",
+    "RpcUnavailable",
+    "TxNotMined",
+    "TxReverted",
+]
+
+
+class ChainError(Exception):
+    code = "chain_error"
+    retryable = True
+
+
+class RpcUnavailable(ChainError):
+    """No Ethereum node answered (every URL failed or timed out)."""
+
+    code = "rpc_unavailable"
+
+
+class TxReverted(ChainError):
+    """The contract refused the call (at estimation, or the mined transaction failed)."""
+
+    code = "reverted"
+
+    def __init__(self, reason: str, *, tx_hash: bytes | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.tx_hash = tx_hash
+
+
+class GasPriceAboveCap(ChainError):
+    """The network's fee is above -maxGasPrice: nothing is sent until it comes down."""
+
+    code = "gas_price_above_cap"
+
+
+class TxNotMined(ChainError):
+    """No receipt within the transaction timeout and its replacements."""
+
+    code = "tx_not_mined"
+
+
+class NotLeaseHolder(ChainError):
+    """Another chain instance holds the sender lease; this one sends nothing."""
+
+    code = "not_lease_holder"

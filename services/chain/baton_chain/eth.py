@@ -1,0 +1,347 @@
+"""Adapter to Ethereum through web3.py: RPC failover, contract reads, and one transaction sender.
+
+- :class:`RpcPool` holds one ``AsyncWeb3`` per URL. A call goes to the node
+  that last answered; a transport error or timeout moves it to the next one.
+  A contract revert or a JSON-RPC error is the node's answer, not its failure.
+  URLs may carry API keys: only their index and host are ever logged.
+- :class:`Eth` reads the protocol (addresses resolved through the Controller).
+- :class:`TxSender` signs with the orchestrator's key and owns its nonces: one
+  lock hands them out, so concurrent sends never collide; a "nonce too low"
+  resynchronizes from the node. A transaction not mined within the timeout is
+  replaced (same nonce, fees bumped 12.5%) while the bump stays within
+  -maxGasPrice. Every send first asks the lease whether this instance may send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
+from urllib.parse import urlsplit
+
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak, to_checksum_address
+from web3 import AsyncHTTPProvider, AsyncWeb3
+from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
+
+from .abi import EVENTS, FUNCTIONS
+from .errors import ChainError, GasPriceAboveCap, NotLeaseHolder, RpcUnavailable, TxNotMined, TxReverted
+
+__all__ = ["CONTRACTS", "Block", "Eth", "RpcPool", "TxSender", "revert_reason"]
+
+log = logging.getLogger("baton.chain.eth")
+
+T = TypeVar("T")
+CONTRACTS = ("BondingManager", "RoundsManager", "TicketBroker", "Minter", "ServiceRegistry")
+ZERO_ADDRESS = "0x" + "00" * 20
+
+
+def url_label(index: int, url: str) -> str:
+    """What the logs say about a URL: its position and host, never its path or query (API keys)."""
+    return f"#{index} {urlsplit(url).hostname or '?'}"
+
+
+def revert_reason(exc: ContractLogicError) -> str:
+    message = str(exc.message if getattr(exc, "message", None) else exc)
+    return message.removeprefix("execution reverted: ").removeprefix("execution reverted")  or "execution reverted"
+
+
+class RpcPool:
+    """Several JSON-RPC endpoints of one chain, used one at a time, failing over on errors."""
+
+    def __init__(self, urls: list[str], *, timeout: float = 10.0,
+                 on_failover: Callable[[int], None] = lambda index: None) -> None:
+        if not urls:
+            raise ValueError("no Ethereum JSON-RPC URL")
+        self.urls = urls
+        self.nodes = [AsyncWeb3(AsyncHTTPProvider(u, request_kwargs={"timeout": timeout})) for u in urls]
+        self.healthy = [True] * len(urls)
+        self.current = 0
+        self._on_failover = on_failover
+
+    async def run(self, op: Callable[[AsyncWeb3], Awaitable[T]]) -> T:
+        last: BaseException | None = None
+        n = len(self.nodes)
+        for step in range(n):
+            index = (self.current + step) % n
+            try:
+                result = await op(self.nodes[index])
+            except (ContractLogicError, Web3RPCError, TransactionNotFound, ChainError):
+                self.healthy[index] = True
+                raise
+            except Exception as exc:  # transport: refused, reset, timeout, bad gateway
+                if self.healthy[index]:
+                    log.warning("Ethereum node failed", extra={"node": url_label(index, self.urls[index]),
+                                                                "error": type(exc).__name__})
+                self.healthy[index] = False
+                last = exc
+                continue
+            self.healthy[index] = True
+            if index != self.current:
+                log.info("Ethereum node switched", extra={"node": url_label(index, self.urls[index])})
+                self.current = index
+                self._on_failover(index)
+            return result
+        raise RpcUnavailable(f"no Ethereum node answered ({n} tried): {type(last).__name__}")
+
+    async def close(self) -> None:
+        for node in self.nodes:
+            try:
+                await node.provider.disconnect()
+            except Exception:  # closing a session that never opened
+                pass
+
+    async def check(self) -> str:
+        """Health check of every node; fails when none answers."""
+        details = []
+        for index, node in enumerate(self.nodes):
+            try:
+                number = await asyncio.wait_for(node.eth.block_number, timeout=5)
+                self.healthy[index] = True
+                details.append(f"{url_label(index, self.urls[index])} block {number}")
+            except Exception as exc:  # any failure marks it down
+                self.healthy[index] = False
+                details.append(f"{url_label(index, self.urls[index])} down ({type(exc).__name__})")
+        if not any(self.healthy):
+            raise RpcUnavailable("; ".join(details))
+        return "; ".join(details)
+
+
+class Block(Protocol):
+    number: int
+    hash: bytes
+    l1_number: int
+    base_fee: int | None
+
+
+class _Block:
+    def __init__(self, raw: Any) -> None:
+        self.number = int(raw["number"])
+        self.hash = bytes(raw["hash"])
+        l1 = raw.get("l1BlockNumber")
+        self.l1_number = int(l1, 16) if isinstance(l1, str) else int(l1) if l1 is not None else self.number
+        fee = raw.get("baseFeePerGas")
+        self.base_fee = int(fee) if fee is not None else None
+
+
+class Eth:
+    """Reads of the Livepeer protocol at the latest block."""
+
+    def __init__(self, pool: RpcPool, controller: str) -> None:
+        self.pool = pool
+        self.controller = to_checksum_address(controller)
+        self.addresses: dict[str, str] = {"Controller": self.controller}
+
+    async def resolve(self) -> dict[str, str]:
+        """Each protocol contract's address, from the Controller (``getContract(keccak256(name))``)."""
+        for name in CONTRACTS:
+            address = await self.call("Controller.getContract", keccak(text=name))
+            if int(address, 16) == 0:
+                raise RpcUnavailable(f"the Controller at {self.controller} has no {name}: is -ethController right?")
+            self.addresses[name] = to_checksum_address(address)
+        return self.addresses
+
+    async def call(self, fn: str, *args: Any, to: str | None = None, block: int | str = "latest") -> Any:
+        spec = FUNCTIONS[fn]
+        address = to or self.addresses[spec.contract]
+        data = spec.data(*args)
+        raw = await self.pool.run(lambda w3: w3.eth.call({"to": address, "data": data}, block))
+        return spec.result(bytes(raw))
+
+    async def block(self) -> _Block:
+        return _Block(await self.pool.run(lambda w3: w3.eth.get_block("latest")))
+
+    async def block_at(self, number: int) -> _Block:
+        return _Block(await self.pool.run(lambda w3: w3.eth.get_block(number)))
+
+    async def gas_price(self) -> int:
+        return int(await self.pool.run(lambda w3: w3.eth.gas_price))
+
+    async def balance(self, address: str) -> int:
+        return int(await self.pool.run(lambda w3: w3.eth.get_balance(to_checksum_address(address))))
+
+    async def tx_sender(self, tx_hash: bytes) -> str:
+        return str((await self.pool.run(lambda w3: w3.eth.get_transaction(tx_hash)))["from"])
+
+    async def logs(self, event: str, from_block: int, to_block: int | str, *topics: bytes | None) -> list[Any]:
+        spec = EVENTS[event]
+        query = {
+            "address": self.addresses[spec.contract], "fromBlock": from_block, "toBlock": to_block,
+            "topics": [spec.topic, *[None if t is None else "0x" + t.rjust(32, b"\0").hex() for t in topics]],
+        }
+        return list(await self.pool.run(lambda w3: w3.eth.get_logs(query)))
+
+
+class Lease(Protocol):
+    def held(self) -> bool: ...
+
+
+class TxSender:
+    """The only path for this orchestrator's transactions."""
+
+    def __init__(self, pool: RpcPool, account: LocalAccount, lease: Lease, *, max_gas_price: int = 0,
+                 tx_timeout: float = 300.0, max_replacements: int = 1, poll: float = 0.5,
+                 gas_limit: int = 0) -> None:
+        self.pool = pool
+        self.account = account
+        self.address = account.address
+        self.lease = lease
+        self.max_gas_price = max_gas_price
+        self.tx_timeout = tx_timeout
+        self.max_replacements = max_replacements
+        self.poll = poll
+        self.gas_limit = gas_limit
+        self._lock = asyncio.Lock()
+        self._nonce: int | None = None
+        self._chain_id: int | None = None
+
+    async def nonces(self) -> tuple[int, int]:
+        """(confirmed, pending) transaction counts of the account."""
+        latest = await self.pool.run(lambda w3: w3.eth.get_transaction_count(self.address, "latest"))
+        pending = await self.pool.run(lambda w3: w3.eth.get_transaction_count(self.address, "pending"))
+        return int(latest), int(pending)
+
+    async def wait_in_flight(self, timeout: float) -> bool:
+        """Wait until the account has no transaction in the node's pool (after a restart); False on timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            latest, pending = await self.nonces()
+            if latest >= pending:
+                return True
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(self.poll)
+
+    async def estimate(self, to: str, data: bytes) -> int:
+        try:
+            gas = await self.pool.run(lambda w3: w3.eth.estimate_gas({"from": self.address, "to": to, "data": data}))
+        except ContractLogicError as exc:
+            raise TxReverted(revert_reason(exc)) from None
+        return int(gas)
+
+    async def replay(self, to: str, data: bytes, block: int) -> str:
+        """Why a mined transaction failed: the same call against the state at its block."""
+        try:
+            await self.pool.run(lambda w3: w3.eth.call({"from": self.address, "to": to, "data": data}, block))
+        except ContractLogicError as exc:
+            return revert_reason(exc)
+        except Web3RPCError as exc:
+            return str(exc)[:200]
+        return "transaction failed"
+
+    async def _fees(self, w3: AsyncWeb3) -> dict[str, int]:
+        latest = await w3.eth.get_block("latest")
+        base = latest.get("baseFeePerGas")
+        cap = self.max_gas_price
+        if base is None:
+            price = int(await w3.eth.gas_price)
+            if cap and price > cap:
+                raise GasPriceAboveCap(f"gas price {price} wei is above -maxGasPrice {cap}")
+            return {"gasPrice": price}
+        base = int(base)
+        if cap and base > cap:
+            raise GasPriceAboveCap(f"base fee {base} wei is above -maxGasPrice {cap}")
+        tip = int(await w3.eth.max_priority_fee)
+        max_fee = 2 * base + tip
+        if cap:
+            max_fee = min(max_fee, cap)
+            tip = min(tip, max_fee - base)
+        return {"maxFeePerGas": max_fee, "maxPriorityFeePerGas": max(tip, 0)}
+
+    def _bumped(self, fees: dict[str, int]) -> dict[str, int] | None:
+        out = {k: v + max(1, -(-v // 8)) for k, v in fees.items()}  # +12.5%, what geth requires at least (10%)
+        top = out.get("maxFeePerGas", out.get("gasPrice", 0))
+        if self.max_gas_price and top > self.max_gas_price:
+            return None
+        return out
+
+    async def _sign_and_send(self, tx: dict[str, Any]) -> bytes:
+        signed = self.account.sign_transaction(tx)
+        await self.pool.run(lambda w3: w3.eth.send_raw_transaction(signed.raw_transaction))
+        return bytes(signed.hash)
+
+    async def send(self, to: str, data: bytes, *, what: str,
+                   on_sent: Callable[[bytes], Awaitable[None]] | None = None) -> dict[str, Any]:
+        """Send, wait for the receipt and return it; raises TxReverted when the contract refuses.
+
+        ``on_sent`` is told each transaction hash before its receipt is awaited.
+        """
+        if not self.lease.held():
+            raise NotLeaseHolder("another chain instance holds the sender lease")
+        gas = self.gas_limit or (await self.estimate(to, data)) * 6 // 5 + 10_000
+        async with self._lock:
+            for attempt in range(3):
+                if self._chain_id is None:
+                    self._chain_id = int(await self.pool.run(lambda w3: w3.eth.chain_id))
+                if self._nonce is None:
+                    # After a start: let our transactions from before it land first (a redemption sent just
+                    # before a crash), so this one is not a duplicate the contract would refuse.
+                    await self.wait_in_flight(self.tx_timeout)
+                    self._nonce = (await self.nonces())[1]
+                fees = await self.pool.run(self._fees)
+                tx = {"chainId": self._chain_id, "nonce": self._nonce, "to": to, "data": data, "gas": gas,
+                      "value": 0, **fees}
+                if "gasPrice" not in fees:
+                    tx["type"] = 2
+                try:
+                    tx_hash = await self._sign_and_send(tx)
+                except Web3RPCError as exc:
+                    text = str(exc).lower()
+                    if "nonce" in text or "already known" in text or "underpriced" in text:
+                        log.warning("nonce out of step, resynchronizing", extra={"what": what, "attempt": attempt})
+                        self._nonce = None
+                        continue
+                    raise
+                self._nonce += 1
+                break
+            else:
+                raise TxNotMined(f"{what}: could not place a transaction with a fresh nonce")
+        log.info("transaction sent", extra={"what": what, "tx": "0x" + tx_hash.hex(), "nonce": tx["nonce"]})
+        hashes = [tx_hash]
+        if on_sent:
+            await on_sent(tx_hash)
+        replacements = 0
+        while True:
+            receipt = await self._wait(hashes, self.tx_timeout)
+            if receipt is not None:
+                break
+            bumped = self._bumped({k: tx[k] for k in ("gasPrice", "maxFeePerGas", "maxPriorityFeePerGas") if k in tx})
+            if replacements >= self.max_replacements or bumped is None:
+                latest, _ = await self.nonces()
+                if latest > tx["nonce"]:  # mined meanwhile, or replaced by another of ours
+                    receipt = await self._wait(hashes, self.poll * 4)
+                    if receipt is not None:
+                        break
+                raise TxNotMined(f"{what}: no receipt for nonce {tx['nonce']} after {replacements} replacements")
+            tx = {**tx, **bumped}
+            replacements += 1
+            try:
+                new_hash = await self._sign_and_send(tx)
+            except Web3RPCError as exc:  # nonce too low: the first one was mined meanwhile
+                log.info("replacement not accepted", extra={"what": what, "error": str(exc)[:200]})
+                continue
+            log.warning("transaction replaced", extra={"what": what, "tx": "0x" + new_hash.hex(),
+                                                       "replacement": replacements})
+            hashes.append(new_hash)
+            if on_sent:
+                await on_sent(new_hash)
+        if int(receipt["status"]) != 1:
+            reason = await self.replay(to, data, int(receipt["blockNumber"]))
+            raise TxReverted(reason, tx_hash=bytes(receipt["transactionHash"]))
+        return dict(receipt)
+
+    async def _wait(self, hashes: list[bytes], timeout: float) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            for h in hashes:
+                try:
+                    return await self.pool.run(lambda w3, h=h: w3.eth.get_transaction_receipt(h))
+                except TransactionNotFound:
+                    continue
+                except RpcUnavailable:
+                    break
+            if time.monotonic() > deadline:
+                return None
+            await asyncio.sleep(self.poll)

@@ -1,0 +1,55 @@
+"""Every metric of the chain service.
+
+go-livepeer's series keep their names (counters without ``_total``, through
+``LivepeerCounter``); gas prices are in gwei as go-livepeer records them.
+Baton's own are ``baton_chain_*``.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+from baton_common.metrics import LivepeerCounter
+
+__all__ = [
+    "ETH_BALANCE",
+    "LAST_REWARD_ROUND",
+    "LEASE_HELD",
+    "MAX_GAS_PRICE",
+    "PENDING_FACE_VALUE",
+    "PENDING_REDEMPTIONS",
+    "REDEMPTION_ERRORS",
+    "REWARD_ALERT",
+    "REWARD_ERRORS",
+    "ROUNDS_MISSED",
+    "RPC_FAILOVERS",
+    "SUGGESTED_GAS_PRICE",
+    "TICKETS_SETTLED",
+    "VALUE_REDEEMED",
+    "WINNING_TICKETS_RECV",
+]
+
+VALUE_REDEEMED = LivepeerCounter("livepeer_value_redeemed", "Winning ticket face value redeemed, in wei",
+                                 ["sender"])
+REDEMPTION_ERRORS = LivepeerCounter("livepeer_ticket_redemption_errors", "Failed ticket redemption attempts",
+                                    ["sender"])
+REWARD_ERRORS = LivepeerCounter("livepeer_reward_call_errors", "Failed reward calls")
+WINNING_TICKETS_RECV = Counter(
+    "baton_chain_winning_tickets_seen",
+    "Winning tickets this chain instance found pending (a restart counts the still-pending ones again; "
+    "the negotiator counts winners received as livepeer_winning_tickets_recv)",
+    ["sender"],
+)
+SUGGESTED_GAS_PRICE = Gauge("livepeer_suggested_gas_price", "The node's suggested gas price, in gwei")
+MAX_GAS_PRICE = Gauge("livepeer_max_gas_price", "-maxGasPrice, in gwei (0 = no cap)")
+
+LAST_REWARD_ROUND = Gauge("baton_chain_last_reward_round", "The orchestrator's last reward round on chain")
+ROUNDS_MISSED = Counter("baton_chain_rounds_missed", "Rounds that ended active and without this orchestrator's reward")
+REWARD_ALERT = Gauge("baton_chain_reward_failed",
+                     "1 while reward failed after its last try in the current round, else 0")
+PENDING_REDEMPTIONS = Gauge("baton_chain_pending_redemptions", "Winning tickets waiting for redemption")
+PENDING_FACE_VALUE = Gauge("baton_chain_pending_face_value_wei", "Face value of the winning tickets waiting, in wei")
+TICKETS_SETTLED = Counter("baton_chain_tickets_settled", "Winning tickets settled, by result", ["result"])
+ETH_BALANCE = Gauge("baton_chain_eth_balance_wei", "ETH balance of the orchestrator's key, in wei")
+LEASE_HELD = Gauge("baton_chain_sender_lease_held", "1 while this instance holds the sender lease")
+RPC_FAILOVERS = Counter("baton_chain_rpc_failovers", "Switches to another Ethereum JSON-RPC URL")

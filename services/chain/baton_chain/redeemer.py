@@ -1,0 +1,245 @@
+"""Redeem the winning tickets in the winners bucket, oldest first, each exactly once.
+
+A pass runs on each new block while this instance holds the sender lease. Per
+pending ticket, in this order (spec 3.7):
+
+1. already used on chain: if our own WinningTicketRedeemed event for it is
+   there (a crash between send and receipt), it is settled redeemed with that
+   transaction; otherwise refused ``ticket_used``;
+2. out of the contract's window (creationRound + validityPeriod <= currentRound):
+   refused ``ticket_expired``, or ``sender_underfunded`` when the sender's funds
+   were what held it back;
+3. ``RedemptionGate.check`` defers it until its params have expired and the
+   sender's funds and its face value cover the redemption's cost;
+4. the creation round's block hash must be on chain and match;
+5. ``redeemWinningTicket``, waiting for the receipt. A revert TicketBroker
+   gives for good (``domain.NON_RETRYABLE``) settles it refused with the
+   reason; any other failure, a reverted transaction included, leaves it
+   pending, counted in ``livepeer_ticket_redemption_errors`` and logged with
+   its reason, and it is tried again on a later block until step 2 ends it
+   with the last error recorded. Nothing leaves the pending set unrecorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable
+
+from eth_abi import decode as abi_decode
+from eth_utils import to_checksum_address
+
+from baton_common.pm import (
+    MemoryNonceStore,
+    ParamsPolicy,
+    RedemptionDeferred,
+    RedemptionGate,
+    SignedTicket,
+    TicketParamsIssuer,
+    redeem_args,
+)
+from baton_common.pm.winners import WinnerRedeemed, WinnerRefused, WinnerSettled
+from baton_common.pm_nats import KvWinningTickets
+
+from .abi import EVENTS, FUNCTIONS
+from .domain import RefusalCode, classify_revert
+from .errors import ChainError, NotLeaseHolder, TxReverted
+from .eth import Eth, TxSender
+from .metrics import (
+    PENDING_FACE_VALUE,
+    PENDING_REDEMPTIONS,
+    REDEMPTION_ERRORS,
+    TICKETS_SETTLED,
+    VALUE_REDEEMED,
+    WINNING_TICKETS_RECV,
+)
+from .view import LiveChainData
+
+__all__ = ["Redeemer", "run_redeemer"]
+
+log = logging.getLogger("baton.chain.redeemer")
+
+
+def _hex(b: bytes) -> str:
+    return "0x" + b.hex()
+
+
+class Redeemer:
+    def __init__(self, eth: Eth, sender: TxSender, winners: KvWinningTickets, recipient: bytes,
+                 *, redeem_gas: int, on_sender: Callable[[str], None] = lambda address: None) -> None:
+        self.eth = eth
+        self.sender = sender
+        self.winners = winners
+        self.recipient = recipient
+        self.in_flight: dict[bytes, int] = defaultdict(int)
+        self.view = LiveChainData(eth, lambda s: self.in_flight.get(s, 0))
+        # The gate only needs the issuer's reserve_alloc, which reads chain data (no secret, no nonces).
+        issuer = TicketParamsIssuer(ParamsPolicy(recipient=recipient, redeem_gas=redeem_gas), b"\0" * 32,
+                                    self.view, MemoryNonceStore())
+        self.gate = RedemptionGate(issuer, self.view, redeem_gas)
+        self.deferred: dict[bytes, str] = {}
+        self.last_error: dict[bytes, str] = {}
+        self._seen: set[bytes] = set()
+        self._on_sender = on_sender
+
+    async def pass_once(self) -> None:
+        self.view.fresh()
+        pending = await self.winners.pending()
+        PENDING_REDEMPTIONS.set(len(pending))
+        PENDING_FACE_VALUE.set(sum(t.ticket.face_value for t in pending))
+        for t in pending:
+            if t.ticket_hash not in self._seen:
+                self._seen.add(t.ticket_hash)
+                WINNING_TICKETS_RECV.labels(sender=_hex(t.ticket.sender)).inc()
+                self._on_sender(_hex(t.ticket.sender))  # its funds are published from now on
+        if not pending or not self.sender.lease.held():
+            return
+        current = await self.view.current_round()
+        validity = await self.view.ticket_validity_period()
+        for ticket in pending:
+            try:
+                await self._one(ticket, current, validity)
+            except NotLeaseHolder:
+                return
+            except ChainError as exc:  # the node is down: the next pass tries again
+                log.warning("redemption pass stopped", extra={"error": str(exc)[:300]})
+                return
+
+    async def _settle(self, ticket: SignedTicket, result: WinnerSettled) -> None:
+        await self.winners.settle(ticket.ticket_hash, result)
+        kind = "redeemed" if isinstance(result, WinnerRedeemed) else result.code
+        TICKETS_SETTLED.labels(result=kind).inc()
+        self.deferred.pop(ticket.ticket_hash, None)
+        self.last_error.pop(ticket.ticket_hash, None)
+        extra = {"ticket": _hex(ticket.ticket_hash), "sender": _hex(ticket.ticket.sender), "result": kind}
+        if isinstance(result, WinnerRedeemed):
+            log.info("winning ticket redeemed", extra={**extra, "tx": _hex(result.tx_hash)})
+        else:
+            log.warning("winning ticket refused", extra={**extra, "reason": result.reason})
+
+    async def _refuse(self, ticket: SignedTicket, code: str, reason: str) -> None:
+        await self._settle(ticket, WinnerRefused(ticket=ticket, code=code, reason=reason, at=time.time()))
+
+    async def _one(self, ticket: SignedTicket, current: int, validity: int) -> None:
+        t = ticket.ticket
+        h = ticket.ticket_hash
+        if t.recipient != self.recipient:
+            await self._refuse(ticket, RefusalCode.INVALID, f"ticket recipient {_hex(t.recipient)} is not us")
+            return
+        if await self.eth.call("TicketBroker.usedTickets", h):
+            await self._settle_used(ticket)
+            return
+        if not RedemptionGate.in_window(ticket, current, validity):
+            why = f"creationRound {t.creation_round} + ticketValidityPeriod {validity} <= current round {current}"
+            held_back = await self._held_back(ticket) or self.last_error.get(h, "")
+            code = RefusalCode.UNDERFUNDED if "sender funds" in held_back else RefusalCode.EXPIRED
+            await self._refuse(ticket, code, f"{why}; held back by: {held_back}" if held_back else why)
+            return
+        try:
+            await self.gate.check(ticket)
+        except RedemptionDeferred as exc:
+            self.deferred[h] = str(exc)
+            return
+        block_hash = await self.view.round_block_hash(t.creation_round)
+        if block_hash == bytes(32):
+            await self._refuse(ticket, RefusalCode.NO_BLOCK_HASH,
+                               f"ticket creationRound {t.creation_round} does not have a block hash")
+            return
+        if block_hash != t.creation_round_block_hash:
+            await self._refuse(ticket, RefusalCode.INVALID,
+                               f"ticket creationRound {t.creation_round} block hash does not match the chain's")
+            return
+        await self._redeem(ticket)
+
+    async def _held_back(self, ticket: SignedTicket) -> str:
+        """What the gate says now (read again, so a restart does not change the verdict), or ''."""
+        try:
+            await self.gate.check(ticket)
+        except RedemptionDeferred as exc:
+            return str(exc)
+        return self.deferred.get(ticket.ticket_hash, "")
+
+    async def _redeem(self, ticket: SignedTicket) -> None:
+        t = ticket.ticket
+        data = FUNCTIONS["TicketBroker.redeemWinningTicket"].data(*redeem_args(ticket))
+        self.in_flight[t.sender] += t.face_value
+        try:
+            receipt = await self.sender.send(self.eth.addresses["TicketBroker"], data, what="redeemWinningTicket")
+        except TxReverted as exc:
+            REDEMPTION_ERRORS.labels(sender=_hex(t.sender)).inc()
+            code = classify_revert(exc.reason)
+            if code == RefusalCode.USED:
+                await self._settle_used(ticket)
+            elif code:
+                await self._refuse(ticket, code, exc.reason)
+            else:
+                self.last_error[ticket.ticket_hash] = exc.reason
+                log.error("redemption reverted; it stays pending and is retried on a later block",
+                          extra={"ticket": _hex(ticket.ticket_hash), "reason": exc.reason[:300],
+                                 "tx": _hex(exc.tx_hash) if exc.tx_hash else ""})
+            return
+        except NotLeaseHolder:
+            raise
+        except ChainError as exc:
+            REDEMPTION_ERRORS.labels(sender=_hex(t.sender)).inc()
+            self.last_error[ticket.ticket_hash] = f"{exc.code}: {exc}"
+            log.warning("redemption failed; retried on a later block",
+                        extra={"ticket": _hex(ticket.ticket_hash), "error": str(exc)[:300]})
+            return
+        finally:
+            self.in_flight[t.sender] -= t.face_value
+            if self.in_flight[t.sender] <= 0:
+                del self.in_flight[t.sender]
+        VALUE_REDEEMED.labels(sender=_hex(t.sender)).inc(t.face_value)
+        await self._settle(ticket, WinnerRedeemed(ticket=ticket, tx_hash=bytes(receipt["transactionHash"]),
+                                                  at=time.time()))
+
+    async def _settle_used(self, ticket: SignedTicket) -> None:
+        """A used ticket: ours if our WinningTicketRedeemed event for it is on chain (crash before the receipt)."""
+        found = await self.find_redemption(ticket)
+        if found is None:
+            await self._refuse(ticket, RefusalCode.USED, "ticket is used: its redemption event is not within "
+                                                         "the ticket's validity window")
+            return
+        tx, sent_by = found
+        if sent_by.lower() == self.sender.address.lower():
+            VALUE_REDEEMED.labels(sender=_hex(ticket.ticket.sender)).inc(ticket.ticket.face_value)
+            await self._settle(ticket, WinnerRedeemed(ticket=ticket, tx_hash=tx, at=time.time()))
+        else:
+            await self._refuse(ticket, RefusalCode.USED,
+                               f"ticket is used: redeemed by another account ({sent_by}) in transaction {_hex(tx)}")
+
+    async def find_redemption(self, ticket: SignedTicket) -> tuple[bytes, str] | None:
+        """The transaction that redeemed ``ticket`` and the account that sent it, from its event."""
+        t = ticket.ticket
+        head = (await self.view._once(("block",), self.eth.block)).number
+        length = await self.eth.call("RoundsManager.roundLength")
+        validity = await self.view.ticket_validity_period()
+        start = max(0, head - (validity + 2) * length)
+        logs = await self.eth.logs("TicketBroker.WinningTicketRedeemed", start, "latest",
+                                   bytes.fromhex(to_checksum_address(t.sender)[2:]), t.recipient)
+        types = list(EVENTS["TicketBroker.WinningTicketRedeemed"].inputs[2:])
+        for entry in logs:
+            face, prob, nonce, rand, aux = abi_decode(types, bytes(entry["data"]))
+            if (face, prob, nonce, rand, aux) == (t.face_value, t.win_prob, t.sender_nonce, ticket.recipient_rand,
+                                                  t.aux_data()):
+                tx = bytes(entry["transactionHash"])
+                return tx, await self.eth.tx_sender(tx)
+        return None
+
+
+async def run_redeemer(redeemer: Redeemer, interval: float) -> None:
+    last_block = -1
+    while True:
+        try:
+            block = (await redeemer.eth.block()).number
+            if block != last_block:
+                await redeemer.pass_once()
+                last_block = block
+        except ChainError as exc:
+            log.warning("redemption pass failed", extra={"error": str(exc)[:300]})
+        except Exception:
+            log.exception("redemption pass failed")
+        await asyncio.sleep(interval)

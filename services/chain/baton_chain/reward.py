@@ -1,0 +1,162 @@
+"""Reward every round the orchestrator is active, exactly once, and initialize rounds on request.
+
+State lives on chain, not here: each check reads the transcoder's
+``lastRewardRound``, so a restart neither calls twice nor skips a round that is
+still current. A failed call is retried within the round with doubling backoff
+(the RPC pool fails over meanwhile); after the last try the alert gauge goes
+up until the next round. A round that ended active and unrewarded counts as
+missed. Before its first send after a start, the service waits for any of its
+own transactions still in the node's pool (a reward sent just before a crash).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from .abi import FUNCTIONS
+from .domain import Transcoder, pool_hints, reward_amount, should_reward
+from .errors import ChainError, GasPriceAboveCap, NotLeaseHolder, TxReverted
+from .eth import Eth, TxSender
+from .metrics import LAST_REWARD_ROUND, REWARD_ALERT, REWARD_ERRORS, ROUNDS_MISSED
+
+__all__ = ["RewardService", "run_reward"]
+
+log = logging.getLogger("baton.chain.reward")
+
+
+class RewardService:
+    def __init__(self, eth: Eth, sender: TxSender, *, reward: bool, initialize_round: bool,
+                 attempts: int, backoff: float) -> None:
+        self.eth = eth
+        self.sender = sender
+        self.address = sender.address
+        self.reward = reward
+        self.initialize_round = initialize_round
+        self.attempts = attempts
+        self.backoff = backoff
+        self._round = -1
+        self._tries = 0
+        self._next_try = 0.0
+        self._was_active: dict[int, bool] = {}
+
+    async def check(self) -> None:
+        """One look at the chain: initialize the round, then reward if due. Call on every poll."""
+        at = (await self.eth.block()).number  # every read of one check sees the same block
+
+        async def read(fn: str, *args: object) -> object:
+            return await self.eth.call(fn, *args, block=at)
+
+        current = await read("RoundsManager.currentRound")
+        initialized = await read("RoundsManager.currentRoundInitialized")
+        if current != self._round:
+            await self._round_changed(current)
+        if not initialized:
+            if self.initialize_round and self.sender.lease.held():
+                await self._initialize(current)  # reward follows on the next check
+            return
+        transcoder = Transcoder.of(await read("BondingManager.getTranscoder", self.address))
+        LAST_REWARD_ROUND.set(transcoder.last_reward_round)
+        active = await read("BondingManager.isActiveTranscoder", self.address)
+        self._was_active[current] = active
+        last_initialized = await read("RoundsManager.lastInitializedRound")
+        if not (self.reward and should_reward(transcoder, active, last_initialized, current)):
+            return
+        if self._tries >= self.attempts or time.monotonic() < self._next_try or not self.sender.lease.held():
+            return
+        self._tries += 1
+        try:
+            await self._call_reward(transcoder, current)
+        except NotLeaseHolder:
+            self._tries -= 1
+        except (ChainError, Exception) as exc:  # every failure is retried within the round
+            REWARD_ERRORS.inc()
+            reason = exc.reason if isinstance(exc, TxReverted) else f"{type(exc).__name__}: {exc}"
+            if isinstance(exc, GasPriceAboveCap):
+                reason = str(exc)
+            self._next_try = time.monotonic() + self.backoff * 2 ** (self._tries - 1)
+            if self._tries >= self.attempts:
+                REWARD_ALERT.set(1)
+                log.error("reward failed after its last try this round",
+                          extra={"round": current, "tries": self._tries, "error": reason[:300]})
+            else:
+                log.warning("reward failed, will retry", extra={"round": current, "try": self._tries,
+                                                                "error": reason[:300]})
+        else:
+            LAST_REWARD_ROUND.set(current)
+
+    async def _round_changed(self, current: int) -> None:
+        previous = self._round
+        self._round, self._tries, self._next_try = current, 0, 0.0
+        REWARD_ALERT.set(0)
+        if previous >= 0 and self._was_active.get(previous):
+            transcoder = Transcoder.of(await self.eth.call("BondingManager.getTranscoder", self.address))
+            if transcoder.last_reward_round < previous:
+                ROUNDS_MISSED.inc()
+                log.error("round ended without reward", extra={"round": previous})
+        self._was_active = {r: a for r, a in self._was_active.items() if r >= current - 1}
+
+    async def _initialize(self, current: int) -> bool:
+        """initializeRound; True once the round is initialized (by us or, meanwhile, by someone else)."""
+        fn = "RoundsManager.initializeRound"
+        try:
+            receipt = await self.sender.send(self.eth.addresses["RoundsManager"], self.eth_data(fn),
+                                             what="initializeRound")
+            log.info("round initialized", extra={"round": current,
+                                                 "tx": "0x" + bytes(receipt["transactionHash"]).hex()})
+            return True
+        except TxReverted as exc:  # someone else did it first
+            log.info("initializeRound refused", extra={"round": current, "reason": exc.reason,
+                                                       "tx": "0x" + exc.tx_hash.hex() if exc.tx_hash else ""})
+        except ChainError as exc:
+            log.warning("initializeRound failed", extra={"round": current, "error": str(exc)[:300]})
+        return False
+
+    @staticmethod
+    def eth_data(fn: str, *args: object) -> bytes:
+        return FUNCTIONS[fn].data(*args)
+
+    async def hints(self, transcoder: Transcoder) -> tuple[str, str]:
+        """Spec 5: the pool re-sorted with this orchestrator's stake after its reward."""
+        pool: list[tuple[str, int]] = []
+        node = await self.eth.call("BondingManager.getFirstTranscoderInPool")
+        size = await self.eth.call("BondingManager.getTranscoderPoolSize")
+        while int(node, 16) != 0 and len(pool) < size:
+            pool.append((node, await self.eth.call("BondingManager.transcoderTotalStake", node)))
+            node = await self.eth.call("BondingManager.getNextTranscoderInPool", node)
+        max_size = await self.eth.call("BondingManager.getTranscoderPoolMaxSize")
+        mintable = await self.eth.call("Minter.currentMintableTokens")
+        total_bonded = await self.eth.call("BondingManager.getTotalBonded")
+        if total_bonded == 0:
+            raise ChainError("no rewards to be minted")
+        pool_entry = await self.eth.call("BondingManager.getTranscoderEarningsPoolForRound", self.address,
+                                         transcoder.last_active_stake_update_round)
+        stake = await self.eth.call("BondingManager.transcoderTotalStake", self.address)
+        new_stake = stake + reward_amount(mintable, pool_entry[0], total_bonded)
+        return pool_hints(self.address, new_stake, pool, max_size)
+
+    async def _call_reward(self, transcoder: Transcoder, current: int) -> None:
+        if not await self.sender.wait_in_flight(self.sender.tx_timeout):
+            raise ChainError("an earlier transaction of ours is still pending")
+        # after waiting, the chain may show a reward we sent before a restart
+        fresh = Transcoder.of(await self.eth.call("BondingManager.getTranscoder", self.address))
+        if fresh.last_reward_round >= current:
+            log.info("reward already claimed this round", extra={"round": current})
+            return
+        prev, nxt = await self.hints(fresh)
+        data = self.eth_data("BondingManager.rewardWithHint", prev, nxt)
+        receipt = await self.sender.send(self.eth.addresses["BondingManager"], data, what="reward")
+        log.info("reward claimed", extra={"round": current, "tx": "0x" + bytes(receipt["transactionHash"]).hex(),
+                                          "hints": [prev, nxt]})
+
+
+async def run_reward(service: RewardService, interval: float) -> None:
+    while True:
+        try:
+            await service.check()
+        except ChainError as exc:
+            log.warning("reward check failed", extra={"error": str(exc)[:300]})
+        except Exception:
+            log.exception("reward check failed")
+        await asyncio.sleep(interval)

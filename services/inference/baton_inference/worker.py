@@ -1,0 +1,169 @@
+"""The worker on the bus: jobs on its own subject, answered by the Triton model of (pipeline, model_id).
+
+A job (``JobRequest``) gets ``JobChunk``s (LLM ``stream``), then one
+``JobResult`` or ``JobError``, on its reply subject. The request's fields are
+checked against the pipeline's type (``baton_common.schemas.ai``) before
+Triton sees them; the model checks the file itself (format, size). Bodies
+above ``INLINE_BODY_MAX`` come and go through the ``baton-bodies`` object
+store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+import uuid
+from typing import Any
+
+import msgspec
+from nats.aio.msg import Msg
+from nats.js.object_store import ObjectStore
+
+from baton_common.schemas import ai, decode, encode
+from baton_common.schemas.jobs import INLINE_BODY_MAX, BodyRef, JobChunk, JobError, JobRequest, JobResult, Output
+
+from . import metrics
+from .domain import DECOUPLED
+from .errors import BadInput, BodyMissing, Busy, DeadlineExceeded, InferenceError, ModelNotLoaded, from_code
+from .manager import WarmModels
+from .triton import Triton
+
+__all__ = ["Worker"]
+
+log = logging.getLogger("baton.inference.jobs")
+
+
+class Worker:
+    def __init__(self, models: WarmModels, triton: Triton, bodies: ObjectStore | None, nc: Any) -> None:
+        self.models = models
+        self.triton = triton
+        self.bodies = bodies
+        self.nc = nc
+
+    async def on_msg(self, msg: Msg) -> None:
+        try:
+            req = decode(msg.data, JobRequest)
+        except msgspec.ValidationError as exc:
+            await self._reply(msg, JobError(job_id="", code="bad_input", message=f"not a JobRequest: {exc}"))
+            return
+        started = time.monotonic()
+        metrics.REQUESTED.labels(req.pipeline, req.model_id).inc()
+        streamed = 0
+        try:
+            async for item in self.run(req):
+                if isinstance(item, JobResult):
+                    await self._reply(msg, item)
+                    break
+                await self._reply(msg, JobChunk(job_id=req.job_id, seq=streamed, data=item))
+                streamed += 1
+        except InferenceError as exc:
+            metrics.ERRORS.labels(exc.code, req.pipeline, req.model_id).inc()
+            await self._reply(msg, JobError(job_id=req.job_id, code=exc.code, message=exc.message,  # type: ignore[arg-type]
+                                            retryable=exc.retryable and streamed == 0))
+        except Exception:
+            log.exception("job failed", extra={"job_id": req.job_id})
+            metrics.ERRORS.labels("internal", req.pipeline, req.model_id).inc()
+            await self._reply(msg, JobError(job_id=req.job_id, code="internal", message="internal error"))
+        finally:
+            metrics.JOB_SECONDS.labels(req.pipeline, req.model_id).observe(time.monotonic() - started)
+
+    async def _reply(self, msg: Msg, reply: msgspec.Struct) -> None:
+        if isinstance(reply, JobResult) and self._result_too_big(reply):
+            reply = await self._store_result(reply)
+        if msg.reply:
+            await self.nc.publish(msg.reply, encode(reply))
+
+    # -- one job -----------------------------------------------------------
+
+    async def run(self, req: JobRequest) -> Any:
+        """An async generator: the stream's chunks (str), then the JobResult."""
+        entry = self.models.find(req.pipeline, req.model_id)
+        if entry is None or entry.state != "ready":
+            raise ModelNotLoaded(f"this worker does not serve {req.pipeline} {req.model_id!r} now")
+        if req.deadline and time.time() > req.deadline:
+            raise DeadlineExceeded("the job's deadline passed before it started")
+        try:
+            ai.params(req.pipeline, dict(req.params))
+        except msgspec.ValidationError as exc:
+            raise BadInput(f"bad {req.pipeline} request: {exc}") from None
+        if entry.in_use >= entry.spec.capacity:
+            raise Busy(f"{req.pipeline} {req.model_id} is at its capacity of {entry.spec.capacity}")
+        entry.in_use += 1
+        metrics.IN_USE.labels(req.pipeline, req.model_id).set(entry.in_use)
+        started = time.monotonic()
+        try:
+            body = await self._body(req)
+            request = json.dumps(req.params).encode()
+            if req.pipeline in DECOUPLED:
+                async for item in self._llm(req, request):
+                    yield item
+                return
+            response, error = await self.triton.infer(entry.spec.name, request, body)
+            if error:
+                problem = json.loads(error)
+                raise from_code(problem.get("code", "runner_failed"), problem.get("message", ""))
+            yield JobResult(job_id=req.job_id, data=response, seconds=time.monotonic() - started)
+        finally:
+            entry.in_use -= 1
+            metrics.IN_USE.labels(req.pipeline, req.model_id).set(entry.in_use)
+
+    async def _llm(self, req: JobRequest, request: bytes) -> Any:
+        entry = self.models.find(req.pipeline, req.model_id)
+        assert entry is not None
+        stream_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+        created = int(time.time())
+        text: list[str] = []
+        usage: dict[str, Any] = {}
+        async for chunk in self.triton.stream(entry.spec.name, request):
+            if chunk.get("error"):
+                raise from_code(chunk["error"].get("code", "runner_failed"), chunk["error"].get("message", ""))
+            if chunk.get("done"):
+                usage = chunk
+                break
+            text.append(chunk["text"])
+            if req.stream:
+                event = ai.LLMResponse(
+                    id=stream_id, model=req.model_id, created=created,
+                    usage=ai.LLMTokenUsage(prompt_tokens=0, completion_tokens=len(text), total_tokens=len(text)),
+                    choices=(ai.LLMChoice(index=0, delta=ai.LLMMessage(role="assistant", content=chunk["text"])),),
+                )
+                yield msgspec.json.encode(event).decode()
+        prompt, completion = int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
+        whole = ai.LLMResponse(
+            id=stream_id, model=req.model_id, created=created,
+            usage=ai.LLMTokenUsage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion),
+            choices=(ai.LLMChoice(index=0, finish_reason=str(usage.get("finish_reason", "stop")),
+                                  message=ai.LLMMessage(role="assistant", content="".join(text))),),
+        )
+        yield JobResult(job_id=req.job_id, data=msgspec.json.encode(whole))
+
+    async def _body(self, req: JobRequest) -> bytes:
+        if req.body_ref is None:
+            return req.body
+        if self.bodies is None:
+            raise BodyMissing("this worker has no body store")
+        try:
+            result = await asyncio.wait_for(self.bodies.get(req.body_ref.name), timeout=30)
+        except Exception as exc:  # noqa: BLE001 - expired, deleted, store down: the same to the caller
+            raise BodyMissing(f"body {req.body_ref.name} could not be read: {type(exc).__name__}") from None
+        data = result.data or b""
+        if req.body_ref.sha256 and hashlib.sha256(data).hexdigest() != req.body_ref.sha256:
+            raise BodyMissing(f"body {req.body_ref.name} does not match its digest")
+        return data
+
+    def _result_too_big(self, result: JobResult) -> bool:
+        return len(result.data) > INLINE_BODY_MAX
+
+    async def _store_result(self, result: JobResult) -> JobResult:
+        if self.bodies is None:
+            return JobResult(job_id=result.job_id, data=result.data, seconds=result.seconds)
+        name = f"{result.job_id}/out/0"
+        await self.bodies.put(name, result.data)
+        ref = BodyRef(name=name, size=len(result.data), content_type=result.content_type,
+                      sha256=hashlib.sha256(result.data).hexdigest())
+        return JobResult(job_id=result.job_id, content_type=result.content_type,
+                         outputs=(Output(name="response.json", content_type=result.content_type, ref=ref),),
+                         seconds=result.seconds)

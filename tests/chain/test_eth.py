@@ -1,0 +1,117 @@
+"""The transaction sender and the RPC pool against a real anvil: nonces, replacement, the gas cap, failover."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from eth_account import Account
+from web3 import Web3
+from web3.exceptions import TransactionNotFound
+
+from baton_chain.errors import GasPriceAboveCap, NotLeaseHolder, RpcUnavailable
+from baton_chain.eth import RpcPool, TxSender
+
+from .livepeer import free_port
+
+
+@pytest.fixture(autouse=True)
+async def close_pools(monkeypatch):
+    """Close every pool a test opened (aiohttp sessions)."""
+    pools: list[RpcPool] = []
+    init = RpcPool.__init__
+
+    def tracking(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        pools.append(self)
+
+    monkeypatch.setattr(RpcPool, "__init__", tracking)
+    yield
+    for pool in pools:
+        await pool.close()
+
+
+class Held:
+    def __init__(self, held: bool = True) -> None:
+        self.value = held
+
+    def held(self) -> bool:
+        return self.value
+
+
+@pytest.fixture
+def funded(node):
+    acct = Account.create()
+    w3 = Web3(Web3.HTTPProvider(node.url))
+    w3.provider.make_request("anvil_setBalance", [acct.address, hex(10**21)])
+    return acct, w3
+
+
+async def test_concurrent_sends_never_collide(node, funded) -> None:
+    acct, w3 = funded
+    sender = TxSender(RpcPool([node.url]), acct, Held(), poll=0.02)
+    to = Account.create().address
+    receipts = await asyncio.gather(*(sender.send(to, b"", what=f"t{i}") for i in range(12)))
+    assert all(r["status"] == 1 for r in receipts)
+    nonces = sorted(w3.eth.get_transaction(r["transactionHash"])["nonce"] for r in receipts)
+    assert nonces == list(range(12))
+    # Another sender on the same key (a stale one) recovers from "nonce too low".
+    other = TxSender(RpcPool([node.url]), acct, Held(), poll=0.02)
+    other._nonce = 3
+    receipt = await other.send(to, b"", what="stale")
+    assert w3.eth.get_transaction(receipt["transactionHash"])["nonce"] == 12
+
+
+async def test_a_stuck_transaction_is_replaced_within_the_cap(node, funded) -> None:
+    acct, w3 = funded
+    w3.provider.make_request("evm_setAutomine", [False])
+    sender = TxSender(RpcPool([node.url]), acct, Held(), tx_timeout=0.5, max_replacements=2, poll=0.05)
+    sent: list[bytes] = []
+
+    async def on_sent(tx: bytes) -> None:
+        sent.append(tx)
+
+    task = asyncio.create_task(sender.send(Account.create().address, b"", what="stuck", on_sent=on_sent))
+    while len(sent) < 2:
+        await asyncio.sleep(0.05)
+    w3.provider.make_request("evm_mine", [])
+    receipt = await task
+    w3.provider.make_request("evm_setAutomine", [True])
+    assert receipt["status"] == 1
+    assert bytes(receipt["transactionHash"]) == sent[-1] != sent[0]
+    assert w3.eth.get_transaction(sent[-1])["nonce"] == 0
+    with pytest.raises(TransactionNotFound):  # the node dropped the one it replaced
+        w3.eth.get_transaction(sent[0])
+    assert w3.eth.get_transaction_count(acct.address) == 1
+
+
+async def test_the_gas_cap_stops_a_send(node, funded) -> None:
+    acct, w3 = funded
+    base = w3.eth.get_block("latest")["baseFeePerGas"]
+    sender = TxSender(RpcPool([node.url]), acct, Held(), max_gas_price=base - 1, poll=0.02)
+    with pytest.raises(GasPriceAboveCap, match="above -maxGasPrice"):
+        await sender.send(Account.create().address, b"", what="capped")
+    assert w3.eth.get_transaction_count(acct.address) == 0
+    capped = TxSender(RpcPool([node.url]), acct, Held(), max_gas_price=base * 3, poll=0.02)
+    receipt = await capped.send(Account.create().address, b"", what="capped")
+    assert w3.eth.get_transaction(receipt["transactionHash"])["maxFeePerGas"] <= base * 3
+
+
+async def test_no_lease_no_send(node, funded) -> None:
+    acct, w3 = funded
+    with pytest.raises(NotLeaseHolder):
+        await TxSender(RpcPool([node.url]), acct, Held(False)).send(acct.address, b"", what="x")
+    assert w3.eth.get_transaction_count(acct.address) == 0
+
+
+async def test_rpc_pool_fails_over_and_reports_each_url_without_its_path(node) -> None:
+    dead = f"http://127.0.0.1:{free_port()}/secret-api-key"
+    switched: list[int] = []
+    pool = RpcPool([dead, node.url], timeout=2, on_failover=switched.append)
+    assert await pool.run(lambda w3: w3.eth.chain_id) == 31337
+    assert switched == [1] and pool.healthy == [False, True]
+    detail = await pool.check()
+    assert "down" in detail and "secret-api-key" not in detail
+    with pytest.raises(RpcUnavailable) as none:
+        await RpcPool([dead], timeout=2).run(lambda w3: w3.eth.chain_id)
+    assert "secret-api-key" not in str(none.value)

@@ -1,0 +1,203 @@
+"""Redemption on Livepeer's real TicketBroker: each winner exactly once, after expiry, with reasons recorded.
+
+Winning tickets are produced as the negotiator produces them: a gateway pays,
+and the payments core (PaymentProcessor over the shared NATS KV stores)
+validates the payment against the chain data the chain service published in
+``baton-chain`` (the negotiator itself is built in parallel). The face value
+equals the EV, so every ticket wins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import nats
+import pytest
+from eth_utils import to_checksum_address
+
+from baton_common.pm import (
+    Balances,
+    ParamsPolicy,
+    PaymentProcessor,
+    PaymentValidator,
+    Scope,
+    SignedTicket,
+    TicketParamsIssuer,
+    WinnerPending,
+    WinnerRedeemed,
+    WinnerRefused,
+    decode_payment,
+    redeem_args,
+    ticket_params_to_pb,
+)
+from baton_common.pm_nats import KvBalanceStore, KvNonceStore, KvWinningTickets
+from baton_common.schemas.payments import BALANCES, NONCES, WINNERS
+from baton_common.streams import ensure_kv
+from tests.common.pm.pm_gateway import Gateway
+
+from .conftest import STAKE, wait_for
+from .kv_view import KvChainView
+
+SECRET = bytes(range(32))
+FACE = 10**16
+DEPOSIT = 10**18
+RESERVE = 10**18
+
+
+class Payments:
+    """The negotiator's payment path over the real stores, against the published chain data."""
+
+    def __init__(self, nc: nats.NATS, orch: bytes) -> None:
+        self.nc = nc
+        self.orch = orch
+        self.view = KvChainView(nc, orch)
+
+    async def open(self) -> Payments:
+        js = self.nc.jetstream()
+        self.nonces = KvNonceStore(await ensure_kv(js, NONCES))
+        self.winners = KvWinningTickets(await ensure_kv(js, WINNERS))
+        balances = Balances(KvBalanceStore(await ensure_kv(js, BALANCES)))
+        validator = PaymentValidator(self.orch, SECRET, self.view, self.nonces)
+        self.processor = PaymentProcessor(validator, balances, self.winners)
+        self.issuer = TicketParamsIssuer(ParamsPolicy(recipient=self.orch, ticket_ev=FACE, max_face_value=FACE),
+                                         SECRET, self.view, self.nonces)
+        return self
+
+    async def ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if await self.view.is_active_orchestrator(self.orch, 0) and await self.view.last_seen_l1_block():
+                    return
+            except (AssertionError, Exception):
+                pass
+            await asyncio.sleep(0.1)
+        raise AssertionError("the chain service did not publish an active orchestrator")
+
+    async def pay(self, gateway: Gateway, count: int) -> list[SignedTicket]:
+        params = ticket_params_to_pb(await self.issuer.quote(gateway.address, 1))
+        payment = gateway.pay(params, count)
+        validation = await self.processor.process(decode_payment(payment.SerializeToString()), "m", Scope.base())
+        assert len(validation.winners) == count
+        return list(validation.winners)
+
+    async def records(self, tickets: list[SignedTicket]) -> list:
+        return [await self.winners.record(t.ticket_hash) for t in tickets]
+
+    async def settled(self, tickets: list[SignedTicket], timeout: float = 60) -> list:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            records = await self.records(tickets)
+            if not any(isinstance(r, WinnerPending) for r in records):
+                return records
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"still pending after {timeout}s: {await self.records(tickets)}")
+
+
+@pytest.fixture
+async def setup(livepeer, bus, orchestrator):
+    lp = livepeer
+    lp.register_orchestrator(orchestrator.address, STAKE)
+    lp.next_round()
+    nc = await nats.connect(bus.url)
+    payments = await Payments(nc, bytes.fromhex(orchestrator.address[2:])).open()
+    yield lp, payments
+    await nc.close()
+
+
+def funded_gateway(lp) -> Gateway:
+    gateway = Gateway.random()
+    lp.fund_sender(to_checksum_address(gateway.address), DEPOSIT, RESERVE)
+    return gateway
+
+
+async def test_winners_redeem_once_after_expiry_across_kill_between_send_and_receipt(setup, chain_process,
+                                                                                    orchestrator):
+    lp, payments = setup
+    me = orchestrator.address
+    gateway = funded_gateway(lp)
+    service = chain_process()
+    service.start()
+    await payments.ready()
+    tickets = await payments.pay(gateway, 3)
+    start = lp.block()
+
+    lp.mine(30)  # params live: nothing is redeemed, the rands stay secret
+    await asyncio.sleep(1.5)
+    assert lp.redeemed_events(me, start) == []
+    assert all(isinstance(r, WinnerPending) for r in await payments.records(tickets))
+
+    # The first redemption is sent, then the service dies before it reads the receipt.
+    lp.w3.provider.make_request("evm_setAutomine", [False])
+    lp.mine(15)  # params expired
+    wait_for(lambda: lp.w3.eth.get_transaction_count(me, "pending") > lp.w3.eth.get_transaction_count(me), 60,
+             "a redemption in the node's pool")
+    service.kill9()
+    lp.mine(1)
+    lp.w3.provider.make_request("evm_setAutomine", [True])
+    assert len(lp.redeemed_events(me, start)) == 1
+    service.start()
+
+    records = await payments.settled(tickets)
+    assert all(isinstance(r, WinnerRedeemed) for r in records), records
+    events = lp.redeemed_events(me, start)
+    assert len(events) == 3
+    assert sorted(e["tx"] for e in events) == sorted("0x" + r.tx_hash.hex() for r in records)
+    assert sorted(e["senderNonce"] for e in events) == sorted(t.ticket.sender_nonce for t in tickets)
+
+    # The fee pool agrees with the face values redeemed; the deposit paid them.
+    fees = lp.BondingManager.functions.pendingFees(me, lp.round()).call()
+    assert fees == sum(t.ticket.face_value for t in tickets) == 3 * FACE
+    (deposit, _), _ = lp.TicketBroker.functions.getSenderInfo(to_checksum_address(gateway.address)).call()
+    assert deposit == DEPOSIT - 3 * FACE
+    lp.mine(1)
+    await asyncio.sleep(1)
+    assert len(lp.redeemed_events(me, start)) == 3, "a ticket was redeemed twice"
+    assert service.metric("livepeer_value_redeemed") == 3 * FACE
+
+
+async def test_used_and_expired_tickets_end_with_their_reasons(setup, chain_process, orchestrator):
+    lp, payments = setup
+    me = orchestrator.address
+    gateway = funded_gateway(lp)
+    service = chain_process()
+    service.start()
+    await payments.ready()
+    used, expired = await payments.pay(gateway, 2)
+
+    # Someone else redeems the first one while its params are live (TicketBroker lets anyone send it).
+    args = redeem_args(used)
+    lp.send(lp.TicketBroker.functions.redeemWinningTicket(args[0], args[1], args[2]))
+    # The service is down while the second one's redemption window closes.
+    service.stop()
+    lp.next_round()
+    lp.next_round()
+    service.start()
+
+    used_record, expired_record = await payments.settled([used, expired])
+    assert isinstance(used_record, WinnerRefused) and used_record.code == "ticket_used"
+    assert "another" in used_record.reason or "not ours" in used_record.reason
+    assert isinstance(expired_record, WinnerRefused) and expired_record.code == "ticket_expired"
+    assert f"creationRound {expired.ticket.creation_round} + ticketValidityPeriod 2" in expired_record.reason
+    assert len(lp.redeemed_events(me)) == 1  # only the other party's
+
+
+async def test_underfunded_sender_ends_with_its_reason(setup, chain_process, orchestrator):
+    """A redemption that would cost more than the sender can pay is held back, then refused as underfunded."""
+    lp, payments = setup
+    gateway = funded_gateway(lp)
+    # 10**13 gas at anvil's gas price costs far more than the sender's 2 ETH.
+    service = chain_process(BATON_CHAIN_REDEEM_GAS=str(10**13))
+    service.start()
+    await payments.ready()
+    (ticket,) = await payments.pay(gateway, 1)
+    lp.mine(45)
+    await asyncio.sleep(1.5)
+    assert isinstance(await payments.winners.record(ticket.ticket_hash), WinnerPending)
+    lp.next_round()
+    lp.next_round()
+    (record,) = await payments.settled([ticket])
+    assert isinstance(record, WinnerRefused) and record.code == "sender_underfunded", record
+    assert "insufficient sender funds" in record.reason
+    assert lp.redeemed_events(orchestrator.address) == []
