@@ -1,6 +1,6 @@
 """A 2 s 1080p30 segment to a 720p/480p/360p ladder: through the transcode worker over NATS, beside plain ffmpeg.
 
-    .venv/bin/python bench/transcode_bench.py [--runs 5] [--gpu 0|""] [--preset veryfast]
+    .venv/bin/python bench/transcode_bench.py [--runs 5] [--gpu 0|""] [--preset veryfast] [--negotiator]
 
 Both sides run in this one run, alternately, on the same segment:
 
@@ -20,14 +20,19 @@ the real-time factor (segment seconds per wall second). With an NVIDIA GPU
 the hardware probe found: NVDEC for decoding, NVENC where it exists (an
 H100/H200 encodes on the CPU).
 
-Not yet: the path through the negotiator's ``/segment`` (the negotiator is
-not merged); ``--negotiator URL`` is reserved for it and refused for now.
+- **negotiator** (with ``--negotiator``): an offchain ``baton-negotiator``
+  process on the same bus in front of the same worker, called as a go-livepeer
+  gateway does: GetOrchestrator over gRPC/TLS once, then per segment a
+  ``/segment`` POST (SegData with the ladder in fullProfiles3) and a GET of
+  every rendition from ``/stream/...``. Its ratio to plain ffmpeg is the
+  issue's figure: the bus, the payload transfer and the pixel count over the encode.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import hashlib
 import os
 import shutil
@@ -132,21 +137,94 @@ async def plain_ffmpeg(ff: Ffmpeg, argv: list[str], segment: bytes, source: Path
     return wall, sum(s.pixels for s in encoded_video(done.log).values())
 
 
+class Gateway:
+    """go-livepeer's gateway side, offchain: GetOrchestrator over gRPC/TLS once, then /segment and /stream GETs."""
+
+    def __init__(self, host: str, grpc_port: int) -> None:
+        import socket
+        import ssl
+
+        import grpc
+        import httpx
+
+        from baton_common.proto import lp_rpc_pb2
+
+        self.pb = lp_rpc_pb2
+        ctx = ssl.create_default_context()
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+        with socket.create_connection((host, grpc_port), timeout=5) as raw, ctx.wrap_socket(raw) as tls:
+            cert = ssl.DER_cert_to_PEM_cert(tls.getpeercert(binary_form=True)).encode()  # type: ignore[arg-type]
+        with grpc.secure_channel(f"{host}:{grpc_port}", grpc.ssl_channel_credentials(root_certificates=cert),
+                                 options=[("grpc.ssl_target_name_override", "localhost")]) as channel:
+            call = channel.unary_unary("/net.Orchestrator/GetOrchestrator",
+                                       request_serializer=lp_rpc_pb2.OrchestratorRequest.SerializeToString,
+                                       response_deserializer=lp_rpc_pb2.OrchestratorInfo.FromString)
+            self.info = call(lp_rpc_pb2.OrchestratorRequest(address=b"\x01" * 20), timeout=10)
+        verify = ssl.create_default_context(cadata=cert.decode())
+        verify.check_hostname = False  # pinned: the one certificate is the trust root
+        self.http = httpx.Client(verify=verify, timeout=120)
+
+    def segment(self, segment: bytes, seq: int) -> tuple[float, int]:
+        """Wall time from the POST to the last rendition downloaded, and the pixels the result reports."""
+        from eth_utils import keccak
+
+        pb = self.pb
+        seg = pb.SegData(manifestId=b"bench", seq=seq, hash=keccak(segment), duration=int(SEGMENT_SECONDS * 1000))
+        seg.fullProfiles3.extend(pb.VideoProfile(name=p.name, width=p.width, height=p.height, bitrate=p.bitrate,
+                                                 fps=p.fps, gop=p.gop) for p in LADDER)
+        seg.auth_token.CopyFrom(self.info.auth_token)
+        header = base64.b64encode(seg.SerializeToString()).decode()
+        start = time.perf_counter()
+        r = self.http.post(f"{self.info.transcoder}/segment", content=segment,
+                           headers={"Livepeer-Segment": header, "Content-Type": "video/MP2T"})
+        result = pb.TranscodeResult.FromString(r.content)
+        if r.status_code != 200 or result.WhichOneof("result") != "data":
+            raise SystemExit(f"the negotiator's /segment failed: {r.status_code} {result.error or r.text[:200]}")
+        for s in result.data.segments:
+            assert self.http.get(s.url).content
+        return time.perf_counter() - start, sum(s.pixels for s in result.data.segments)
+
+
+async def start_negotiator(env: dict[str, str], tmp: Path) -> tuple[subprocess.Popen[bytes], Gateway]:
+    """An offchain negotiator process on the bench's bus, and a gateway that has its OrchestratorInfo."""
+    import httpx
+
+    grpc_port, health_port = free_port(), free_port()
+    env = {k: v for k, v in env.items() if not k.startswith("BATON_TRANSCODE_")} | {
+        "BATON_INSTANCE_ID": "bench-negotiator", "BATON_HTTP_PORT": str(health_port),
+        "BATON_NEGOTIATOR_SERVICE_ADDR": f"127.0.0.1:{grpc_port}", "BATON_NEGOTIATOR_JOB_PORT": "0",
+        "BATON_NEGOTIATOR_STATE_DIR": str(tmp / "negotiator"), "BATON_NEGOTIATOR_JOB_TIMEOUTS": '{"transcode": 120}'}
+    proc = subprocess.Popen([sys.executable, "-m", "baton_negotiator"], env=env, cwd=REPO)
+    deadline = time.monotonic() + 60
+    while True:
+        if proc.poll() is not None:
+            raise SystemExit("the negotiator exited at start")
+        try:
+            if httpx.get(f"http://127.0.0.1:{health_port}/readyz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit("the negotiator was not ready within 60 s")
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(1.5)  # the worker's advert (re-put every 2 s) reaches the negotiator's pool
+    return proc, await asyncio.to_thread(Gateway, "127.0.0.1", grpc_port)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--gpu", default="0" if shutil.which("nvidia-smi") else "", help="CUDA device index; empty = CPU")
     parser.add_argument("--preset", default="veryfast", help="libx264 preset on both sides")
-    parser.add_argument("--negotiator", default="", help="reserved: the /segment path through the negotiator (not yet)")
+    parser.add_argument("--negotiator", action="store_true",
+                        help="also time the /segment path through an offchain negotiator process")
     args = parser.parse_args()
-    if args.negotiator:
-        parser.exit(2, "transcode_bench: --negotiator is not supported yet (the negotiator's /segment is not merged)\n")
 
     tmp = Path(tempfile.mkdtemp(prefix="baton-transcode-bench-"))
     port = free_port()
     server = subprocess.Popen([nats_server(), "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(tmp / "js")],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    worker = None
+    worker = negotiator = gateway = None
     try:
         segment = make_segment(tmp / "seg.ts")
         ff = Ffmpeg("ffmpeg")
@@ -165,31 +243,51 @@ async def main() -> None:
         nc = await nats.connect(f"nats://127.0.0.1:{port}")
         subject = job_subject("transcode", "bench")
         await wait_for(nc, subject)
+        if args.negotiator:
+            negotiator, gateway = await start_negotiator(env, tmp)
 
         print(f"segment: {len(segment) / 1e6:.2f} MB, {SEGMENT_SECONDS:g} s 1080p30 H.264+AAC; ladder 720p/480p/360p H.264")
         print(f"hardware: decode {accel.decode}, encoders {', '.join(accel.encoders)}"
               + (f"; {'; '.join(caps.notes)}" if caps.notes else ""))
         await through_worker(nc, subject, segment, -1)  # warm-up: first-use costs on both sides
         await plain_ffmpeg(ff, argv, segment, tmp / "plain-in.ts", outputs)
-        worker_walls, plain_walls, overheads = [], [], []
+        if gateway is not None:
+            await asyncio.to_thread(gateway.segment, segment, 10**6)
+        worker_walls, plain_walls, overheads, negotiator_walls = [], [], [], []
         for n in range(args.runs):
             w, w_pixels, encode_s = await through_worker(nc, subject, segment, n)
             overheads.append(w - encode_s)
             p, p_pixels = await plain_ffmpeg(ff, argv, segment, tmp / "plain-in.ts", outputs)
             worker_walls.append(w)
             plain_walls.append(p)
-            print(f"run {n + 1}: worker {w:.3f} s (its ffmpeg {encode_s:.3f} s), plain ffmpeg {p:.3f} s, ratio {w / p:.3f}")
+            line = f"run {n + 1}: worker {w:.3f} s (its ffmpeg {encode_s:.3f} s), plain ffmpeg {p:.3f} s, ratio {w / p:.3f}"
+            if gateway is not None:
+                g, g_pixels = await asyncio.to_thread(gateway.segment, segment, n)
+                negotiator_walls.append(g)
+                line += f"; negotiator /segment {g:.3f} s, ratio {g / p:.3f}"
+                if g_pixels != p_pixels:
+                    line += f" (pixels differ: {g_pixels})"
+            print(line)
             if w_pixels != p_pixels:
                 print(f"  pixels differ: worker {w_pixels}, plain ffmpeg {p_pixels}")
         w, p = statistics.median(worker_walls), statistics.median(plain_walls)
         print(f"median of {args.runs}: worker {w:.3f} s, plain ffmpeg {p:.3f} s")
         print(f"ratio worker / plain ffmpeg: {w / p:.3f} (goal: within 1.05)")
+        if negotiator_walls:
+            g = statistics.median(negotiator_walls)
+            print(f"median of {args.runs}: negotiator /segment {g:.3f} s; ratio negotiator / plain ffmpeg: "
+                  f"{g / p:.3f} (goal: within 1.05); real-time factor {SEGMENT_SECONDS / g:.2f}x")
         print(f"worker overhead beside its own ffmpeg run (bus, object store, files, pixel count): "
               f"median {statistics.median(overheads) * 1000:.0f} ms")
         print(f"real-time factor: worker {SEGMENT_SECONDS / w:.2f}x, plain ffmpeg {SEGMENT_SECONDS / p:.2f}x")
         print(f"pixels per segment: {w_pixels:,}")
         await nc.close()
     finally:
+        if gateway is not None:
+            gateway.http.close()  # its keep-alive connection would hold the negotiator's listener open
+        if negotiator is not None:
+            negotiator.terminate()
+            negotiator.wait(timeout=30)
         if worker is not None:
             worker.terminate()
             worker.wait(timeout=30)

@@ -24,6 +24,7 @@ from baton_common.capabilities import pipeline_by_name
 from baton_common.pm import Scope, checksum_address, keccak256, price_info_for, ticket_params_to_pb
 from baton_common.proto import lp_rpc_pb2
 from baton_common.schemas.jobs import JobChunk, JobResult
+from baton_common.schemas.transcode import TranscodeParams, VideoProfile
 
 from . import metrics
 from .dispatch import Dispatcher
@@ -170,8 +171,9 @@ class Jobs:
         try:
             async with session.lock:
                 profiles = seg.fullProfiles3 or seg.fullProfiles2 or seg.fullProfiles
-                params = {"seq": seg.seq, "duration_ms": seg.duration, "manifest_id": bytes(seg.manifestId).hex(),
-                          "profiles": [msgspec.json.decode(_profile_json(p)) for p in profiles]}
+                params = msgspec.to_builtins(TranscodeParams(
+                    profiles=tuple(_profile(p) for p in profiles), seq=seg.seq, duration_ms=max(seg.duration, 0),
+                    manifest_id=bytes(seg.manifestId).decode("utf-8", "replace")))
                 try:
                     finished = await self.dispatcher.run("transcode", "transcode", "", params=params, body=body,
                                                          timeout=self._timeout_for("transcode"), sender=req.sender)
@@ -266,12 +268,12 @@ class Refusal409(NegotiatorError):
     status_code = 409
 
 
-def _profile_json(profile: lp_rpc_pb2.VideoProfile) -> bytes:
-    fields = {"name": profile.name, "width": profile.width, "height": profile.height, "bitrate": profile.bitrate,
-              "fps": profile.fps, "fps_den": profile.fpsDen, "format": "mp4" if profile.format == 1 else "mpegts",
-              "profile": profile.profile, "gop_ms": profile.gop, "encoder": profile.encoder,
-              "color_depth": profile.colorDepth, "chroma_format": profile.chromaFormat, "quality": profile.quality}
-    return json.dumps(fields).encode()
+def _profile(profile: lp_rpc_pb2.VideoProfile) -> VideoProfile:
+    """go-livepeer's VideoProfile as the transcode contract carries it: same field names, same enum numbers."""
+    return VideoProfile(name=profile.name, width=profile.width, height=profile.height, bitrate=profile.bitrate,
+                        fps=profile.fps, fpsDen=profile.fpsDen, format=profile.format, profile=profile.profile,
+                        gop=profile.gop, encoder=profile.encoder, colorDepth=profile.colorDepth,
+                        chromaFormat=profile.chromaFormat, quality=profile.quality)
 
 
 def _replace_urls(doc: Any, urls: dict[str, str]) -> Any:
