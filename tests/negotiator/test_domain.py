@@ -129,3 +129,24 @@ def test_transcode_sessions_expire_after_70_s_idle_and_cap_new_ones() -> None:
     now[0] += 70.5
     assert len(sessions) == 0
     sessions.open("b")
+
+
+async def test_ai_quotes_are_held_within_each_capability_s_own_bounds_not_the_transcoding_ones() -> None:
+    from baton_negotiator.orchestrator import Orchestrator
+    from baton_negotiator.payments import OffchainPayments
+
+    table = PriceTable(base=WeiPrice(num=1000), auto_adjust=False, at=time.time(),
+                       gateways={"default": GatewayPrice(floor=WeiPrice(num=500), ceiling=WeiPrice(num=1200))},
+                       capabilities=(CapabilityPrice(capability=27, model_id="sdxl", price=WeiPrice(num=5_000_000),
+                                                     floor=WeiPrice(num=4_000_000)),
+                                     CapabilityPrice(capability=33, model_id="llm", price=WeiPrice(num=10)),
+                                     CapabilityPrice(capability=33, model_id="floor", price=WeiPrice(num=10),
+                                                     floor=WeiPrice(num=70))))
+    orch = Orchestrator(pool=WorkerPool(), prices=lambda: table, payments=OffchainPayments(), tokens=None,  # type: ignore[arg-type]
+                        address=b"", eth_key=None, transcoder_uri="", max_sessions=lambda: 1, open_sessions=lambda: 0)
+    sender = b"\x11" * 20
+    assert await orch.price(sender, [(27, "sdxl")]) == 5_000_000  # not the transcoding ceiling 1200
+    assert await orch.price(sender, [(33, "llm")]) == 10  # not the transcoding floor 500
+    assert await orch.price(sender, [(33, "floor")]) == 70  # its own floor
+    assert await orch.price(sender, [(27, "sdxl"), (33, "floor")]) == 5_000_070  # each clamped, then summed
+    assert await orch.price(sender, []) == 1000  # transcoding: the gateway bounds
