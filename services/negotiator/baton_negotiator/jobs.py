@@ -211,11 +211,16 @@ class Jobs:
         seg = creds.segment
         caps = seg.capabilities if seg.HasField("capabilities") else None
         pairs = requested_pairs(caps)
-        scope = Scope.from_pairs(pairs) if pairs else Scope.base()
         try:
             manifest = bytes(seg.manifestId).decode()
         except UnicodeDecodeError:
             raise BadInput("invalid manifestId") from None
+        # The balance the payment lands in (the manifest) and the price it is checked against (the scope) must name
+        # the same job: else a cheap model's quote would pin an expensive model's session price.
+        named = scope_pair(manifest)
+        if pairs != ([named] if named else []):
+            raise BadInput("Invalid payment: manifestId does not match the segment's capabilities")
+        scope = Scope.of(*named) if named else Scope.base()
         await self.orch.payments.receive(creds.payment, manifest, scope)
         info = await self.orch.info(creds.sender, caps, seg.auth_token)
         await req.respond(200, lp_rpc_pb2.PaymentResult(info=info).SerializeToString(), "application/x-protobuf")
@@ -227,10 +232,8 @@ class Jobs:
         fixed = await payments.fixed_price(sender, manifest)  # type: ignore[union-attr]
         if fixed is None:
             raise Refusal409("session has no fixed price")
-        scope = Scope.base()
-        capability, _, model = manifest.partition("_")
-        if capability.isdigit() and model:
-            scope = Scope.of(int(capability), model)
+        named = scope_pair(manifest)
+        scope = Scope.of(*named) if named else Scope.base()
         info = await self.orch.info(sender, None)
         price = price_info_for(fixed)
         params = await payments.quote(sender, price, scope)
@@ -259,6 +262,14 @@ class Jobs:
         # Results are served for as long as baton-bodies keeps them (its TTL: 15 min), by any replica.
         kind = mimetypes.guess_type(path)[0] or ("video/mp2t" if path.endswith(".ts") else "application/octet-stream")
         await req.respond(200, obj.data or b"", kind)
+
+
+def scope_pair(manifest: str) -> tuple[int, str] | None:
+    """The (capability, model) a batch AI manifest ``"<cap>_<model>"`` names; None for a transcoding manifest."""
+    capability, _, model = manifest.partition("_")
+    if capability.isdigit() and model:
+        return int(capability), model
+    return None
 
 
 class Refusal409(NegotiatorError):

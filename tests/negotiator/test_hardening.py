@@ -1,0 +1,109 @@
+"""Attacks a hostile gateway can make on a paid (on-chain, table-priced) negotiator, each refused.
+
+A cheap and a dear model share capability 27: a quote, payment or image header
+for one must never buy the other's work, or more work than was paid for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import nats
+import pytest
+from eth_account import Account
+
+from baton_common.pm import Balances
+from baton_common.pm_nats import KvBalanceStore
+from baton_common.schemas import encode
+from baton_common.schemas.payments import BALANCES
+from baton_common.schemas.pricing import PRICES, TABLE_KEY, CapabilityPrice, GatewayPrice, PriceTable, WeiPrice
+from baton_common.streams import ensure_kv
+from tests.negotiator.conftest import RunningNegotiator, start_negotiator
+from tests.negotiator.fake_chain import FakeChain
+from tests.negotiator.gateway import TestGateway, ai_caps
+from tests.negotiator.workers import TestWorker
+
+ORCH = Account.create()
+CHEAP, DEAR = 1, 1_000_000
+
+
+def call(fn, *args, **kwargs):  # noqa: ANN001, ANN201
+    return asyncio.to_thread(fn, *args, **kwargs)
+
+
+@pytest.fixture(scope="module")
+async def chain(module_nc: nats.NATS) -> AsyncIterator[FakeChain]:
+    fake = await FakeChain(module_nc, ORCH.address).start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture(scope="module")
+async def table(module_nc: nats.NATS) -> None:
+    kv = await ensure_kv(module_nc.jetstream(), PRICES)
+    prices = PriceTable(base=WeiPrice(num=1000), auto_adjust=False, at=time.time(), gateways={"default": GatewayPrice()},
+                        capabilities=(CapabilityPrice(capability=27, model_id="cheap-model", price=WeiPrice(num=CHEAP)),
+                                      CapabilityPrice(capability=27, model_id="dear-model", price=WeiPrice(num=DEAR)),
+                                      CapabilityPrice(capability=28, model_id="echo-model", price=WeiPrice(num=DEAR))))
+    await kv.put(TABLE_KEY, encode(prices))
+
+
+@pytest.fixture(scope="module")
+def onchain(module_nats: str, chain: FakeChain, table: None,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNegotiator]:
+    folder = tmp_path_factory.mktemp("hardening")
+    (folder / "secret").write_text("22" * 32)
+    keystore = folder / "keystore.json"
+    keystore.write_text(json.dumps(Account.encrypt(ORCH.key, "pw", kdf="scrypt", iterations=2**10)))
+    running = start_negotiator(module_nats, folder / "state", BATON_NETWORK="arbitrum-one-mainnet",
+                               BATON_NEGOTIATOR_TICKET_SECRET_FILE=str(folder / "secret"),
+                               BATON_NEGOTIATOR_ETH_KEYSTORE_PATH=str(keystore), BATON_NEGOTIATOR_ETH_PASSWORD="pw",
+                               BATON_NEGOTIATOR_PRICE_SOURCE="table", BATON_NEGOTIATOR_MAX_SESSIONS="2")
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+async def echo(module_nc: nats.NATS, workers_kv) -> AsyncIterator[TestWorker]:  # noqa: ANN001
+    worker = await TestWorker(module_nc, workers_kv, "hardening-echo",
+                              models=(("text-to-image", "cheap-model"), ("text-to-image", "dear-model"),
+                                      ("image-to-image", "echo-model"))).start()
+    await asyncio.sleep(0.5)
+    yield worker
+    await worker.stop()
+
+
+@pytest.fixture
+def gw(onchain: RunningNegotiator) -> Iterator[TestGateway]:
+    gateway = TestGateway("127.0.0.1", onchain.grpc_port)
+    yield gateway
+    gateway.close()
+
+
+@pytest.fixture(scope="module")
+async def balances(module_nc: nats.NATS, onchain: RunningNegotiator) -> Balances:
+    return Balances(KvBalanceStore(await ensure_kv(module_nc.jetstream(), BALANCES)))
+
+
+async def test_payment_for_a_cheap_quote_cannot_pin_a_dear_model_s_session(gw: TestGateway, echo: TestWorker,
+                                                                          balances: Balances) -> None:
+    cheap = ai_caps(27, "cheap-model")
+    info = await call(gw.get_orchestrator, caps=cheap)
+    with gw.http() as client:
+        for caps in (cheap, None):
+            seg = gw.segment_header(info, manifest=b"27_dear-model", caps=caps)
+            r = await call(client.post, f"{info.transcoder}/payment", content=b"",
+                           headers={"Livepeer-Payment": gw.payment_header(info), "Livepeer-Segment": seg})
+            assert r.status_code == 400, r.text
+            assert "manifestId does not match" in r.text
+    assert await balances.fixed_price(gw.address, "27_dear-model") is None
+    assert not await balances.balance(gw.address, "27_dear-model")
+    seg = gw.segment_header(info, manifest=b"27_cheap-model", caps=cheap)  # the honest payment still lands
+    with gw.http() as client:
+        r = await call(client.post, f"{info.transcoder}/payment", content=b"",
+                       headers={"Livepeer-Payment": gw.payment_header(info), "Livepeer-Segment": seg})
+    assert r.status_code == 200, r.text
+    assert await balances.fixed_price(gw.address, "27_cheap-model") == CHEAP
