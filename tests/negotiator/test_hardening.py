@@ -7,16 +7,22 @@ for one must never buy the other's work, or more work than was paid for.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import math
 import time
 from collections.abc import AsyncIterator, Iterator
+from fractions import Fraction
 
+import httpx
 import nats
 import pytest
 from eth_account import Account
+from eth_utils import keccak
 
 from baton_common.pm import Balances
 from baton_common.pm_nats import KvBalanceStore
+from baton_common.proto import lp_rpc_pb2
 from baton_common.schemas import encode
 from baton_common.schemas.payments import BALANCES
 from baton_common.schemas.pricing import PRICES, TABLE_KEY, CapabilityPrice, GatewayPrice, PriceTable, WeiPrice
@@ -107,3 +113,60 @@ async def test_payment_for_a_cheap_quote_cannot_pin_a_dear_model_s_session(gw: T
                        headers={"Livepeer-Payment": gw.payment_header(info), "Livepeer-Segment": seg})
     assert r.status_code == 200, r.text
     assert await balances.fixed_price(gw.address, "27_cheap-model") == CHEAP
+
+
+def ev(info: lp_rpc_pb2.OrchestratorInfo) -> Fraction:
+    params = info.ticket_params
+    return Fraction(int.from_bytes(params.face_value, "big") * int.from_bytes(params.win_prob, "big"), 2**256 - 1)
+
+
+def ticketless(sender: bytes) -> str:
+    """A Livepeer-Payment with no tickets: it names a sender and pays nothing."""
+    payment = lp_rpc_pb2.Payment(sender=sender, expected_price=lp_rpc_pb2.PriceInfo(pricePerUnit=1, pixelsPerUnit=1))
+    return base64.b64encode(payment.SerializeToString()).decode()
+
+
+async def test_one_ticket_does_not_buy_a_job_costing_more_than_the_balance(gw: TestGateway, echo: TestWorker,
+                                                                          balances: Balances) -> None:
+    caps = ai_caps(27, "dear-model")
+    info = await call(gw.get_orchestrator, caps=caps)
+    one = ev(info)
+    side = math.isqrt(int(one / DEAR)) + 64  # width x height x DEAR > one ticket's EV
+    jobs = len(echo.jobs)
+    with gw.http() as client:
+        r = await call(client.post, f"{info.transcoder}/text-to-image",
+                       json={"prompt": "x", "model_id": "dear-model", "width": side, "height": side},
+                       headers={"Livepeer-Payment": gw.payment_header(info),
+                                "Livepeer-Segment": gw.segment_header(info, manifest=b"27_dear-model")})
+        assert r.status_code == 400 and "Insufficient balance" in r.text, r.text
+        assert len(echo.jobs) == jobs
+        assert await balances.balance(gw.address, "27_dear-model") == one  # credited, nothing debited
+        small = math.isqrt(int(one / DEAR)) // 2  # a job the balance covers runs and is debited
+        r = await call(client.post, f"{info.transcoder}/text-to-image",
+                       json={"prompt": "x", "model_id": "dear-model", "width": small, "height": small},
+                       headers={"Livepeer-Payment": ticketless(gw.address),
+                                "Livepeer-Segment": gw.segment_header(info, manifest=b"27_dear-model")})
+        assert r.status_code == 200, r.text
+    assert await balances.balance(gw.address, "27_dear-model") == one - DEAR * small * small
+
+
+async def test_unpaid_segments_open_no_session_and_leave_get_orchestrator_to_paying_gateways(
+        onchain: RunningNegotiator, echo: TestWorker) -> None:
+    for _ in range(3):  # -maxSessions is 2
+        attacker = TestGateway("127.0.0.1", onchain.grpc_port)
+        try:
+            info = await call(attacker.get_orchestrator)
+            seg = attacker.segment_header(info, manifest=b"x", body_hash=keccak(b"junk"))
+            with attacker.http() as client:
+                r = await call(client.post, f"{info.transcoder}/segment", content=b"junk",
+                               headers={"Livepeer-Payment": ticketless(attacker.address), "Livepeer-Segment": seg})
+            assert r.status_code == 400 and "Insufficient balance" in r.text, r.text
+        finally:
+            attacker.close()
+    honest = TestGateway("127.0.0.1", onchain.grpc_port)
+    try:
+        assert (await call(honest.get_orchestrator)).ticket_params.recipient  # not OrchestratorCapped
+    finally:
+        honest.close()
+    metrics = httpx.get(f"http://127.0.0.1:{onchain.health_port}/metrics").text
+    assert "livepeer_current_sessions_total 0.0" in metrics

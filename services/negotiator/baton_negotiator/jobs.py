@@ -77,8 +77,9 @@ class Jobs:
         await payments.receive(creds.payment, manifest, Scope.of(pipeline.capability, model_id))
         quoted = await self.orch.price(sender, [(pipeline.capability, model_id)]) if payments.onchain else 0
         price = await payments.session_price(sender, manifest, quoted)
-        await payments.require_balance(sender, manifest, price)
         units = params.units() if units is None else units
+        # The job's cost must be covered before it runs, except where the worker counts the units (audio seconds).
+        await payments.require_balance(sender, manifest, price, 0 if pipeline_name == "audio-to-text" else units)
         job = {**msgspec.to_builtins(params), **(extra or {})}
         stream = pipeline_name == "llm" and params.stream
 
@@ -146,7 +147,7 @@ class Jobs:
     async def segment(self, req: Request, body: bytes) -> None:
         creds = self._credentials(req)
         seg = creds.segment
-        session = self.sessions.open(creds.session_id)
+        self.sessions.check(creds.session_id)  # capped: 503 before any payment is taken
         sender, payments = creds.sender, self.orch.payments
         await payments.receive(creds.payment, creds.session_id, Scope.base())
         quoted = await self.orch.price(sender, []) if payments.onchain else 0
@@ -154,6 +155,8 @@ class Jobs:
         await payments.require_balance(sender, creds.session_id, price)
         if keccak256(body) != bytes(seg.hash):
             raise BadSegmentHeader("Mismatched segment hash")
+        # Only a paid-for segment opens (and counts toward -maxSessions) a transcoding session.
+        session = self.sessions.open(creds.session_id)
         info = await self.orch.info(sender, seg.capabilities if seg.HasField("capabilities") else None,
                                     seg.auth_token)
         result = lp_rpc_pb2.TranscodeResult(seq=seg.seq)
