@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import http.server
 import json
 import math
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from fractions import Fraction
@@ -170,3 +172,41 @@ async def test_unpaid_segments_open_no_session_and_leave_get_orchestrator_to_pay
         honest.close()
     metrics = httpx.get(f"http://127.0.0.1:{onchain.health_port}/metrics").text
     assert "livepeer_current_sessions_total 0.0" in metrics
+
+
+async def test_a_segment_uri_is_fetched_only_for_a_paying_gateway_and_never_from_internal_addresses(
+        gw: TestGateway, echo: TestWorker) -> None:
+    hits: list[str] = []
+
+    class Internal(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            hits.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"internal-secret")
+
+        def log_message(self, *args) -> None:  # noqa: ANN002
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Internal)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        info = await call(gw.get_orchestrator)
+        urls = [f"http://127.0.0.1:{server.server_address[1]}/admin", f"http://localhost:{server.server_address[1]}/a",
+                f"http://[::ffff:127.0.0.1]:{server.server_address[1]}/b", "http://169.254.169.254/latest/meta-data",
+                "http://10.0.0.1/x", "http://0.0.0.0/x"]
+        with gw.http() as client:
+            for headers in ({}, {"Livepeer-Segment": "garbage"}):  # no credentials: refused before any fetch
+                r = await call(client.post, f"{info.transcoder}/segment", content=urls[0],
+                               headers={"Content-Type": "application/vnd+livepeer.uri", **headers})
+                assert 400 <= r.status_code < 500 and "internal-secret" not in r.text, r.text
+            for url in urls:  # a paying gateway: internal addresses are refused
+                seg = gw.segment_header(info, manifest=b"ssrf", body_hash=keccak(b"internal-secret"))
+                r = await call(client.post, f"{info.transcoder}/segment", content=url,
+                               headers={"Content-Type": "application/vnd+livepeer.uri",
+                                        "Livepeer-Payment": gw.payment_header(info), "Livepeer-Segment": seg})
+                assert r.status_code == 400, (url, r.text)
+                assert "segment URI refused" in r.text, (url, r.text)
+        assert hits == []
+    finally:
+        server.shutdown()

@@ -140,7 +140,7 @@ class Negotiator(ServiceBase[NegotiatorSettings]):
         config = hypercorn_config(f"{bind_host}:{s.job_port}", certfile=str(cert), keyfile=str(key))
         config.keep_alive_max_requests = 2**31  # gateways keep one HTTP/2 connection for many jobs
         config.h2_max_concurrent_streams = 1000
-        app = HttpApp(None)  # type: ignore[arg-type]
+        app = HttpApp(None, fetch_private=s.segment_fetch_private)  # type: ignore[arg-type]
         listener = ctx.serve_http(app, config=config, name="jobs")
         self.job_port = listener.port
         transcoder_uri = f"https://{host}:{self.job_port}"

@@ -14,6 +14,7 @@ import json
 import logging
 import mimetypes
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -144,7 +145,8 @@ class Jobs:
 
     # --- transcoding --------------------------------------------------------------------
 
-    async def segment(self, req: Request, body: bytes) -> None:
+    async def segment(self, req: Request, body: bytes, *, fetch: Callable[[], Awaitable[bytes]] | None = None) -> None:
+        """A segment (``body``, or fetched by ``fetch`` once credentials and balance pass) transcoded."""
         creds = self._credentials(req)
         seg = creds.segment
         self.sessions.check(creds.session_id)  # capped: 503 before any payment is taken
@@ -153,6 +155,8 @@ class Jobs:
         quoted = await self.orch.price(sender, []) if payments.onchain else 0
         price = await payments.session_price(sender, creds.session_id, quoted)
         await payments.require_balance(sender, creds.session_id, price)
+        if fetch is not None:
+            body = await fetch()
         if keccak256(body) != bytes(seg.hash):
             raise BadSegmentHeader("Mismatched segment hash")
         # Only a paid-for segment opens (and counts toward -maxSessions) a transcoding session.
