@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import io
 import struct
 import time
+import zlib
 from fractions import Fraction
 
 import pytest
+from PIL import Image
 
 from baton_common.proto import lp_rpc_pb2
 from baton_common.schemas.pricing import CapabilityPrice, GatewayPrice, PriceTable, WeiPrice
 from baton_common.schemas.workers import ModelState, WorkerAdvert
 from baton_negotiator.domain import WorkerPool, auto_adjust, capabilities_for, compatible, price_for_pairs
-from baton_negotiator.errors import BadInput
+from baton_negotiator.errors import BadInput, BodyTooLarge
 from baton_negotiator.media import image_size
 
 
@@ -85,17 +88,36 @@ def test_prices_sum_the_pairs_fall_back_to_base_and_clamp() -> None:
     assert table.clamp(Fraction(10), gw) == 50 and table.clamp(Fraction(95), gw) == 90
 
 
+def _image(size: tuple[int, int], fmt: str) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, (1, 2, 3)).save(buf, fmt)
+    return buf.getvalue()
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
 def test_image_sizes_of_png_jpeg_and_webp() -> None:
-    png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR" + struct.pack(">II", 640, 480) + b"\x08\x06\x00\x00\x00"
-    jpeg = (b"\xff\xd8" + b"\xff\xe0\x00\x10" + b"JFIF\x00" + b"\x00" * 9
-            + b"\xff\xc0\x00\x11\x08" + struct.pack(">HH", 720, 1280) + b"\x03" + b"\x00" * 9)
-    webp = b"RIFF\x00\x00\x00\x00WEBPVP8X" + b"\x0a\x00\x00\x00" + b"\x00" * 4 + (99).to_bytes(3, "little") \
-        + (49).to_bytes(3, "little")
-    assert image_size(png) == (640, 480)
-    assert image_size(jpeg) == (1280, 720)
-    assert image_size(webp) == (100, 50)
-    with pytest.raises(BadInput):
-        image_size(b"GIF89a....")
+    assert image_size(_image((640, 480), "PNG")) == (640, 480)
+    assert image_size(_image((1280, 720), "JPEG")) == (1280, 720)
+    assert image_size(_image((100, 50), "WEBP")) == (100, 50)
+    for bad in (b"GIF89a....", _image((4, 4), "GIF"), b"\x89PNG\r\n\x1a\n" + b"\x00" * 20, b"\xff\xd8\xff"):
+        with pytest.raises(BadInput):
+            image_size(bad)
+
+
+def test_image_size_is_not_fooled_by_crafted_headers_and_is_capped() -> None:
+    png = _image((2048, 2048), "PNG")
+    # A chunk before IHDR whose bytes 16..24 read as 1x1 to a hand parser.
+    assert image_size(png[:8] + _png_chunk(b"tEXt", struct.pack(">II", 1, 1) + b"k\0v") + png[8:]) == (2048, 2048)
+    jpeg = _image((2048, 1024), "JPEG")
+    # Fill bytes and an APP1 segment hiding a fake SOF0 in front of the real one.
+    fake_sof = b"\xff\xc0\x00\x11\x08" + struct.pack(">HH", 1, 1) + b"\x03" + b"\x00" * 9
+    app1 = b"\xff\xe1" + struct.pack(">H", 2 + len(fake_sof)) + fake_sof
+    assert image_size(jpeg[:2] + b"\xff\xff\xff" + app1 + jpeg[2:]) == (2048, 1024)
+    with pytest.raises(BodyTooLarge):
+        image_size(png[:8] + _png_chunk(b"IHDR", struct.pack(">II", 8193, 8192) + png[24:29]) + png[33:])
 
 
 def test_the_price_table_is_refused_when_missing_or_stale() -> None:
@@ -129,3 +151,24 @@ def test_transcode_sessions_expire_after_70_s_idle_and_cap_new_ones() -> None:
     now[0] += 70.5
     assert len(sessions) == 0
     sessions.open("b")
+
+
+async def test_ai_quotes_are_held_within_each_capability_s_own_bounds_not_the_transcoding_ones() -> None:
+    from baton_negotiator.orchestrator import Orchestrator
+    from baton_negotiator.payments import OffchainPayments
+
+    table = PriceTable(base=WeiPrice(num=1000), auto_adjust=False, at=time.time(),
+                       gateways={"default": GatewayPrice(floor=WeiPrice(num=500), ceiling=WeiPrice(num=1200))},
+                       capabilities=(CapabilityPrice(capability=27, model_id="sdxl", price=WeiPrice(num=5_000_000),
+                                                     floor=WeiPrice(num=4_000_000)),
+                                     CapabilityPrice(capability=33, model_id="llm", price=WeiPrice(num=10)),
+                                     CapabilityPrice(capability=33, model_id="floor", price=WeiPrice(num=10),
+                                                     floor=WeiPrice(num=70))))
+    orch = Orchestrator(pool=WorkerPool(), prices=lambda: table, payments=OffchainPayments(), tokens=None,  # type: ignore[arg-type]
+                        address=b"", eth_key=None, transcoder_uri="", max_sessions=lambda: 1, open_sessions=lambda: 0)
+    sender = b"\x11" * 20
+    assert await orch.price(sender, [(27, "sdxl")]) == 5_000_000  # not the transcoding ceiling 1200
+    assert await orch.price(sender, [(33, "llm")]) == 10  # not the transcoding floor 500
+    assert await orch.price(sender, [(33, "floor")]) == 70  # its own floor
+    assert await orch.price(sender, [(27, "sdxl"), (33, "floor")]) == 5_000_070  # each clamped, then summed
+    assert await orch.price(sender, []) == 1000  # transcoding: the gateway bounds

@@ -146,11 +146,14 @@ async def test_baton_try_runs_a_first_job(offchain: RunningNegotiator, worker: T
 
 
 def png(width: int, height: int, pad: int = 0) -> bytes:
-    """A PNG header of that size (what billing reads), padded to make a large upload."""
-    import struct
+    """A real PNG of that size, padded after its end to make a large upload."""
+    import io
 
-    return b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\x0dIHDR" + struct.pack(">II", width, height) + b"\x08\x06\x00\x00\x00" \
-        + b"\x00" * (4 + pad)
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (width, height)).save(buf, "PNG")
+    return buf.getvalue() + b"\x00" * pad
 
 
 @pytest.mark.parametrize("pad", [0, 700 * 1024])

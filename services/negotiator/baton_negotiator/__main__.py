@@ -22,6 +22,7 @@ from baton_common.pm import (
     PaymentProcessor,
     PaymentValidator,
     TicketParamsIssuer,
+    require_durable,
 )
 from baton_common.pm.secret import load_ticket_secret
 from baton_common.pm_nats import KvBalanceStore, KvNonceStore, KvWinningTickets
@@ -116,8 +117,10 @@ class Negotiator(ServiceBase[NegotiatorSettings]):
 
             self.chain = KvChainData(chain_mirror, lookup)
             nonces = KvNonceStore(await ensure_kv(js, NONCES))
-            balances = Balances(KvBalanceStore(await ensure_kv(js, BALANCES)))
+            balance_store = KvBalanceStore(await ensure_kv(js, BALANCES))
             winners = KvWinningTickets(await ensure_kv(js, WINNERS))
+            require_durable(s.network, nonces, balance_store, winners)  # never on per-process memory stores
+            balances = Balances(balance_store)
             redeem_gas = REDEEM_GAS_ARBITRUM if "arbitrum" in s.network else REDEEM_GAS
             policy = ParamsPolicy(recipient=self.address, ticket_ev=s.ticket_ev, redeem_gas=redeem_gas,
                                   max_face_value=s.max_face_value, min_gas_price=s.min_gas_price)
@@ -137,7 +140,7 @@ class Negotiator(ServiceBase[NegotiatorSettings]):
         config = hypercorn_config(f"{bind_host}:{s.job_port}", certfile=str(cert), keyfile=str(key))
         config.keep_alive_max_requests = 2**31  # gateways keep one HTTP/2 connection for many jobs
         config.h2_max_concurrent_streams = 1000
-        app = HttpApp(None)  # type: ignore[arg-type]
+        app = HttpApp(None, fetch_private=s.segment_fetch_private)  # type: ignore[arg-type]
         listener = ctx.serve_http(app, config=config, name="jobs")
         self.job_port = listener.port
         transcoder_uri = f"https://{host}:{self.job_port}"

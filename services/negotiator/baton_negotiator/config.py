@@ -73,6 +73,11 @@ class NegotiatorSettings(CommonSettings, frozen=True, kw_only=True):
     pixels_per_unit: Annotated[
         int, setting("Fixed prices: units the price_per_unit is for (-pixelsPerUnit).", flag="pixelsPerUnit", ge=1)
     ] = 1
+    segment_fetch_private: Annotated[
+        bool, setting("Let /segment fetch an application/vnd+livepeer.uri URL that resolves to a loopback, private, "
+                      "link-local, multicast or otherwise non-public address (broadcasters on a private network). "
+                      "Off: such a URL is refused with 400.")
+    ] = False
     auto_adjust_price: Annotated[
         bool, setting("Fixed prices: scale quotes by the ticket overhead (-autoAdjustPrice).", flag="autoAdjustPrice")
     ] = True

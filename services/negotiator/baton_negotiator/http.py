@@ -7,10 +7,13 @@ and every refusal in ``baton_negotiator_refusals_total``.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import ipaddress
 import json
 import logging
 import re
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -89,8 +92,9 @@ class Request:
 class HttpApp:
     """The ASGI app; ``jobs`` does the work, this maps paths, errors and metrics."""
 
-    def __init__(self, jobs: Jobs) -> None:
+    def __init__(self, jobs: Jobs, *, fetch_private: bool = False) -> None:
         self.jobs = jobs
+        self._fetch_private = fetch_private
         self._ai = {p.path: p for p in PIPELINES if p.name != "live-video-to-video"}
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
@@ -143,9 +147,13 @@ class HttpApp:
             raise Refusal405()
         if endpoint == "/segment":
             body = await req.body(MAX_SEGMENT_BYTES)
+            fetch = None
             if req.header("content-type").split(";")[0].strip().lower() == SEGMENT_URI_TYPE:
-                body = await fetch_segment(body)
-            await self.jobs.segment(req, body)
+                uri, body = body, b""
+
+                async def fetch() -> bytes:  # by jobs.segment, once the request's credentials and balance pass
+                    return await fetch_segment(uri, allow_private=self._fetch_private)
+            await self.jobs.segment(req, body, fetch=fetch)
         elif endpoint == "/payment":
             await self.jobs.payment(req)
         elif endpoint == "/refresh-payment":
@@ -203,14 +211,39 @@ SEGMENT_URI_TYPE = "application/vnd+livepeer.uri"
 SEGMENT_FETCH_TIMEOUT = 8.0
 
 
-async def fetch_segment(body: bytes) -> bytes:
-    """go-livepeer: a /segment body of type application/vnd+livepeer.uri is a URL to fetch (400 past 8 s)."""
-    url = body.decode("utf-8", "replace").strip()
-    if not url.startswith(("http://", "https://")):
+async def fetch_segment(body: bytes, *, allow_private: bool = False) -> bytes:
+    """go-livepeer: a /segment body of type application/vnd+livepeer.uri is a URL to fetch (400 past 8 s).
+
+    The host is resolved here and the request pinned to that address; unless ``allow_private``, an address
+    that is not public (loopback, private, link-local, multicast, unspecified, reserved) is refused with 400.
+    """
+    text = body.decode("utf-8", "replace").strip()
+    if not text.startswith(("http://", "https://")):
         raise BadInput("segment URI must be an http(s) URL")
     try:
+        url = httpx.URL(text)
+        host = url.host
+        port = url.port or (443 if url.scheme == "https" else 80)
+    except (httpx.InvalidURL, ValueError):
+        raise BadInput("segment URI must be an http(s) URL") from None
+    if not host:
+        raise BadInput("segment URI must be an http(s) URL")
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        addresses = [ipaddress.ip_address(str(info[4][0]).partition("%")[0]) for info in infos]
+    except (OSError, ValueError):
+        raise BadInput("could not fetch the segment: the host does not resolve") from None
+    if not addresses:
+        raise BadInput("could not fetch the segment: the host does not resolve")
+    if not allow_private and not all(_public(a) for a in addresses):
+        raise BadInput("segment URI refused: its host resolves to a loopback, private, link-local, multicast or "
+                       "unspecified address")
+    pinned = url.copy_with(host=str(addresses[0]))
+    headers = {"Host": host if url.port is None else f"{host}:{url.port}"}
+    extensions = {"sni_hostname": host} if url.scheme == "https" else {}
+    try:
         async with httpx.AsyncClient(timeout=SEGMENT_FETCH_TIMEOUT, follow_redirects=False) as client:
-            async with client.stream("GET", url) as r:
+            async with client.stream("GET", pinned, headers=headers, extensions=extensions) as r:
                 if r.status_code != 200:
                     raise BadInput(f"could not fetch the segment: status {r.status_code}")
                 chunks, size = [], 0
@@ -222,6 +255,12 @@ async def fetch_segment(body: bytes) -> bytes:
                 return b"".join(chunks)
     except httpx.HTTPError as exc:
         raise BadInput(f"could not fetch the segment: {type(exc).__name__}") from None
+
+
+def _public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_global and not address.is_multicast
 
 
 class Refusal405(NegotiatorError):

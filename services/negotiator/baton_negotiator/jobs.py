@@ -14,6 +14,7 @@ import json
 import logging
 import mimetypes
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -78,8 +79,9 @@ class Jobs:
         await payments.receive(creds.payment, manifest, Scope.of(pipeline.capability, model_id))
         quoted = await self.orch.price(sender, [(pipeline.capability, model_id)]) if payments.onchain else 0
         price = await payments.session_price(sender, manifest, quoted)
-        await payments.require_balance(sender, manifest, price)
         units = params.units() if units is None else units
+        # The job's cost must be covered before it runs, except where the worker counts the units (audio seconds).
+        await payments.require_balance(sender, manifest, price, 0 if pipeline_name == "audio-to-text" else units)
         job = {**msgspec.to_builtins(params), **(extra or {})}
         stream = pipeline_name == "llm" and params.stream
 
@@ -144,17 +146,22 @@ class Jobs:
 
     # --- transcoding --------------------------------------------------------------------
 
-    async def segment(self, req: Request, body: bytes) -> None:
+    async def segment(self, req: Request, body: bytes, *, fetch: Callable[[], Awaitable[bytes]] | None = None) -> None:
+        """A segment (``body``, or fetched by ``fetch`` once credentials and balance pass) transcoded."""
         creds = self._credentials(req)
         seg = creds.segment
-        session = self.sessions.open(creds.session_id)
+        self.sessions.check(creds.session_id)  # capped: 503 before any payment is taken
         sender, payments = creds.sender, self.orch.payments
         await payments.receive(creds.payment, creds.session_id, Scope.base())
         quoted = await self.orch.price(sender, []) if payments.onchain else 0
         price = await payments.session_price(sender, creds.session_id, quoted)
         await payments.require_balance(sender, creds.session_id, price)
+        if fetch is not None:
+            body = await fetch()
         if keccak256(body) != bytes(seg.hash):
             raise BadSegmentHeader("Mismatched segment hash")
+        # Only a paid-for segment opens (and counts toward -maxSessions) a transcoding session.
+        session = self.sessions.open(creds.session_id)
         info = await self.orch.info(sender, seg.capabilities if seg.HasField("capabilities") else None,
                                     seg.auth_token)
         result = lp_rpc_pb2.TranscodeResult(seq=seg.seq)
@@ -213,11 +220,16 @@ class Jobs:
         seg = creds.segment
         caps = seg.capabilities if seg.HasField("capabilities") else None
         pairs = requested_pairs(caps)
-        scope = Scope.from_pairs(pairs) if pairs else Scope.base()
         try:
             manifest = bytes(seg.manifestId).decode()
         except UnicodeDecodeError:
             raise BadInput("invalid manifestId") from None
+        # The balance the payment lands in (the manifest) and the price it is checked against (the scope) must name
+        # the same job: else a cheap model's quote would pin an expensive model's session price.
+        named = scope_pair(manifest)
+        if pairs != ([named] if named else []):
+            raise BadInput("Invalid payment: manifestId does not match the segment's capabilities")
+        scope = Scope.of(*named) if named else Scope.base()
         await self.orch.payments.receive(creds.payment, manifest, scope)
         info = await self.orch.info(creds.sender, caps, seg.auth_token)
         await req.respond(200, lp_rpc_pb2.PaymentResult(info=info).SerializeToString(), "application/x-protobuf")
@@ -229,10 +241,8 @@ class Jobs:
         fixed = await payments.fixed_price(sender, manifest)  # type: ignore[union-attr]
         if fixed is None:
             raise Refusal409("session has no fixed price")
-        scope = Scope.base()
-        capability, _, model = manifest.partition("_")
-        if capability.isdigit() and model:
-            scope = Scope.of(int(capability), model)
+        named = scope_pair(manifest)
+        scope = Scope.of(*named) if named else Scope.base()
         info = await self.orch.info(sender, None)
         price = price_info_for(fixed)
         params = await payments.quote(sender, price, scope)
@@ -261,6 +271,14 @@ class Jobs:
         # Results are served for as long as baton-bodies keeps them (its TTL: 15 min), by any replica.
         kind = mimetypes.guess_type(path)[0] or ("video/mp2t" if path.endswith(".ts") else "application/octet-stream")
         await req.respond(200, obj.data or b"", kind)
+
+
+def scope_pair(manifest: str) -> tuple[int, str] | None:
+    """The (capability, model) a batch AI manifest ``"<cap>_<model>"`` names; None for a transcoding manifest."""
+    capability, _, model = manifest.partition("_")
+    if capability.isdigit() and model:
+        return int(capability), model
+    return None
 
 
 class Refusal409(NegotiatorError):

@@ -1,18 +1,26 @@
 """Reading what billing needs from an uploaded file, and multipart/form-data bodies.
 
 Image pipelines bill by the input's height x width (spec section 6): PNG, JPEG
-and WebP sizes are read from their headers. Anything else is refused as bad input.
+and WebP sizes are read by Pillow from their headers (no decode). Anything else is refused as
+bad input; an image above MAX_IMAGE_PIXELS with 413.
 """
 
 from __future__ import annotations
 
-import struct
+import warnings
 from email.parser import BytesParser
 from email.policy import HTTP
+from io import BytesIO
 
-from .errors import BadInput
+from PIL import Image
 
-__all__ = ["FormFile", "image_size", "parse_form"]
+from .errors import BadInput, BodyTooLarge
+
+__all__ = ["MAX_IMAGE_PIXELS", "FormFile", "image_size", "parse_form"]
+
+IMAGE_FORMATS = ("PNG", "JPEG", "WEBP")
+MAX_IMAGE_PIXELS = 8192 * 8192
+"""Largest image (width x height) an image pipeline takes: it bills, and the worker decodes, every pixel."""
 
 
 class FormFile:
@@ -43,33 +51,21 @@ def parse_form(content_type: str, body: bytes) -> tuple[dict[str, str], dict[str
 
 
 def image_size(data: bytes) -> tuple[int, int]:
-    """(width, height) of a PNG, JPEG or WebP image; BadInput for anything else."""
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
-        width, height = struct.unpack(">II", data[16:24])
-        return width, height
-    if data[:2] == b"\xff\xd8":
-        i = 2
-        while i + 9 < len(data):
-            if data[i] != 0xFF:
-                i += 1
-                continue
-            marker = data[i + 1]
-            if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
-                i += 2
-                continue
-            length = int.from_bytes(data[i + 2:i + 4], "big")
-            if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):
-                height, width = struct.unpack(">HH", data[i + 5:i + 9])
-                return width, height
-            i += 2 + length
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP" and len(data) >= 30:
-        chunk = data[12:16]
-        if chunk == b"VP8 ":
-            width, height = struct.unpack("<HH", data[26:30])
-            return width & 0x3FFF, height & 0x3FFF
-        if chunk == b"VP8L":
-            bits = int.from_bytes(data[21:25], "little")
-            return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
-        if chunk == b"VP8X":
-            return int.from_bytes(data[24:27], "little") + 1, int.from_bytes(data[27:30], "little") + 1
-    raise BadInput("invalid request: the image is not a PNG, JPEG or WebP file")
+    """(width, height) of a PNG, JPEG or WebP image as Pillow reads it (header only, no decode).
+
+    BadInput for anything Pillow cannot open as one of those; BodyTooLarge above MAX_IMAGE_PIXELS.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(BytesIO(data), formats=IMAGE_FORMATS) as image:
+                width, height = image.size
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise BodyTooLarge(f"invalid request: the image is larger than {MAX_IMAGE_PIXELS} pixels") from None
+    except Exception:  # noqa: BLE001 - whatever Pillow raises for a file it cannot read
+        raise BadInput("invalid request: the image is not a PNG, JPEG or WebP file") from None
+    if width <= 0 or height <= 0:
+        raise BadInput("invalid request: the image is not a PNG, JPEG or WebP file")
+    if width * height > MAX_IMAGE_PIXELS:
+        raise BodyTooLarge(f"invalid request: the image is larger than {MAX_IMAGE_PIXELS} pixels")
+    return width, height

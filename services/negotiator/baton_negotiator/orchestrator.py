@@ -126,9 +126,19 @@ class Orchestrator:
         """The quote for ``pairs`` (the base price if none): auto-adjusted for this sender, clamped to its bounds."""
         table = table or self._prices()
         sender_hex = "0x" + sender.hex() if sender else "default"
-        price = price_for_pairs(table, sender_hex, pairs)
-        if table.auto_adjust and price > 0 and self.payments.onchain and sender:
-            price = auto_adjust(price, await self.payments.tx_cost_multiplier(sender))
+        adjust = table.auto_adjust and self.payments.onchain and bool(sender)
+        multiplier = await self.payments.tx_cost_multiplier(sender) if adjust else Fraction(0)
+        priced = [(c, m, table.capability_price(c, m, sender_hex) or Fraction(0)) for c, m in pairs]
+        if any(p > 0 for _, _, p in priced):
+            # Each (capability, model) price held within its own bounds, after adjustment; then summed.
+            total = Fraction(0)
+            for capability, model_id, p in priced:
+                p = auto_adjust(p, multiplier) if adjust and p > 0 else p
+                total += table.clamp(p, sender_hex, capability=capability, model_id=model_id)
+            return total
+        price = price_for_pairs(table, sender_hex, [])
+        if adjust and price > 0:
+            price = auto_adjust(price, multiplier)
         return table.clamp(price, sender_hex)
 
     async def info(self, sender: bytes, caps: lp_rpc_pb2.Capabilities | None,

@@ -61,7 +61,7 @@ class OffchainPayments:
     async def session_price(self, sender: bytes, manifest_id: str, quoted: Fraction) -> Fraction:
         return Fraction(0)
 
-    async def require_balance(self, sender: bytes, manifest_id: str, price: Fraction) -> None:
+    async def require_balance(self, sender: bytes, manifest_id: str, price: Fraction, units: int = 0) -> None:
         return None
 
     async def debit(self, sender: bytes, manifest_id: str, price: Fraction, units: int) -> None:
@@ -113,10 +113,14 @@ class OnchainPayments:
         fixed = await self._balances.fixed_price(sender, manifest_id)
         return quoted if fixed is None else fixed
 
-    async def require_balance(self, sender: bytes, manifest_id: str, price: Fraction) -> None:
-        """With a price above 0, the balance must cover one ticket's EV (400 ``Insufficient balance``)."""
+    async def require_balance(self, sender: bytes, manifest_id: str, price: Fraction, units: int = 0) -> None:
+        """With a price above 0, the balance must cover one ticket's EV and ``price`` x ``units``, the job's
+        cost where its units are known up front (400 ``Insufficient balance``).
+
+        A check, not a reservation: concurrent requests of one sender may each pass against the same balance.
+        """
         if price > 0:
-            await self._balances.require(sender, manifest_id, Fraction(self._ticket_ev))
+            await self._balances.require(sender, manifest_id, max(Fraction(self._ticket_ev), price * max(units, 0)))
 
     async def debit(self, sender: bytes, manifest_id: str, price: Fraction, units: int) -> None:
         if price > 0 and units > 0:

@@ -40,6 +40,12 @@ class Sessions:
                 del self._sessions[sid]
         metrics.CURRENT_SESSIONS.set(len(self._sessions))
 
+    def check(self, session_id: str) -> None:
+        """OrchestratorCapped if ``session_id`` is new and -maxSessions are open; opens nothing."""
+        self._expire()
+        if session_id not in self._sessions and len(self._sessions) >= self._max():
+            raise Capped()
+
     def open(self, session_id: str) -> Session:
         """The session (new ones only while under -maxSessions: else OrchestratorCapped)."""
         self._expire()
