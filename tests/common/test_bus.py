@@ -258,3 +258,31 @@ async def test_drain_subscriptions_waits_for_handlers_in_flight(bus: Bus, prefix
     with pytest.raises(NoResponders):  # no longer subscribed
         await caller.request(f"{prefix}.slow", Ping(text="y"), Pong, timeout=1)
     await caller.drain()
+
+
+async def test_read_bucket_sees_every_key_while_keys_are_rewritten(bus: Bus, prefix: str) -> None:
+    """Heartbeats rewrite their keys every 2 s: a status read must not lose a service that is up."""
+    from baton_common.bus import read_bucket
+
+    kv = await bus.kv(prefix)
+    names = [f"svc-{i}" for i in range(40)]
+    for name in names:
+        await kv.put(name, b"up")
+    await kv.put("gone", b"x")
+    await kv.delete("gone")
+    stop = asyncio.Event()
+
+    async def rewrite() -> None:
+        n = 0
+        while not stop.is_set():
+            await kv.put(names[n % len(names)], b"up")
+            n += 1
+
+    writers = [asyncio.create_task(rewrite()) for _ in range(4)]
+    try:
+        for _ in range(25):
+            seen = await read_bucket(kv)
+            assert sorted(seen) == sorted(names)
+    finally:
+        stop.set()
+        await asyncio.gather(*writers)

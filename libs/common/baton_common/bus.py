@@ -38,7 +38,7 @@ from .errors import ConfigError, DecodeError, NoResponders, NotConnected, Remote
 from .schemas import decode, encode
 from .schemas.storage import KvSpec, ObjectStoreSpec, StreamSpec
 
-__all__ = ["Bus", "read_bucket", "read_bucket_as"]
+__all__ = ["Bus", "bucket_keys", "read_bucket", "read_bucket_as"]
 
 log = logging.getLogger("baton.bus")
 tracer = trace.get_tracer("baton.bus")
@@ -326,12 +326,21 @@ class Bus:
         await streams.ensure_stream(self.js, spec)
         return None
 
+async def bucket_keys(kv: KeyValue) -> list[str]:
+    """The keys of a KV bucket, from the server's own count per subject.
+
+    nats-py's ``KeyValue.keys()`` walks a watcher that ends on its first "nothing pending", and
+    misses keys that are rewritten during the walk (heartbeats every 2 s): a service that is up
+    could read as gone. The stream's per-subject state is one answer from the server, so every
+    key that exists is listed; deleted keys are listed too (by their marker) and dropped on read.
+    """
+    info = await kv._js.stream_info(kv._stream, subjects_filter=f"{kv._pre}>")
+    return [subject.removeprefix(kv._pre) for subject in (info.state.subjects or {})]
+
+
 async def read_bucket(kv: KeyValue) -> dict[str, bytes]:
     """Every live key of a KV bucket with its value; keys deleted or expired meanwhile are left out."""
-    try:
-        keys = await kv.keys()
-    except nats.js.errors.NoKeysError:
-        return {}
+    keys = await bucket_keys(kv)
     out = {}
     for key in keys:
         try:
