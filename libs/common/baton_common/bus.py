@@ -326,6 +326,7 @@ class Bus:
         await streams.ensure_stream(self.js, spec)
         return None
 
+
 async def bucket_keys(kv: KeyValue) -> list[str]:
     """The keys of a KV bucket, from the server's own count per subject.
 
