@@ -184,20 +184,27 @@ async def test_used_and_expired_tickets_end_with_their_reasons(setup, chain_proc
 
 
 async def test_underfunded_sender_ends_with_its_reason(setup, chain_process, orchestrator):
-    """A redemption that would cost more than the sender can pay is held back, then refused as underfunded."""
+    """A sender with no deposit and a reserve that covers one winner: the first redemption drains it, the
+    second is held back while it stays valid (the sender could fund again), then refused as underfunded."""
     lp, payments = setup
-    gateway = funded_gateway(lp)
-    # 10**13 gas at anvil's gas price costs far more than the sender's 2 ETH.
-    service = chain_process(BATON_CHAIN_REDEEM_GAS=str(10**13))
+    gateway = Gateway.random()
+    sender = to_checksum_address(gateway.address)
+    lp.fund_sender(sender, 0, FACE)
+    service = chain_process()
     service.start()
     await payments.ready()
-    (ticket,) = await payments.pay(gateway, 1)
-    lp.mine(45)
-    await asyncio.sleep(1.5)
-    assert isinstance(await payments.winners.record(ticket.ticket_hash), WinnerPending)
+    first, second = await payments.pay(gateway, 2)
+    lp.mine(45)  # params expired
+    (redeemed,) = await payments.settled([first])
+    assert isinstance(redeemed, WinnerRedeemed)
+    (deposit, _), (reserve, _) = lp.TicketBroker.functions.getSenderInfo(sender).call()
+    assert (deposit, reserve) == (0, 0)
+    lp.mine(2)
+    await asyncio.sleep(1)
+    assert isinstance(await payments.winners.record(second.ticket_hash), WinnerPending)
     lp.next_round()
     lp.next_round()
-    (record,) = await payments.settled([ticket])
+    (record,) = await payments.settled([second])
     assert isinstance(record, WinnerRefused) and record.code == "sender_underfunded", record
     assert "insufficient sender funds" in record.reason
-    assert lp.redeemed_events(orchestrator.address) == []
+    assert len(lp.redeemed_events(orchestrator.address)) == 1

@@ -26,7 +26,7 @@ from eth_utils import keccak, to_checksum_address
 from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 
-from .abi import EVENTS, FUNCTIONS
+from .abi import EVENTS, FUNCTIONS, SENDER_FUNDS_EVENTS
 from .errors import ChainError, GasPriceAboveCap, NotLeaseHolder, RpcUnavailable, TxNotMined, TxReverted
 
 __all__ = ["CONTRACTS", "Block", "Eth", "RpcPool", "TxSender", "revert_reason"]
@@ -172,6 +172,15 @@ class Eth:
             "topics": [spec.topic, *[None if t is None else "0x" + t.rjust(32, b"\0").hex() for t in topics]],
         }
         return list(await self.pool.run(lambda w3: w3.eth.get_logs(query)))
+
+    async def senders_moved(self, from_block: int, to_block: int) -> set[str]:
+        """Senders (lowercase 0x hex) whose TicketBroker funds an event moved within the blocks, both included."""
+        query = {
+            "address": self.addresses["TicketBroker"], "fromBlock": from_block, "toBlock": to_block,
+            "topics": [[EVENTS[e].topic for e in SENDER_FUNDS_EVENTS]],
+        }
+        logs = await self.pool.run(lambda w3: w3.eth.get_logs(query))
+        return {"0x" + bytes(entry["topics"][1])[-20:].hex() for entry in logs if len(entry["topics"]) > 1}
 
 
 class Lease(Protocol):

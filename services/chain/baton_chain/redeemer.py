@@ -18,6 +18,12 @@ pending ticket, in this order (spec 3.7):
    pending, counted in ``livepeer_ticket_redemption_errors`` and logged with
    its reason, and it is tried again on a later block until step 2 ends it
    with the last error recorded. Nothing leaves the pending set unrecorded.
+   A revert for the sender's funds (deposit and reserve drained, or unlocked)
+   is also tried again while the ticket is valid, since the sender may fund
+   again; at the window's end it is refused ``sender_underfunded``.
+
+A redemption moves its sender's funds, so the pass reads them again for the
+next ticket of the same sender.
 """
 
 from __future__ import annotations
@@ -133,8 +139,10 @@ class Redeemer:
             return
         if not RedemptionGate.in_window(ticket, current, validity):
             why = f"creationRound {t.creation_round} + ticketValidityPeriod {validity} <= current round {current}"
-            held_back = await self._held_back(ticket) or self.last_error.get(h, "")
-            code = RefusalCode.UNDERFUNDED if "sender funds" in held_back else RefusalCode.EXPIRED
+            last_error = self.last_error.get(h, "")
+            held_back = await self._held_back(ticket) or last_error
+            underfunded = "sender funds" in held_back or classify_revert(last_error) == RefusalCode.UNDERFUNDED
+            code = RefusalCode.UNDERFUNDED if underfunded else RefusalCode.EXPIRED
             await self._refuse(ticket, code, f"{why}; held back by: {held_back}" if held_back else why)
             return
         try:
@@ -172,6 +180,10 @@ class Redeemer:
             code = classify_revert(exc.reason)
             if code == RefusalCode.USED:
                 await self._settle_used(ticket)
+            elif code == RefusalCode.UNDERFUNDED:
+                self.last_error[ticket.ticket_hash] = exc.reason
+                log.warning("redemption refused for the sender's funds; tried again while the ticket is valid",
+                            extra={"ticket": _hex(ticket.ticket_hash), "reason": exc.reason[:300]})
             elif code:
                 await self._refuse(ticket, code, exc.reason)
             else:
@@ -189,6 +201,7 @@ class Redeemer:
                         extra={"ticket": _hex(ticket.ticket_hash), "error": str(exc)[:300]})
             return
         finally:
+            self.view.forget_sender(t.sender)
             self.in_flight[t.sender] -= t.face_value
             if self.in_flight[t.sender] <= 0:
                 del self.in_flight[t.sender]

@@ -48,6 +48,14 @@ __all__ = [
     "ChainValue",
     "round_hash_key",
     "sender_key",
+    "ETH_USD_KEY",
+    "GAS_PRICE_KEY",
+    "HEAD_KEY",
+    "ORCHESTRATOR_KEY",
+    "PARAMS_KEY",
+    "ROUND_KEY",
+    "SENDER_KEY_PREFIX",
+    "sender_of_key",
 ]
 
 CHAIN_BUCKET = "baton-chain"
@@ -176,8 +184,22 @@ ChainValue = L1Head | RoundState | RoundHash | GasPrice | OrchestratorStatus | P
 """Every value in ``baton-chain``: decode any key with this union."""
 
 
+HEAD_KEY = "head"
+ROUND_KEY = "round"
+GAS_PRICE_KEY = "gas-price"
+ORCHESTRATOR_KEY = "orchestrator"
+PARAMS_KEY = "params"
+ETH_USD_KEY = "eth-usd"
+SENDER_KEY_PREFIX = "sender."
+
+
 def sender_key(sender: str) -> str:
-    return f"sender.{sender.lower()}"
+    return f"{SENDER_KEY_PREFIX}{sender.lower()}"
+
+
+def sender_of_key(key: str) -> str | None:
+    """The sender address a ``sender.<address>`` key names, or None for any other key."""
+    return key.removeprefix(SENDER_KEY_PREFIX) if key.startswith(SENDER_KEY_PREFIX) else None
 
 
 def round_hash_key(round_: int) -> str:
