@@ -304,7 +304,7 @@ def _convert(f: msgspec.structs.FieldInfo, raw: Any, source: str, service: str) 
                 raise ConfigError(f"{service}: bad value {raw!r} for {source}: expected a Go duration such as "
                                   "5m, 300s or 1m30s (or a number of seconds)")
         elif _is_bool(base):
-            value = _go_bool(raw)
+            value = None if raw == "" and base is not bool else _go_bool(raw)  # empty: unset, where it may be
         elif get_origin(base) in (list, tuple):
             value = [v.strip() for v in raw.split(",") if v.strip()]
         elif get_origin(base) is dict:
