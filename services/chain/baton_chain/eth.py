@@ -10,6 +10,8 @@
   resynchronizes from the node. A transaction not mined within the timeout is
   replaced (same nonce, fees bumped 12.5%) while the bump stays within
   -maxGasPrice. Every send first asks the lease whether this instance may send.
+  A caller's ``journal`` is given each signed transaction's nonce and hash
+  before it is sent (the redeemer's crash recovery).
 """
 
 from __future__ import annotations
@@ -187,6 +189,10 @@ class Lease(Protocol):
     def held(self) -> bool: ...
 
 
+Journal = Callable[[int, bytes], Awaitable[None]]
+"""Told (nonce, transaction hash) of each signed transaction before it is sent."""
+
+
 class TxSender:
     """The only path for this orchestrator's transactions."""
 
@@ -266,16 +272,27 @@ class TxSender:
             return None
         return out
 
-    async def _sign_and_send(self, tx: dict[str, Any]) -> bytes:
+    async def _sign_and_send(self, tx: dict[str, Any], journal: Journal | None = None) -> bytes:
         signed = self.account.sign_transaction(tx)
+        if journal is not None:
+            await journal(int(tx["nonce"]), bytes(signed.hash))
         await self.pool.run(lambda w3: w3.eth.send_raw_transaction(signed.raw_transaction))
         return bytes(signed.hash)
 
+    async def receipt(self, tx_hash: bytes) -> Any:
+        """The transaction's receipt, or None while the node has none."""
+        try:
+            return await self.pool.run(lambda w3: w3.eth.get_transaction_receipt(tx_hash))
+        except TransactionNotFound:
+            return None
+
     async def send(self, to: str, data: bytes, *, what: str,
-                   on_sent: Callable[[bytes], Awaitable[None]] | None = None) -> dict[str, Any]:
+                   on_sent: Callable[[bytes], Awaitable[None]] | None = None,
+                   journal: Journal | None = None) -> dict[str, Any]:
         """Send, wait for the receipt and return it; raises TxReverted when the contract refuses.
 
-        ``on_sent`` is told each transaction hash before its receipt is awaited.
+        ``journal`` is told each signed transaction's (nonce, hash) before it is sent, replacements
+        included; ``on_sent`` each hash after it is sent, before its receipt is awaited.
         """
         if not self.lease.held():
             raise NotLeaseHolder("another chain instance holds the sender lease")
@@ -295,7 +312,7 @@ class TxSender:
                 if "gasPrice" not in fees:
                     tx["type"] = 2
                 try:
-                    tx_hash = await self._sign_and_send(tx)
+                    tx_hash = await self._sign_and_send(tx, journal)
                 except Web3RPCError as exc:
                     text = str(exc).lower()
                     if "nonce" in text or "already known" in text or "underpriced" in text:
@@ -327,7 +344,7 @@ class TxSender:
             tx = {**tx, **bumped}
             replacements += 1
             try:
-                new_hash = await self._sign_and_send(tx)
+                new_hash = await self._sign_and_send(tx, journal)
             except Web3RPCError as exc:  # nonce too low: the first one was mined meanwhile
                 log.info("replacement not accepted", extra={"what": what, "error": str(exc)[:200]})
                 continue

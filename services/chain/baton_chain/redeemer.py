@@ -3,9 +3,11 @@
 A pass runs on each new block while this instance holds the sender lease. Per
 pending ticket, in this order (spec 3.7):
 
-1. already used on chain: if our own WinningTicketRedeemed event for it is
-   there (a crash between send and receipt), it is settled redeemed with that
-   transaction; otherwise refused ``ticket_used``;
+1. already used on chain: if a transaction of ours journaled for it (in
+   ``baton-chain-txs``, written before each send) has a successful receipt,
+   or else our own WinningTicketRedeemed event for it is there (a crash
+   between send and receipt), it is settled redeemed with that transaction;
+   otherwise refused ``ticket_used``;
 2. out of the contract's window (creationRound + validityPeriod <= currentRound):
    refused ``ticket_expired``, or ``sender_underfunded`` when the sender's funds
    were what held it back;
@@ -29,6 +31,7 @@ next ticket of the same sender.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import defaultdict
@@ -53,6 +56,7 @@ from .abi import EVENTS, FUNCTIONS
 from .domain import RefusalCode, classify_revert
 from .errors import ChainError, NotLeaseHolder, TxReverted
 from .eth import Eth, TxSender
+from .journal import TxJournal, redeem_key
 from .metrics import (
     PENDING_FACE_VALUE,
     PENDING_REDEMPTIONS,
@@ -74,8 +78,10 @@ def _hex(b: bytes) -> str:
 
 class Redeemer:
     def __init__(self, eth: Eth, sender: TxSender, winners: KvWinningTickets, recipient: bytes,
-                 *, redeem_gas: int, on_sender: Callable[[str], None] = lambda address: None) -> None:
+                 *, redeem_gas: int, on_sender: Callable[[str], None] = lambda address: None,
+                 journal: TxJournal | None = None) -> None:
         self.eth = eth
+        self.journal = journal
         self.sender = sender
         self.winners = winners
         self.recipient = recipient
@@ -115,6 +121,8 @@ class Redeemer:
 
     async def _settle(self, ticket: SignedTicket, result: WinnerSettled) -> None:
         await self.winners.settle(ticket.ticket_hash, result)
+        if self.journal is not None:
+            await self.journal.forget(redeem_key(ticket.ticket_hash))
         kind = "redeemed" if isinstance(result, WinnerRedeemed) else result.code
         TICKETS_SETTLED.labels(result=kind).inc()
         self.deferred.pop(ticket.ticket_hash, None)
@@ -173,8 +181,11 @@ class Redeemer:
         t = ticket.ticket
         data = FUNCTIONS["TicketBroker.redeemWinningTicket"].data(*redeem_args(ticket))
         self.in_flight[t.sender] += t.face_value
+        journal = None if self.journal is None else functools.partial(
+            self.journal.record, redeem_key(ticket.ticket_hash), "redeemWinningTicket")
         try:
-            receipt = await self.sender.send(self.eth.addresses["TicketBroker"], data, what="redeemWinningTicket")
+            receipt = await self.sender.send(self.eth.addresses["TicketBroker"], data, what="redeemWinningTicket",
+                                             journal=journal)
         except TxReverted as exc:
             REDEMPTION_ERRORS.labels(sender=_hex(t.sender)).inc()
             code = classify_revert(exc.reason)
@@ -210,7 +221,15 @@ class Redeemer:
                                                   at=time.time()))
 
     async def _settle_used(self, ticket: SignedTicket) -> None:
-        """A used ticket: ours if our WinningTicketRedeemed event for it is on chain (crash before the receipt)."""
+        """A used ticket: ours if a journaled transaction of ours for it succeeded, or our WinningTicketRedeemed
+        event for it is on chain (a crash before the receipt)."""
+        journaled = await self.journaled_redemption(ticket)
+        if journaled is not None:
+            log.info("redemption found in the transaction journal", extra={"ticket": _hex(ticket.ticket_hash),
+                                                                           "tx": _hex(journaled)})
+            VALUE_REDEEMED.labels(sender=_hex(ticket.ticket.sender)).inc(ticket.ticket.face_value)
+            await self._settle(ticket, WinnerRedeemed(ticket=ticket, tx_hash=journaled, at=time.time()))
+            return
         found = await self.find_redemption(ticket)
         if found is None:
             await self._refuse(ticket, RefusalCode.USED, "ticket is used: its redemption event is not within "
@@ -223,6 +242,16 @@ class Redeemer:
         else:
             await self._refuse(ticket, RefusalCode.USED,
                                f"ticket is used: redeemed by another account ({sent_by}) in transaction {_hex(tx)}")
+
+    async def journaled_redemption(self, ticket: SignedTicket) -> bytes | None:
+        """The journaled transaction of ours that redeemed ``ticket`` (a receipt with status 1), or None."""
+        if self.journal is None:
+            return None
+        for tx_hash in await self.journal.hashes(redeem_key(ticket.ticket_hash)):
+            receipt = await self.sender.receipt(tx_hash)
+            if receipt is not None and int(receipt["status"]) == 1:
+                return tx_hash
+        return None
 
     async def find_redemption(self, ticket: SignedTicket) -> tuple[bytes, str] | None:
         """The transaction that redeemed ``ticket`` and the account that sent it, from its event."""
