@@ -114,6 +114,7 @@ class ChainPublisher:
         self._hashes_written: set[int] = set()
         self._scanned = -1
         """The last block whose TicketBroker logs were read."""
+        self._logs_failing = False
 
     async def load_known_senders(self) -> None:
         try:
@@ -188,7 +189,15 @@ class ChainPublisher:
         if number - first >= MAX_LOG_RANGE:
             moved = set(self.senders)
         else:
-            moved = await self.eth.senders_moved(first, number) & self.senders
+            try:
+                moved = await self.eth.senders_moved(first, number) & self.senders
+            except Exception as exc:  # a node that refuses eth_getLogs: rounds and CHAIN_REFRESH still re-read
+                if not self._logs_failing:
+                    log.warning("TicketBroker logs not read; sender funds follow rounds and refreshes only",
+                                extra={"from": first, "to": number, "error": str(exc)[:200]})
+                self._logs_failing = True
+                return
+            self._logs_failing = False
         if moved:
             current = await self.eth.call("RoundsManager.currentRound")
             read = {"read_at": self.clock(), "block": l1}

@@ -121,8 +121,6 @@ class Redeemer:
 
     async def _settle(self, ticket: SignedTicket, result: WinnerSettled) -> None:
         await self.winners.settle(ticket.ticket_hash, result)
-        if self.journal is not None:
-            await self.journal.forget(redeem_key(ticket.ticket_hash))
         kind = "redeemed" if isinstance(result, WinnerRedeemed) else result.code
         TICKETS_SETTLED.labels(result=kind).inc()
         self.deferred.pop(ticket.ticket_hash, None)
@@ -132,6 +130,12 @@ class Redeemer:
             log.info("winning ticket redeemed", extra={**extra, "tx": _hex(result.tx_hash)})
         else:
             log.warning("winning ticket refused", extra={**extra, "reason": result.reason})
+        if self.journal is not None:
+            try:
+                await self.journal.forget(redeem_key(ticket.ticket_hash))
+            except Exception as exc:  # settled all the same; the bucket's TTL drops the entry
+                log.warning("journal entry not deleted", extra={"ticket": _hex(ticket.ticket_hash),
+                                                                "error": type(exc).__name__})
 
     async def _refuse(self, ticket: SignedTicket, code: str, reason: str) -> None:
         await self._settle(ticket, WinnerRefused(ticket=ticket, code=code, reason=reason, at=time.time()))
