@@ -64,9 +64,10 @@ def rows(cls: type[msgspec.Struct], env_prefix: str, skip: set[str]) -> list[str
         default = getattr(defaults, f.name)
         if isinstance(default, tuple):
             default = ",".join(default)
-        shown = "" if default == "" else f"`{default}`"
+        shown = "" if default == "" or default is None else f"`{default}`"
+        kind = type_name(field_type(f)).replace(" | ", " or ")  # a bare | would end the table cell
         out.append(
-            f"| `{env_prefix}{f.name.upper()}` | {f'`-{flag}`' if flag else ''} | {type_name(field_type(f))} "
+            f"| `{env_prefix}{f.name.upper()}` | {f'`-{flag}`' if flag else ''} | {kind} "
             f"| {shown} | {desc} |"
         )
     return out

@@ -19,7 +19,7 @@ from web3 import Web3
 
 from tests.helpers import PrivateNats, free_port, service_env
 
-from .livepeer import AnvilNode, Livepeer, compile_stand_in, deploy, new_account
+from .livepeer import AnvilNode, Livepeer, compile_stand_ins, deploy, new_account
 
 PASSWORD = "correct horse battery staple"
 LIGHT_SCRYPT_N = 4096
@@ -28,8 +28,13 @@ STAKE = 10**21
 
 
 @pytest.fixture(scope="session")
-def stand_in(tmp_path_factory: pytest.TempPathFactory) -> tuple[list, str]:
-    return compile_stand_in(tmp_path_factory.mktemp("solc-chain"))
+def stand_ins(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[list, str]]:
+    return compile_stand_ins(tmp_path_factory.mktemp("solc-chain"))
+
+
+@pytest.fixture(scope="session")
+def stand_in(stand_ins: dict[str, tuple[list, str]]) -> tuple[list, str]:
+    return stand_ins["L2LPTDataCacheStandIn"]
 
 
 @pytest.fixture

@@ -71,16 +71,25 @@ def abi_of(name: str) -> list[dict[str, Any]]:
     return artifact(ARTIFACT_PATHS[name])["abi"]
 
 
-def compile_stand_in(out: Path) -> tuple[list, str]:
+def compile_stand_ins(out: Path) -> dict[str, tuple[list, str]]:
+    """(abi, bytecode) of each stand-in contract in ``contracts/``, compiled by solcjs."""
+    sources = sorted(p.name for p in STAND_INS.glob("*.sol"))
     done = subprocess.run(
-        [tool("solcjs"), "--bin", "--abi", "--optimize", "-o", str(out), "--base-path", ".",
-         "L2LPTDataCacheStandIn.sol"],
+        [tool("solcjs"), "--bin", "--abi", "--optimize", "-o", str(out), "--base-path", ".", *sources],
         cwd=STAND_INS, capture_output=True, text=True, timeout=120,
     )
     if done.returncode != 0:
         pytest.fail(f"solcjs failed:\n{done.stdout}\n{done.stderr}")
-    bin_file = next(out.glob("*L2LPTDataCacheStandIn.bin"))
-    return json.loads(bin_file.with_suffix(".abi").read_text()), bin_file.read_text().strip()
+    compiled = {}
+    for source in sources:
+        name = source.removesuffix(".sol")
+        bin_file = next(out.glob(f"*{name}_sol_{name}.bin"))
+        compiled[name] = (json.loads(bin_file.with_suffix(".abi").read_text()), bin_file.read_text().strip())
+    return compiled
+
+
+def compile_stand_in(out: Path) -> tuple[list, str]:
+    return compile_stand_ins(out)["L2LPTDataCacheStandIn"]
 
 
 def free_port() -> int:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from fractions import Fraction
 
 import httpx
 import msgspec
@@ -11,7 +13,7 @@ import nats
 from eth_utils import to_checksum_address
 from nats.js.errors import KeyNotFoundError
 
-from baton_common.bus import BATON_CODE_HEADER
+from baton_common.bus import BATON_CODE_HEADER, Bus
 from baton_common.pm_nats import STATE_KEY
 from baton_common.schemas import decode, encode
 from baton_common.schemas.chain import (
@@ -25,6 +27,8 @@ from baton_common.schemas.chain import (
     SenderLookup,
 )
 from baton_common.schemas.payments import NONCES_BUCKET
+from baton_pricing.bus import ChainRate
+from baton_pricing.domain import Rate
 from tests.common.pm.pm_gateway import Gateway
 
 from .conftest import STAKE, wait_for
@@ -55,7 +59,7 @@ async def test_chain_data_sender_lookup_and_nonce_cleanup(livepeer, bus, chain_p
     lp.next_round()
     gateway = Gateway.random()
     lp.fund_sender(to_checksum_address(gateway.address), 3 * 10**18, 2 * 10**18)
-    service = chain_process(BATON_CHAIN_NONCE_CLEANUP_MARGIN="5")
+    service = chain_process(BATON_CHAIN_NONCE_CLEANUP_MARGIN="5", BATON_CHAIN_REWARD="false")
     service.start()
     nc = await nats.connect(bus.url)
     try:
@@ -86,10 +90,20 @@ async def test_chain_data_sender_lookup_and_nonce_cleanup(livepeer, bus, chain_p
         bad = await nc.request(SENDER_LOOKUP_SUBJECT, encode(SenderLookup(sender="0x12")), timeout=10)
         assert bad.headers and bad.headers.get(BATON_CODE_HEADER) == "bad_request"
 
-        # Funds move on chain: the next round's refresh shows them.
-        lp.send(lp.TicketBroker.functions.fundDeposit(), to_checksum_address(gateway.address), value=10**18)
+        # Funds move on chain: the TicketBroker events show them within a poll, in the same round.
+        round_now = lp.round()
+        sender = to_checksum_address(gateway.address)
+        lp.send(lp.TicketBroker.functions.fundDeposit(), sender, value=10**18)
+        await _until(lambda: _deposit(kv, gateway, 4 * 10**18), 5, "the topped-up deposit")
+        lp.send(lp.TicketBroker.functions.fundReserve(), sender, value=10**18)
+        lp.send(lp.TicketBroker.functions.unlock(), sender)
+        stored = await _until(lambda: _sender_where(kv, gateway, lambda v: v.withdraw_round > 0), 5, "the unlock")
+        assert (stored.reserve, stored.withdraw_round) == (3 * 10**18, round_now + 2)
+        assert lp.round() == round_now and service.metric("baton_chain_sender_event_refreshes_total") >= 2
+        # ... and each new round re-reads them too.
         lp.next_round()
-        await _until(lambda: _deposit(kv, gateway, 4 * 10**18), 30, "the new deposit")
+        assert (await _until(lambda: _sender_where(kv, gateway, lambda v: v.round == round_now + 1), 30,
+                             "the next round's read")).deposit == 4 * 10**18
 
         # Nonce cleanup follows the head, margin blocks behind.
         nonces = await js.key_value(NONCES_BUCKET)
@@ -100,6 +114,9 @@ async def test_chain_data_sender_lookup_and_nonce_cleanup(livepeer, bus, chain_p
         assert target <= marker["cleanup_block"] <= lp.block() - 5
         metrics = service.metrics()
         assert "livepeer_suggested_gas_price" in metrics and "baton_chain_eth_balance_wei" in metrics
+        # -reward=false: active through two new rounds, and never rewarded
+        assert lp.BondingManager.functions.isActiveTranscoder(me).call()
+        assert lp.reward_events(me) == [] and '"reward": "off"' in service.output()
     finally:
         await nc.close()
 
@@ -119,6 +136,11 @@ async def _head_at(kv, block: int) -> bool:
 async def _deposit(kv, gateway, want: int) -> bool:
     value = await _value(kv, "sender.0x" + gateway.address.hex())
     return value is not None and value.deposit == want
+
+
+async def _sender_where(kv, gateway, predicate):
+    value = await _value(kv, "sender.0x" + gateway.address.hex())
+    return value if value is not None and predicate(value) else None
 
 
 async def _marker_at(kv, block: int):
@@ -165,3 +187,57 @@ async def test_one_instance_sends_the_other_stands_by_and_takes_over(livepeer, b
     rewards = lp.reward_events(me)
     assert [r["round"] for r in rewards] == [round_ - 1, round_]
     assert lp.w3.eth.get_transaction_count(me) - registered == 4  # two initializeRound, two rewards: nothing twice
+
+
+async def test_eth_usd_from_a_chainlink_aggregator_as_pricing_reads_it(livepeer, bus, chain_process, orchestrator,
+                                                                      stand_ins) -> None:
+    """A stand-in AggregatorV3Interface on anvil: the rate, its decimals and the feed's own update time reach
+    pricing's adapter; a feed that reverts leaves the last good value, counted and logged."""
+    lp = livepeer
+    abi, bytecode = stand_ins["AggregatorStandIn"]
+    factory = lp.w3.eth.contract(abi=abi, bytecode=bytecode)
+    receipt = lp.send(factory.constructor(8, "ETH / USD"))
+    feed = lp.w3.eth.contract(address=receipt["contractAddress"], abi=abi)
+    updated = int(time.time()) - 1800  # half an hour old: pricing judges staleness by this, not by our read
+    lp.send(feed.functions.setAnswer(3000_12345678, updated))
+    service = chain_process(BATON_CHAIN_PRICE_FEED_ADDR=feed.address, BATON_CHAIN_PRICE_FEED_INTERVAL="0.3")
+    service.start()
+    nc = await nats.connect(bus.url)
+    rates: list[Rate] = []
+
+    async def on_rate(rate: Rate) -> None:
+        rates.append(rate)
+
+    watch = asyncio.create_task(ChainRate(Bus(nc, "pricing-test")).run(on_rate))
+    try:
+        await _until(lambda: _true(rates), 60, "pricing's first rate")
+        rate = rates[-1]
+        assert rate.value == Fraction(3000_12345678, 10**8) and rate.eth_is_base
+        assert rate.updated_at == updated and rate.feed == feed.address.lower()
+
+        # A new round of the feed arrives within a read interval.
+        lp.send(feed.functions.setAnswer(2999_50000000, updated + 600))
+        await _until(lambda: _true(rates[-1].updated_at == updated + 600), 10, "the feed's next answer")
+        assert rates[-1].value == Fraction(299950000000, 10**8)
+
+        # The feed reverts: eth-usd keeps the last good value, the errors are counted and logged.
+        lp.send(feed.functions.setBroken(True))
+        wait_for(lambda: service.metric("baton_chain_price_feed_errors_total") >= 2, 15, "the feed errors counted")
+        kv = await nc.jetstream().key_value(CHAIN_BUCKET)
+        kept = await _value(kv, "eth-usd")
+        assert (kept.answer, kept.decimals, kept.updated_at) == (2999_50000000, 8, updated + 600)
+        assert "eth-usd keeps its last good value" in service.output()
+        assert service.metric("baton_chain_eth_usd") == 2999.5
+        # ... and it comes back when the feed does.
+        lp.send(feed.functions.setBroken(False))
+        lp.send(feed.functions.setAnswer(3100_00000000, updated + 1200))
+        await _until(lambda: _true(rates[-1].updated_at == updated + 1200), 10, "the feed's recovery")
+    finally:
+        watch.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watch
+        await nc.close()
+
+
+async def _true(value) -> bool:
+    return bool(value)

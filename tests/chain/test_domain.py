@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 from eth_account import Account
 
 from baton_chain.abi import EVENTS, FUNCTIONS
+from baton_chain.bus import PriceFeedError, eth_is_base
 from baton_chain.config import ChainSettings
 from baton_chain.domain import RefusalCode, Transcoder, classify_revert, pool_hints, should_reward
 from baton_chain.keystore import load_account
 from baton_common.config import ConfigError, load_settings
+from tests.helpers import service_env
 
 from .conftest import LIGHT_SCRYPT_N
 from .livepeer import ARTIFACT_PATHS, ZERO, artifact
@@ -104,3 +108,44 @@ def test_keystore_loads_with_a_password_file_and_never_shows_the_password(tmp_pa
     assert "not-the-pass" not in str(wrong.value) and "s3cret" not in str(wrong.value)
     with pytest.raises(ConfigError, match="no keystore for"):
         load_account(str(folder), "s3cret-pass", "0x" + "11" * 20)
+
+
+def test_transaction_timeout_is_a_go_duration_and_reward_unset_means_while_registered() -> None:
+    def load(*argv: str, **env: str) -> ChainSettings:
+        return load_settings(ChainSettings, "chain", env=env, argv=list(argv))
+
+    assert load().tx_timeout == 300.0 and load().reward is None
+    assert load("-transactionTimeout=5m").tx_timeout == 300.0
+    assert load("-transactionTimeout", "1m30s").tx_timeout == 90.0
+    assert load(BATON_CHAIN_TX_TIMEOUT="45s").tx_timeout == 45.0
+    assert load(BATON_CHAIN_TX_TIMEOUT="20").tx_timeout == 20.0  # Baton's plain seconds still work
+    assert load("-reward").reward is True and load("-reward=false").reward is False
+    assert load(BATON_CHAIN_REWARD="f").reward is False
+    with pytest.raises(ConfigError, match=r"'5 minutes' for flag -transactionTimeout: expected a Go duration"):
+        load("-transactionTimeout=5 minutes")
+    with pytest.raises(ConfigError, match="BATON_CHAIN_TX_TIMEOUT"):
+        load(BATON_CHAIN_TX_TIMEOUT="0s")
+
+
+def test_a_bad_transaction_timeout_stops_the_process_with_exit_2(tmp_path) -> None:
+    done = subprocess.run([sys.executable, "-m", "baton_chain", "-transactionTimeout=soon"], capture_output=True,
+                          text=True, timeout=60, env=service_env("nats://127.0.0.1:1"))
+    assert done.returncode == 2, done.stderr
+    assert "-transactionTimeout" in done.stderr + done.stdout
+
+
+def test_price_feed_descriptions_as_go_livepeer_reads_them() -> None:
+    assert eth_is_base("ETH / USD") is True
+    assert eth_is_base("USD / ETH") is False
+    for bad in ("BTC / USD", "ETHUSD", "", "ETH /"):
+        with pytest.raises(PriceFeedError):
+            eth_is_base(bad)
+
+
+def test_price_feed_functions_match_the_aggregator_interface(stand_ins) -> None:
+    abi, _ = stand_ins["AggregatorStandIn"]
+    by_sig = {_abi_signature(e): e for e in abi if e.get("type") == "function"}
+    for key in (k for k in FUNCTIONS if k.startswith("PriceFeed.")):
+        fn = FUNCTIONS[key]
+        assert fn.signature in by_sig
+        assert tuple(o["type"] for o in by_sig[fn.signature]["outputs"]) == fn.outputs

@@ -115,3 +115,30 @@ async def test_rpc_pool_fails_over_and_reports_each_url_without_its_path(node) -
     with pytest.raises(RpcUnavailable) as none:
         await RpcPool([dead], timeout=2).run(lambda w3: w3.eth.chain_id)
     assert "secret-api-key" not in str(none.value)
+
+
+async def test_the_journal_hears_of_each_transaction_before_the_node_does(node, funded) -> None:
+    acct, w3 = funded
+    w3.provider.make_request("evm_setAutomine", [False])
+    sender = TxSender(RpcPool([node.url]), acct, Held(), tx_timeout=0.5, max_replacements=1, poll=0.05)
+    journaled: list[tuple[int, bytes, bool]] = []
+
+    async def journal(nonce: int, tx_hash: bytes) -> None:
+        try:
+            w3.eth.get_transaction(tx_hash)
+            known = True
+        except TransactionNotFound:
+            known = False
+        journaled.append((nonce, tx_hash, known))
+
+    task = asyncio.create_task(sender.send(Account.create().address, b"", what="journaled", journal=journal))
+    while len(journaled) < 2:  # the first, then its replacement
+        await asyncio.sleep(0.05)
+    w3.provider.make_request("evm_mine", [])
+    receipt = await task
+    w3.provider.make_request("evm_setAutomine", [True])
+    assert [(n, known) for n, _, known in journaled][:2] == [(0, False), (0, False)]
+    assert all(not known for _, _, known in journaled)
+    mined = bytes(receipt["transactionHash"])
+    assert mined in [h for _, h, _ in journaled]  # whichever landed, the journal had it first
+    assert await sender.receipt(mined) is not None and await sender.receipt(b"\1" * 32) is None

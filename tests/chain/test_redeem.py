@@ -15,6 +15,7 @@ import time
 import nats
 import pytest
 from eth_utils import to_checksum_address
+from nats.js.errors import NoKeysError
 
 from baton_common.pm import (
     Balances,
@@ -32,6 +33,7 @@ from baton_common.pm import (
     ticket_params_to_pb,
 )
 from baton_common.pm_nats import KvBalanceStore, KvNonceStore, KvWinningTickets
+from baton_common.schemas.chain import CHAIN_TXS_BUCKET
 from baton_common.schemas.payments import BALANCES, NONCES, WINNERS
 from baton_common.streams import ensure_kv
 from tests.common.pm.pm_gateway import Gateway
@@ -106,6 +108,13 @@ async def setup(livepeer, bus, orchestrator):
     await nc.close()
 
 
+async def _keys(kv) -> list[str]:
+    try:
+        return await kv.keys()
+    except NoKeysError:
+        return []
+
+
 def funded_gateway(lp) -> Gateway:
     gateway = Gateway.random()
     lp.fund_sender(to_checksum_address(gateway.address), DEPOSIT, RESERVE)
@@ -155,6 +164,11 @@ async def test_winners_redeem_once_after_expiry_across_kill_between_send_and_rec
     await asyncio.sleep(1)
     assert len(lp.redeemed_events(me, start)) == 3, "a ticket was redeemed twice"
     assert service.metric("livepeer_value_redeemed") == 3 * FACE
+    # The one sent before the kill was settled from the journal (its receipt), not from an event search,
+    # and the journal keeps nothing once every ticket is settled.
+    assert service.output().count("redemption found in the transaction journal") == 1
+    txs = await payments.nc.jetstream().key_value(CHAIN_TXS_BUCKET)
+    assert await _keys(txs) == []
 
 
 async def test_used_and_expired_tickets_end_with_their_reasons(setup, chain_process, orchestrator):
@@ -184,20 +198,27 @@ async def test_used_and_expired_tickets_end_with_their_reasons(setup, chain_proc
 
 
 async def test_underfunded_sender_ends_with_its_reason(setup, chain_process, orchestrator):
-    """A redemption that would cost more than the sender can pay is held back, then refused as underfunded."""
+    """A sender with no deposit and a reserve that covers one winner: the first redemption drains it, the
+    second is held back while it stays valid (the sender could fund again), then refused as underfunded."""
     lp, payments = setup
-    gateway = funded_gateway(lp)
-    # 10**13 gas at anvil's gas price costs far more than the sender's 2 ETH.
-    service = chain_process(BATON_CHAIN_REDEEM_GAS=str(10**13))
+    gateway = Gateway.random()
+    sender = to_checksum_address(gateway.address)
+    lp.fund_sender(sender, 0, FACE)
+    service = chain_process()
     service.start()
     await payments.ready()
-    (ticket,) = await payments.pay(gateway, 1)
-    lp.mine(45)
-    await asyncio.sleep(1.5)
-    assert isinstance(await payments.winners.record(ticket.ticket_hash), WinnerPending)
+    first, second = await payments.pay(gateway, 2)
+    lp.mine(45)  # params expired
+    (redeemed,) = await payments.settled([first])
+    assert isinstance(redeemed, WinnerRedeemed)
+    (deposit, _), (reserve, _) = lp.TicketBroker.functions.getSenderInfo(sender).call()
+    assert (deposit, reserve) == (0, 0)
+    lp.mine(2)
+    await asyncio.sleep(1)
+    assert isinstance(await payments.winners.record(second.ticket_hash), WinnerPending)
     lp.next_round()
     lp.next_round()
-    (record,) = await payments.settled([ticket])
+    (record,) = await payments.settled([second])
     assert isinstance(record, WinnerRefused) and record.code == "sender_underfunded", record
     assert "insufficient sender funds" in record.reason
-    assert lp.redeemed_events(orchestrator.address) == []
+    assert len(lp.redeemed_events(orchestrator.address)) == 1

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import pytest
 
-from baton_common.config import CommonSettings, ConfigError, load_settings, redacted, setting
+from baton_common.config import CommonSettings, ConfigError, go_duration, load_settings, redacted, setting
 
 
 class PricingLike(CommonSettings, frozen=True, kw_only=True):
@@ -168,3 +168,11 @@ def test_cross_field_check_in_post_init() -> None:
 
     with pytest.raises(ConfigError, match="network needs an eth_url"):
         load_settings(Strict, "chain", env={"BATON_NETWORK": "arbitrum-one-mainnet"}, argv=[])
+
+
+@pytest.mark.parametrize(("text", "seconds"), [
+    ("5m", 300.0), ("300s", 300.0), ("1m30s", 90.0), ("1h2m3.5s", 3723.5), ("250ms", 0.25), (".5s", 0.5),
+    ("20", 20.0), ("0", 0.0), ("5x", None), ("m", None), ("5m3", None), ("", None), ("inf", None), ("5 m", None),
+])
+def test_go_durations(text: str, seconds: float | None) -> None:
+    assert go_duration(text) == seconds

@@ -21,11 +21,14 @@ and the service stops before doing anything.
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
+from types import UnionType
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 from urllib.parse import urlsplit
 
 import msgspec
@@ -39,6 +42,7 @@ __all__ = [
     "ConfigError",
     "field_extra",
     "field_type",
+    "go_duration",
     "load_settings",
     "redacted",
     "setting",
@@ -49,13 +53,20 @@ SERVICES = ("negotiator", "pricing", "chain", "inference", "transcode", "monitor
 S = TypeVar("S", bound="CommonSettings")
 
 
-def setting(description: str, *, flag: str | None = None, secret: bool = False, **constraints: Any) -> msgspec.Meta:
-    """Field metadata: its documentation, go-livepeer's flag name for it, and constraints."""
+def setting(description: str, *, flag: str | None = None, secret: bool = False, duration: bool = False,
+            **constraints: Any) -> msgspec.Meta:
+    """Field metadata: its documentation, go-livepeer's flag name for it, and constraints.
+
+    ``duration``: a float of seconds that also takes a Go duration string (``5m``, ``1m30s``), as go-livepeer's
+    ``time.Duration`` flags do.
+    """
     extra: dict[str, Any] = {}
     if flag:
         extra["flag"] = flag
     if secret:
         extra["secret"] = True
+    if duration:
+        extra["duration"] = True
     return msgspec.Meta(description=description, extra=extra, **constraints)
 
 
@@ -228,7 +239,7 @@ def _parse_argv(
             name = "config"
         elif name not in fields:
             raise ConfigError(f"unknown flag -{key}")
-        is_bool = name != "config" and field_type(fields[name]) is bool
+        is_bool = name != "config" and _is_bool(field_type(fields[name]))
         if not eq:
             if is_bool:
                 value = "true"
@@ -287,8 +298,13 @@ def _convert(f: msgspec.structs.FieldInfo, raw: Any, source: str, service: str) 
     base = field_type(f)
     value = raw
     if isinstance(raw, str):
-        if base is bool:
-            value = _go_bool(raw)
+        if field_extra(f).get("duration"):
+            value = go_duration(raw)
+            if value is None:
+                raise ConfigError(f"{service}: bad value {raw!r} for {source}: expected a Go duration such as "
+                                  "5m, 300s or 1m30s (or a number of seconds)")
+        elif _is_bool(base):
+            value = None if raw == "" and base is not bool else _go_bool(raw)  # empty: unset, where it may be
         elif get_origin(base) in (list, tuple):
             value = [v.strip() for v in raw.split(",") if v.strip()]
         elif get_origin(base) is dict:
@@ -302,6 +318,38 @@ def _convert(f: msgspec.structs.FieldInfo, raw: Any, source: str, service: str) 
         shown = "***" if field_extra(f).get("secret") else repr(raw)
         reason = str(exc).split(" - at ")[0]
         raise ConfigError(f"{service}: bad value {shown} for {source}: {reason}") from None
+
+
+def _is_bool(tp: Any) -> bool:
+    """bool, or ``bool | None`` (a go-livepeer bool flag whose absence means something of its own)."""
+    return tp is bool or (get_origin(tp) in (Union, UnionType) and set(get_args(tp)) == {bool, type(None)})
+
+
+_DURATION_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def go_duration(text: str) -> float | None:
+    """Seconds in Go's ``time.ParseDuration`` format (``300ms``, ``5m``, ``1h2m3.5s``), or a plain number of
+    seconds; None if it is neither."""
+    text = text.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        pass
+    else:
+        return seconds if math.isfinite(seconds) else None
+    sign = -1.0 if text.startswith("-") else 1.0
+    body = text.lstrip("+-")
+    if not body:
+        return None
+    total, at = 0.0, 0
+    for match in _DURATION_PART.finditer(body):
+        if match.start() != at:
+            return None
+        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        at = match.end()
+    return sign * total if at == len(body) else None
 
 
 def _go_bool(raw: str) -> Any:

@@ -25,6 +25,7 @@ from baton_common.schemas.chain import (
     CHAIN,
     CHAIN_LEASE,
     CHAIN_LEASE_TTL,
+    CHAIN_TXS,
     SENDER_LOOKUP_SUBJECT,
     SenderInfo,
     SenderLookup,
@@ -36,6 +37,7 @@ from .chain import EthHealth
 from .config import ChainSettings
 from .errors import ChainError
 from .eth import Eth, RpcPool, TxSender
+from .journal import TxJournal
 from .keystore import load_account
 from .lease import SenderLease
 from .metrics import LEASE_HELD, MAX_GAS_PRICE, RPC_FAILOVERS
@@ -82,16 +84,20 @@ class Chain(ServiceBase[ChainSettings]):
                           max_replacements=s.max_transaction_replacements, poll=min(s.poll_interval / 4, 0.5))
         balances = Balances(KvBalanceStore(await bus.bind(BALANCES)))
         self.publisher = ChainPublisher(self.eth, chain_kv, nonces, account.address, price_feed=s.price_feed,
-                                        margin=s.nonce_cleanup_margin, complete=credit_completer(balances, nonces))
+                                        price_feed_interval=s.price_feed_interval, margin=s.nonce_cleanup_margin,
+                                        complete=credit_completer(balances, nonces))
         await self.publisher.load_known_senders()
         reward = RewardService(self.eth, sender, reward=s.reward, initialize_round=s.initialize_round,
                                attempts=s.reward_attempts, backoff=s.reward_backoff)
         redeemer = Redeemer(self.eth, sender, winners, bytes.fromhex(account.address[2:]),
-                            redeem_gas=s.redeem_gas_used, on_sender=self.publisher.track)
+                            redeem_gas=s.redeem_gas_used, on_sender=self.publisher.track,
+                            journal=TxJournal(await bus.bind(CHAIN_TXS), account.address))
         ctx.probe("eth", self.pool.check, interval=10.0)
         await bus.serve(SENDER_LOOKUP_SUBJECT, SenderLookup, self._lookup)
+        reward_mode = {True: "on", False: "off", None: "while registered"}[s.reward]
         log.info("on-chain", extra={"account": account.address, "network": s.network, "controller": s.controller,
-                                    "rpc_urls": len(s.eth_urls)})
+                                    "rpc_urls": len(s.eth_urls), "reward": reward_mode,
+                                    "price_feed": s.price_feed or "none"})
         self.tasks.append(asyncio.create_task(self.lease.run(), name="lease"))
         self.tasks.append(asyncio.create_task(self._run(reward, redeemer), name="chain"))
 

@@ -13,7 +13,7 @@ from typing import Any
 from eth_abi import decode, encode
 from eth_utils import keccak
 
-__all__ = ["EVENTS", "FUNCTIONS", "Event", "Fn", "TICKET"]
+__all__ = ["EVENTS", "FUNCTIONS", "SENDER_FUNDS_EVENTS", "Event", "Fn", "TICKET"]
 
 TICKET = "(address,address,uint256,uint256,uint256,bytes32,bytes)"
 
@@ -64,6 +64,7 @@ _F = [
     Fn("RoundsManager", "initializeRound"),
     Fn("BondingManager", "getTranscoder", ("address",), ("uint256",) * 10),
     Fn("BondingManager", "isActiveTranscoder", ("address",), ("bool",)),
+    Fn("BondingManager", "isRegisteredTranscoder", ("address",), ("bool",)),
     Fn("BondingManager", "getTranscoderPoolSize", (), ("uint256",)),
     Fn("BondingManager", "getTranscoderPoolMaxSize", (), ("uint256",)),
     Fn("BondingManager", "getFirstTranscoderInPool", (), ("address",)),
@@ -81,6 +82,7 @@ _F = [
     Fn("ServiceRegistry", "getServiceURI", ("address",), ("string",)),
     Fn("PriceFeed", "latestRoundData", (), ("uint80", "int256", "uint256", "uint256", "uint80")),
     Fn("PriceFeed", "decimals", (), ("uint8",)),
+    Fn("PriceFeed", "description", (), ("string",)),
 ]
 FUNCTIONS: dict[str, Fn] = {f"{f.contract}.{f.name}": f for f in _F}
 
@@ -88,5 +90,17 @@ _E = [
     Event("TicketBroker", "WinningTicketRedeemed",
           ("address", "address", "uint256", "uint256", "uint256", "uint256", "bytes")),
     Event("BondingManager", "Reward", ("address", "uint256")),
+    Event("TicketBroker", "DepositFunded", ("address", "uint256")),
+    Event("TicketBroker", "ReserveFunded", ("address", "uint256")),
+    Event("TicketBroker", "ReserveClaimed", ("address", "address", "uint256")),
+    Event("TicketBroker", "Withdrawal", ("address", "uint256", "uint256")),
+    Event("TicketBroker", "Unlock", ("address", "uint256", "uint256")),
+    Event("TicketBroker", "UnlockCancelled", ("address",)),
+    Event("TicketBroker", "WinningTicketTransfer", ("address", "address", "uint256")),
 ]
+SENDER_FUNDS_EVENTS = tuple(k for k in (
+    "TicketBroker.DepositFunded", "TicketBroker.ReserveFunded", "TicketBroker.ReserveClaimed",
+    "TicketBroker.Withdrawal", "TicketBroker.Unlock", "TicketBroker.UnlockCancelled",
+    "TicketBroker.WinningTicketTransfer", "TicketBroker.WinningTicketRedeemed"))
+"""TicketBroker events that move a sender's funds; each names the sender in its first indexed topic."""
 EVENTS: dict[str, Event] = {f"{e.contract}.{e.name}": e for e in _E}

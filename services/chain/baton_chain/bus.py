@@ -5,10 +5,21 @@ store's cleanup with ``margin`` blocks behind it (a negotiator replica whose
 view lags by less than that still finds every record it needs). On a new block,
 and at least every ``CHAIN_REFRESH`` seconds: the round, its block hash, the
 gas price, the orchestrator's status and the protocol params. Each sender's
-funds are re-read on each new round and every ``CHAIN_REFRESH``; the senders
-are those already in the bucket at start, those the negotiator asked about on
-``baton.chain.sender``, and those of pending winning tickets. ``eth-usd`` is
-read hourly, as go-livepeer does, when a price feed is configured.
+funds are re-read on each new round and every ``CHAIN_REFRESH``, and within a
+poll of any TicketBroker event that moves them (a deposit or reserve funded,
+an unlock, a withdrawal, a redemption or a reserve claim against it: every new
+block's logs are read); the senders are those already in the bucket at start,
+those the negotiator asked about on ``baton.chain.sender``, and those of pending
+winning tickets.
+
+``eth-usd``: the Chainlink aggregator's ``latestRoundData``, ``decimals`` and
+``description`` (``ETH / USD``, or ``USD / ETH`` for an inverted feed), read
+hourly as go-livepeer does (``price_feed_interval``) when a feed is
+configured. The value carries the feed's own update time, by which pricing
+judges staleness. A read that fails (the feed reverts, the node is down, an
+answer of 0 or below, a feed not priced against ETH) leaves the last good value
+in place, counts ``baton_chain_price_feed_errors``, logs a warning and is
+retried after a minute.
 """
 
 from __future__ import annotations
@@ -27,6 +38,12 @@ from baton_common.pm_nats import KvNonceStore
 from baton_common.schemas import encode
 from baton_common.schemas.chain import (
     CHAIN_REFRESH,
+    ETH_USD_KEY,
+    GAS_PRICE_KEY,
+    HEAD_KEY,
+    ORCHESTRATOR_KEY,
+    PARAMS_KEY,
+    ROUND_KEY,
     EthUsdRate,
     GasPrice,
     L1Head,
@@ -38,23 +55,43 @@ from baton_common.schemas.chain import (
     SenderLookup,
     round_hash_key,
     sender_key,
+    sender_of_key,
 )
 
 from .domain import Transcoder
 from .eth import Eth
-from .metrics import ETH_BALANCE, SUGGESTED_GAS_PRICE
+from .metrics import ETH_BALANCE, ETH_USD, ETH_USD_UPDATED, PRICE_FEED_ERRORS, SENDER_REFRESHES, SUGGESTED_GAS_PRICE
 
 __all__ = ["ChainPublisher"]
 
 log = logging.getLogger("baton.chain.bus")
 ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 ETH_USD_REFRESH = 3600.0
+"""go-livepeer reads its price feed hourly."""
+PRICE_FEED_RETRY = 60.0
+MAX_LOG_RANGE = 2000
+"""Blocks of TicketBroker logs read at once; after a longer gap every sender is simply re-read."""
+
+
+class PriceFeedError(Exception):
+    """The feed answered, but not with a usable ETH price."""
+
+
+def eth_is_base(description: str) -> bool:
+    """go-livepeer's reading of a feed's description, ``BASE / QUOTE``: True for ETH / x, False for x / ETH."""
+    base, slash, quote = description.partition("/")
+    base, quote = base.strip().upper(), quote.strip().upper()
+    if slash and base == "ETH" and quote:
+        return True
+    if slash and quote == "ETH" and base:
+        return False
+    raise PriceFeedError(f"feed description {description[:60]!r} is not a price against ETH (BASE / QUOTE)")
 
 
 class ChainPublisher:
     def __init__(self, eth: Eth, kv: KeyValue, nonces: KvNonceStore | None, orchestrator: str, *,
                  price_feed: str = "", margin: int = 10, refresh: float = CHAIN_REFRESH,
-                 clock: Callable[[], float] = time.time,
+                 clock: Callable[[], float] = time.time, price_feed_interval: float = ETH_USD_REFRESH,
                  complete: Callable[[list[CreditEntry]], Awaitable[None]] | None = None) -> None:
         self.eth = eth
         self.complete = complete
@@ -62,7 +99,8 @@ class ChainPublisher:
         self.kv = kv
         self.nonces = nonces
         self.orchestrator = orchestrator
-        self.price_feed = price_feed
+        self.price_feed = to_checksum_address(price_feed) if price_feed else ""
+        self.price_feed_interval = price_feed_interval
         self.margin = margin
         self.refresh = refresh
         self.clock = clock
@@ -72,15 +110,18 @@ class ChainPublisher:
         self._cleaned = -1
         self._last_full = 0.0
         self._last_senders = 0.0
-        self._last_eth_usd = -ETH_USD_REFRESH
+        self._last_eth_usd = float("-inf")
         self._hashes_written: set[int] = set()
+        self._scanned = -1
+        """The last block whose TicketBroker logs were read."""
+        self._logs_failing = False
 
     async def load_known_senders(self) -> None:
         try:
             keys = await self.kv.keys()
         except Exception:  # an empty bucket raises NoKeysError
             keys = []
-        self.senders.update(k.removeprefix("sender.") for k in keys if k.startswith("sender."))
+        self.senders.update(s for s in map(sender_of_key, keys) if s)
 
     async def _put(self, key: str, value: object) -> None:
         await self.kv.put(key, encode(value))
@@ -88,14 +129,18 @@ class ChainPublisher:
     async def poll(self) -> None:
         block = await self.eth.block()
         now = self.clock()
+        if block.number != self._scanned:
+            await self._scan_senders(block.number, block.l1_number)
         l1 = block.l1_number
         new_block = l1 != self._l1
         full = new_block or now - self._last_full >= self.refresh
+        if self.price_feed and now - self._last_eth_usd >= self.price_feed_interval:
+            await self._eth_usd({"read_at": now, "block": l1})  # on its own clock, new block or not
         if not full:
             return
         self._l1 = l1
         read = {"read_at": now, "block": l1}
-        await self._put("head", L1Head(l1_block=l1, **read))
+        await self._put(HEAD_KEY, L1Head(l1_block=l1, **read))
         if new_block and self.nonces is not None and l1 - self.margin > self._cleaned:
             self._cleaned = l1 - self.margin
             if self._cleaned > 0:
@@ -107,7 +152,7 @@ class ChainPublisher:
         last_init = await self.eth.call("RoundsManager.lastInitializedRound")
         length = await self.eth.call("RoundsManager.roundLength")
         start = await self.eth.call("RoundsManager.currentRoundStartBlock")
-        await self._put("round", RoundState(round=current, initialized=initialized, last_initialized_round=last_init,
+        await self._put(ROUND_KEY, RoundState(round=current, initialized=initialized, last_initialized_round=last_init,
                                             round_length=length, start_block=start, **read))
         for r in (last_init, last_init - 1):
             if r > 0 and r not in self._hashes_written:
@@ -117,25 +162,50 @@ class ChainPublisher:
                     self._hashes_written.add(r)
         gas = await self.eth.gas_price()
         SUGGESTED_GAS_PRICE.set(gas / 1e9)
-        await self._put("gas-price", GasPrice(suggested_wei=gas, **read))
+        await self._put(GAS_PRICE_KEY, GasPrice(suggested_wei=gas, **read))
         transcoder = Transcoder.of(await self.eth.call("BondingManager.getTranscoder", self.orchestrator))
         active = await self.eth.call("BondingManager.isActiveTranscoder", self.orchestrator)
         uri = await self.eth.call("ServiceRegistry.getServiceURI", self.orchestrator)
-        await self._put("orchestrator", OrchestratorStatus(
+        await self._put(ORCHESTRATOR_KEY, OrchestratorStatus(
             address=self.orchestrator.lower(), active=active, activation_round=transcoder.activation_round,
             deactivation_round=transcoder.deactivation_round, service_uri=uri, **read))
         pool = await self.eth.call("BondingManager.getTranscoderPoolSize")
         validity = await self.eth.call("TicketBroker.ticketValidityPeriod")
-        await self._put("params", ProtocolParams(ticket_validity_period=validity, active_pool_size=pool, **read))
+        await self._put(PARAMS_KEY, ProtocolParams(ticket_validity_period=validity, active_pool_size=pool, **read))
         ETH_BALANCE.set(await self.eth.balance(self.orchestrator))
         if current != self._round or now - self._last_senders >= self.refresh:
             self._round = current
             self._last_senders = now
             for sender in sorted(self.senders):
                 await self.sender_info(sender, current, read)
-        if self.price_feed and now - self._last_eth_usd >= ETH_USD_REFRESH:
-            await self._eth_usd(read)
         self._last_full = now
+
+    async def _scan_senders(self, number: int, l1: int) -> None:
+        """Re-read the known senders that a TicketBroker event since the last scan names."""
+        first = self._scanned + 1
+        if self._scanned < 0 or not self.senders:
+            self._scanned = number  # the first poll re-reads every sender anyway (a new round for us)
+            return
+        if number - first >= MAX_LOG_RANGE:
+            moved = set(self.senders)
+        else:
+            try:
+                moved = await self.eth.senders_moved(first, number) & self.senders
+            except Exception as exc:  # a node that refuses eth_getLogs: rounds and CHAIN_REFRESH still re-read
+                if not self._logs_failing:
+                    log.warning("TicketBroker logs not read; sender funds follow rounds and refreshes only",
+                                extra={"from": first, "to": number, "error": str(exc)[:200]})
+                self._logs_failing = True
+                return
+            self._logs_failing = False
+        if moved:
+            current = await self.eth.call("RoundsManager.currentRound")
+            read = {"read_at": self.clock(), "block": l1}
+            for sender in sorted(moved):
+                await self.sender_info(sender, current, read)
+            SENDER_REFRESHES.inc(len(moved))
+            log.info("sender funds moved on chain", extra={"senders": sorted(moved)[:20], "block": number})
+        self._scanned = number
 
     async def sender_info(self, sender: str, round_: int, read: dict) -> SenderInfo:
         (deposit, withdraw_round), (remaining, claimed) = await self.eth.call(
@@ -161,13 +231,22 @@ class ChainPublisher:
         self.senders.add(sender.lower())
 
     async def _eth_usd(self, read: dict) -> None:
+        now = self.clock()
         try:
             _, answer, _, updated_at, _ = await self.eth.call("PriceFeed.latestRoundData", to=self.price_feed)
             decimals = await self.eth.call("PriceFeed.decimals", to=self.price_feed)
-        except Exception as exc:  # a feed that does not answer leaves eth-usd to go stale
-            log.warning("price feed read failed", extra={"feed": self.price_feed, "error": type(exc).__name__})
-            self._last_eth_usd = self.clock() - ETH_USD_REFRESH + 60
+            base = eth_is_base(await self.eth.call("PriceFeed.description", to=self.price_feed))
+            if answer <= 0 or updated_at <= 0:
+                raise PriceFeedError(f"answer {answer} updated at {updated_at}: no price")
+        except Exception as exc:  # reverts, RPC errors, bad answers: the last good value stays
+            PRICE_FEED_ERRORS.inc()
+            reason = str(exc)[:200] if isinstance(exc, PriceFeedError) else type(exc).__name__
+            log.warning("price feed read failed; eth-usd keeps its last good value",
+                        extra={"feed": self.price_feed, "error": reason})
+            self._last_eth_usd = now - self.price_feed_interval + min(PRICE_FEED_RETRY, self.price_feed_interval)
             return
-        await self._put("eth-usd", EthUsdRate(feed=self.price_feed, answer=answer, decimals=decimals,
-                                              updated_at=float(updated_at), **read))
-        self._last_eth_usd = self.clock()
+        await self._put(ETH_USD_KEY, EthUsdRate(feed=self.price_feed.lower(), answer=answer, decimals=decimals,
+                                                updated_at=float(updated_at), eth_is_base=base, **read))
+        ETH_USD.set(answer / 10**decimals if base else 10**decimals / answer)
+        ETH_USD_UPDATED.set(updated_at)
+        self._last_eth_usd = now

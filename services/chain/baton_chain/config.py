@@ -45,7 +45,11 @@ class ChainSettings(CommonSettings, frozen=True, kw_only=True):
         str, setting("The orchestrator's address (-ethAcctAddr): picks the key in a keystore folder.",
                      flag="ethAcctAddr")
     ] = ""
-    reward: Annotated[bool, setting("Call reward every round while active (-reward).", flag="reward")] = True
+    reward: Annotated[
+        bool | None,
+        setting("Call reward every round while active (-reward). Unset: on while the account is a registered "
+                "orchestrator (go-livepeer decides that once at start; Baton re-checks each round).", flag="reward")
+    ] = None
     initialize_round: Annotated[
         bool, setting("Initialize each round if nobody has yet (-initializeRound).", flag="initializeRound")
     ] = False
@@ -58,7 +62,10 @@ class ChainSettings(CommonSettings, frozen=True, kw_only=True):
         int, setting("Times a stuck transaction is replaced with higher fees (-maxTransactionReplacements).",
                      flag="maxTransactionReplacements", ge=0)
     ] = 1
-    tx_timeout: Annotated[float, setting("Seconds to wait for a receipt before replacing a transaction.", gt=0)] = 300.0
+    tx_timeout: Annotated[
+        float, setting("Time to wait for a receipt before replacing a transaction (-transactionTimeout): a Go "
+                       "duration (`5m`, `300s`, `1m30s`) or seconds.", flag="transactionTimeout", duration=True, gt=0)
+    ] = 300.0
     poll_interval: Annotated[
         float, setting("Seconds between two reads of the latest block (-blockPollingInterval).",
                        flag="blockPollingInterval", gt=0)
@@ -69,6 +76,10 @@ class ChainSettings(CommonSettings, frozen=True, kw_only=True):
         str, setting("Chainlink ETH/USD aggregator (-priceFeedAddr); empty: go-livepeer's default for -network, "
                      "none elsewhere.", flag="priceFeedAddr")
     ] = ""
+    price_feed_interval: Annotated[
+        float, setting("Seconds between two reads of the price feed (go-livepeer: hourly); a failed read is retried "
+                       "after a minute.", gt=0)
+    ] = 3600.0
     redeem_gas: Annotated[
         int, setting("Gas a redemption costs, for the pre-checks; 0: 1,200,000 on Arbitrum, else 350,000.", ge=0)
     ] = 0

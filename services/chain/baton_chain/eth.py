@@ -10,6 +10,8 @@
   resynchronizes from the node. A transaction not mined within the timeout is
   replaced (same nonce, fees bumped 12.5%) while the bump stays within
   -maxGasPrice. Every send first asks the lease whether this instance may send.
+  A caller's ``journal`` is given each signed transaction's nonce and hash
+  before it is sent (the redeemer's crash recovery).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from eth_utils import keccak, to_checksum_address
 from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 
-from .abi import EVENTS, FUNCTIONS
+from .abi import EVENTS, FUNCTIONS, SENDER_FUNDS_EVENTS
 from .errors import ChainError, GasPriceAboveCap, NotLeaseHolder, RpcUnavailable, TxNotMined, TxReverted
 
 __all__ = ["CONTRACTS", "Block", "Eth", "RpcPool", "TxSender", "revert_reason"]
@@ -173,9 +175,22 @@ class Eth:
         }
         return list(await self.pool.run(lambda w3: w3.eth.get_logs(query)))
 
+    async def senders_moved(self, from_block: int, to_block: int) -> set[str]:
+        """Senders (lowercase 0x hex) whose TicketBroker funds an event moved within the blocks, both included."""
+        query = {
+            "address": self.addresses["TicketBroker"], "fromBlock": from_block, "toBlock": to_block,
+            "topics": [[EVENTS[e].topic for e in SENDER_FUNDS_EVENTS]],
+        }
+        logs = await self.pool.run(lambda w3: w3.eth.get_logs(query))
+        return {"0x" + bytes(entry["topics"][1])[-20:].hex() for entry in logs if len(entry["topics"]) > 1}
+
 
 class Lease(Protocol):
     def held(self) -> bool: ...
+
+
+Journal = Callable[[int, bytes], Awaitable[None]]
+"""Told (nonce, transaction hash) of each signed transaction before it is sent."""
 
 
 class TxSender:
@@ -257,16 +272,27 @@ class TxSender:
             return None
         return out
 
-    async def _sign_and_send(self, tx: dict[str, Any]) -> bytes:
+    async def _sign_and_send(self, tx: dict[str, Any], journal: Journal | None = None) -> bytes:
         signed = self.account.sign_transaction(tx)
+        if journal is not None:
+            await journal(int(tx["nonce"]), bytes(signed.hash))
         await self.pool.run(lambda w3: w3.eth.send_raw_transaction(signed.raw_transaction))
         return bytes(signed.hash)
 
+    async def receipt(self, tx_hash: bytes) -> Any:
+        """The transaction's receipt, or None while the node has none."""
+        try:
+            return await self.pool.run(lambda w3: w3.eth.get_transaction_receipt(tx_hash))
+        except TransactionNotFound:
+            return None
+
     async def send(self, to: str, data: bytes, *, what: str,
-                   on_sent: Callable[[bytes], Awaitable[None]] | None = None) -> dict[str, Any]:
+                   on_sent: Callable[[bytes], Awaitable[None]] | None = None,
+                   journal: Journal | None = None) -> dict[str, Any]:
         """Send, wait for the receipt and return it; raises TxReverted when the contract refuses.
 
-        ``on_sent`` is told each transaction hash before its receipt is awaited.
+        ``journal`` is told each signed transaction's (nonce, hash) before it is sent, replacements
+        included; ``on_sent`` each hash after it is sent, before its receipt is awaited.
         """
         if not self.lease.held():
             raise NotLeaseHolder("another chain instance holds the sender lease")
@@ -286,7 +312,7 @@ class TxSender:
                 if "gasPrice" not in fees:
                     tx["type"] = 2
                 try:
-                    tx_hash = await self._sign_and_send(tx)
+                    tx_hash = await self._sign_and_send(tx, journal)
                 except Web3RPCError as exc:
                     text = str(exc).lower()
                     if "nonce" in text or "already known" in text or "underpriced" in text:
@@ -318,7 +344,7 @@ class TxSender:
             tx = {**tx, **bumped}
             replacements += 1
             try:
-                new_hash = await self._sign_and_send(tx)
+                new_hash = await self._sign_and_send(tx, journal)
             except Web3RPCError as exc:  # nonce too low: the first one was mined meanwhile
                 log.info("replacement not accepted", extra={"what": what, "error": str(exc)[:200]})
                 continue

@@ -13,16 +13,20 @@ from baton_common.metrics import LivepeerCounter
 
 __all__ = [
     "ETH_BALANCE",
+    "ETH_USD",
+    "ETH_USD_UPDATED",
     "LAST_REWARD_ROUND",
     "LEASE_HELD",
     "MAX_GAS_PRICE",
     "PENDING_FACE_VALUE",
     "PENDING_REDEMPTIONS",
+    "PRICE_FEED_ERRORS",
     "REDEMPTION_ERRORS",
     "REWARD_ALERT",
     "REWARD_ERRORS",
     "ROUNDS_MISSED",
     "RPC_FAILOVERS",
+    "SENDER_REFRESHES",
     "SUGGESTED_GAS_PRICE",
     "TICKETS_SETTLED",
     "VALUE_REDEEMED",
@@ -53,3 +57,10 @@ TICKETS_SETTLED = Counter("baton_chain_tickets_settled", "Winning tickets settle
 ETH_BALANCE = Gauge("baton_chain_eth_balance_wei", "ETH balance of the orchestrator's key, in wei")
 LEASE_HELD = Gauge("baton_chain_sender_lease_held", "1 while this instance holds the sender lease")
 RPC_FAILOVERS = Counter("baton_chain_rpc_failovers", "Switches to another Ethereum JSON-RPC URL")
+ETH_USD = Gauge("baton_chain_eth_usd", "The price feed's last good ETH/USD rate (0: none read yet)")
+ETH_USD_UPDATED = Gauge("baton_chain_eth_usd_updated_at_seconds",
+                        "The price feed's own update time of that rate (Unix seconds)")
+PRICE_FEED_ERRORS = Counter("baton_chain_price_feed_errors",
+                            "Price feed reads that failed (revert, RPC error, bad answer); eth-usd kept its last value")
+SENDER_REFRESHES = Counter("baton_chain_sender_event_refreshes",
+                           "Sender funds re-read because a TicketBroker event moved them")

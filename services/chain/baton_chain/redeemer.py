@@ -3,9 +3,11 @@
 A pass runs on each new block while this instance holds the sender lease. Per
 pending ticket, in this order (spec 3.7):
 
-1. already used on chain: if our own WinningTicketRedeemed event for it is
-   there (a crash between send and receipt), it is settled redeemed with that
-   transaction; otherwise refused ``ticket_used``;
+1. already used on chain: if a transaction of ours journaled for it (in
+   ``baton-chain-txs``, written before each send) has a successful receipt,
+   or else our own WinningTicketRedeemed event for it is there (a crash
+   between send and receipt), it is settled redeemed with that transaction;
+   otherwise refused ``ticket_used``;
 2. out of the contract's window (creationRound + validityPeriod <= currentRound):
    refused ``ticket_expired``, or ``sender_underfunded`` when the sender's funds
    were what held it back;
@@ -18,11 +20,18 @@ pending ticket, in this order (spec 3.7):
    pending, counted in ``livepeer_ticket_redemption_errors`` and logged with
    its reason, and it is tried again on a later block until step 2 ends it
    with the last error recorded. Nothing leaves the pending set unrecorded.
+   A revert for the sender's funds (deposit and reserve drained, or unlocked)
+   is also tried again while the ticket is valid, since the sender may fund
+   again; at the window's end it is refused ``sender_underfunded``.
+
+A redemption moves its sender's funds, so the pass reads them again for the
+next ticket of the same sender.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import defaultdict
@@ -47,6 +56,7 @@ from .abi import EVENTS, FUNCTIONS
 from .domain import RefusalCode, classify_revert
 from .errors import ChainError, NotLeaseHolder, TxReverted
 from .eth import Eth, TxSender
+from .journal import TxJournal, redeem_key
 from .metrics import (
     PENDING_FACE_VALUE,
     PENDING_REDEMPTIONS,
@@ -68,8 +78,10 @@ def _hex(b: bytes) -> str:
 
 class Redeemer:
     def __init__(self, eth: Eth, sender: TxSender, winners: KvWinningTickets, recipient: bytes,
-                 *, redeem_gas: int, on_sender: Callable[[str], None] = lambda address: None) -> None:
+                 *, redeem_gas: int, on_sender: Callable[[str], None] = lambda address: None,
+                 journal: TxJournal | None = None) -> None:
         self.eth = eth
+        self.journal = journal
         self.sender = sender
         self.winners = winners
         self.recipient = recipient
@@ -118,6 +130,12 @@ class Redeemer:
             log.info("winning ticket redeemed", extra={**extra, "tx": _hex(result.tx_hash)})
         else:
             log.warning("winning ticket refused", extra={**extra, "reason": result.reason})
+        if self.journal is not None:
+            try:
+                await self.journal.forget(redeem_key(ticket.ticket_hash))
+            except Exception as exc:  # settled all the same; the bucket's TTL drops the entry
+                log.warning("journal entry not deleted", extra={"ticket": _hex(ticket.ticket_hash),
+                                                                "error": type(exc).__name__})
 
     async def _refuse(self, ticket: SignedTicket, code: str, reason: str) -> None:
         await self._settle(ticket, WinnerRefused(ticket=ticket, code=code, reason=reason, at=time.time()))
@@ -133,8 +151,10 @@ class Redeemer:
             return
         if not RedemptionGate.in_window(ticket, current, validity):
             why = f"creationRound {t.creation_round} + ticketValidityPeriod {validity} <= current round {current}"
-            held_back = await self._held_back(ticket) or self.last_error.get(h, "")
-            code = RefusalCode.UNDERFUNDED if "sender funds" in held_back else RefusalCode.EXPIRED
+            last_error = self.last_error.get(h, "")
+            held_back = await self._held_back(ticket) or last_error
+            underfunded = "sender funds" in held_back or classify_revert(last_error) == RefusalCode.UNDERFUNDED
+            code = RefusalCode.UNDERFUNDED if underfunded else RefusalCode.EXPIRED
             await self._refuse(ticket, code, f"{why}; held back by: {held_back}" if held_back else why)
             return
         try:
@@ -165,13 +185,20 @@ class Redeemer:
         t = ticket.ticket
         data = FUNCTIONS["TicketBroker.redeemWinningTicket"].data(*redeem_args(ticket))
         self.in_flight[t.sender] += t.face_value
+        journal = None if self.journal is None else functools.partial(
+            self.journal.record, redeem_key(ticket.ticket_hash), "redeemWinningTicket")
         try:
-            receipt = await self.sender.send(self.eth.addresses["TicketBroker"], data, what="redeemWinningTicket")
+            receipt = await self.sender.send(self.eth.addresses["TicketBroker"], data, what="redeemWinningTicket",
+                                             journal=journal)
         except TxReverted as exc:
             REDEMPTION_ERRORS.labels(sender=_hex(t.sender)).inc()
             code = classify_revert(exc.reason)
             if code == RefusalCode.USED:
                 await self._settle_used(ticket)
+            elif code == RefusalCode.UNDERFUNDED:
+                self.last_error[ticket.ticket_hash] = exc.reason
+                log.warning("redemption refused for the sender's funds; tried again while the ticket is valid",
+                            extra={"ticket": _hex(ticket.ticket_hash), "reason": exc.reason[:300]})
             elif code:
                 await self._refuse(ticket, code, exc.reason)
             else:
@@ -189,6 +216,7 @@ class Redeemer:
                         extra={"ticket": _hex(ticket.ticket_hash), "error": str(exc)[:300]})
             return
         finally:
+            self.view.forget_sender(t.sender)
             self.in_flight[t.sender] -= t.face_value
             if self.in_flight[t.sender] <= 0:
                 del self.in_flight[t.sender]
@@ -197,7 +225,15 @@ class Redeemer:
                                                   at=time.time()))
 
     async def _settle_used(self, ticket: SignedTicket) -> None:
-        """A used ticket: ours if our WinningTicketRedeemed event for it is on chain (crash before the receipt)."""
+        """A used ticket: ours if a journaled transaction of ours for it succeeded, or our WinningTicketRedeemed
+        event for it is on chain (a crash before the receipt)."""
+        journaled = await self.journaled_redemption(ticket)
+        if journaled is not None:
+            log.info("redemption found in the transaction journal", extra={"ticket": _hex(ticket.ticket_hash),
+                                                                           "tx": _hex(journaled)})
+            VALUE_REDEEMED.labels(sender=_hex(ticket.ticket.sender)).inc(ticket.ticket.face_value)
+            await self._settle(ticket, WinnerRedeemed(ticket=ticket, tx_hash=journaled, at=time.time()))
+            return
         found = await self.find_redemption(ticket)
         if found is None:
             await self._refuse(ticket, RefusalCode.USED, "ticket is used: its redemption event is not within "
@@ -210,6 +246,16 @@ class Redeemer:
         else:
             await self._refuse(ticket, RefusalCode.USED,
                                f"ticket is used: redeemed by another account ({sent_by}) in transaction {_hex(tx)}")
+
+    async def journaled_redemption(self, ticket: SignedTicket) -> bytes | None:
+        """The journaled transaction of ours that redeemed ``ticket`` (a receipt with status 1), or None."""
+        if self.journal is None:
+            return None
+        for tx_hash in await self.journal.hashes(redeem_key(ticket.ticket_hash)):
+            receipt = await self.sender.receipt(tx_hash)
+            if receipt is not None and int(receipt["status"]) == 1:
+                return tx_hash
+        return None
 
     async def find_redemption(self, ticket: SignedTicket) -> tuple[bytes, str] | None:
         """The transaction that redeemed ``ticket`` and the account that sent it, from its event."""

@@ -7,6 +7,11 @@ still current. A failed call is retried within the round with doubling backoff
 up until the next round. A round that ended active and unrewarded counts as
 missed. Before its first send after a start, the service waits for any of its
 own transactions still in the node's pool (a reward sent just before a crash).
+
+``-reward`` unset: reward is on while the account is a registered orchestrator
+(go-livepeer checks that once at start; here each due round asks again, so an
+orchestrator registered after the start is rewarded without a restart).
+``-reward=false`` never calls it.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 from .abi import FUNCTIONS
 from .domain import Transcoder, pool_hints, reward_amount, should_reward
@@ -27,7 +33,7 @@ log = logging.getLogger("baton.chain.reward")
 
 
 class RewardService:
-    def __init__(self, eth: Eth, sender: TxSender, *, reward: bool, initialize_round: bool,
+    def __init__(self, eth: Eth, sender: TxSender, *, reward: bool | None, initialize_round: bool,
                  attempts: int, backoff: float) -> None:
         self.eth = eth
         self.sender = sender
@@ -40,6 +46,7 @@ class RewardService:
         self._tries = 0
         self._next_try = 0.0
         self._was_active: dict[int, bool] = {}
+        self._registered: bool | None = None
 
     async def check(self) -> None:
         """One look at the chain: initialize the round, then reward if due. Call on every poll."""
@@ -61,7 +68,9 @@ class RewardService:
         active = await read("BondingManager.isActiveTranscoder", self.address)
         self._was_active[current] = active
         last_initialized = await read("RoundsManager.lastInitializedRound")
-        if not (self.reward and should_reward(transcoder, active, last_initialized, current)):
+        if self.reward is False or not should_reward(transcoder, active, last_initialized, current):
+            return
+        if self.reward is None and not await self._registered_now(read):
             return
         if self._tries >= self.attempts or time.monotonic() < self._next_try or not self.sender.lease.held():
             return
@@ -85,6 +94,16 @@ class RewardService:
                                                                 "error": reason[:300]})
         else:
             LAST_REWARD_ROUND.set(current)
+
+    async def _registered_now(self, read: Callable[..., Awaitable[object]]) -> bool:
+        """-reward unset: whether the account is a registered orchestrator (logged when that changes)."""
+        registered = bool(await read("BondingManager.isRegisteredTranscoder", self.address))
+        if registered != self._registered:
+            log.info("reward " + ("on: the account is a registered orchestrator" if registered else
+                                  "off: the account is not a registered orchestrator (-reward unset)"),
+                     extra={"account": self.address})
+            self._registered = registered
+        return registered
 
     async def _round_changed(self, current: int) -> None:
         previous = self._round

@@ -31,6 +31,11 @@ class LiveChainData:
     def fresh(self) -> None:
         self._memo.clear()
 
+    def forget_sender(self, sender: bytes) -> None:
+        """Drop what this pass read of ``sender``'s funds (a redemption just moved them)."""
+        for key in [k for k in self._memo if k[0] in ("si", "cl") and k[1] == sender]:
+            del self._memo[key]
+
     async def _once(self, key: tuple, read: Callable[[], Awaitable[Any]]) -> Any:
         if key not in self._memo:
             self._memo[key] = await read()

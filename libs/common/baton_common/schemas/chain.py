@@ -30,6 +30,10 @@ __all__ = [
     "CHAIN_LEASE",
     "CHAIN_LEASE_BUCKET",
     "CHAIN_LEASE_TTL",
+    "CHAIN_TXS",
+    "CHAIN_TXS_BUCKET",
+    "CHAIN_TXS_TTL",
+    "SentTx",
     "ChainLease",
     "CHAIN_MAX_AGE",
     "CHAIN_REFRESH",
@@ -48,6 +52,14 @@ __all__ = [
     "ChainValue",
     "round_hash_key",
     "sender_key",
+    "ETH_USD_KEY",
+    "GAS_PRICE_KEY",
+    "HEAD_KEY",
+    "ORCHESTRATOR_KEY",
+    "PARAMS_KEY",
+    "ROUND_KEY",
+    "SENDER_KEY_PREFIX",
+    "sender_of_key",
 ]
 
 CHAIN_BUCKET = "baton-chain"
@@ -61,6 +73,9 @@ SENDER_LOOKUP_SUBJECT = "baton.chain.sender"
 CHAIN_LEASE_BUCKET = "baton-chain-lease"
 CHAIN_LEASE_TTL = 15.0
 """Seconds the sender lease outlives its holder's last renewal (the bucket's TTL)."""
+CHAIN_TXS_BUCKET = "baton-chain-txs"
+CHAIN_TXS_TTL = 7 * 86400.0
+"""A backstop: an entry is deleted once its ticket is settled, which is within the ticket's validity window."""
 
 Wei = Annotated[int, msgspec.Meta(ge=0)]
 NonNegative = Annotated[int, msgspec.Meta(ge=0)]
@@ -172,12 +187,44 @@ class ChainLease(Message, frozen=True, kw_only=True, tag="chain-lease.v1"):
     renewed_at: float
 
 
+class SentTx(Message, frozen=True, kw_only=True, tag="chain-tx.v1"):
+    """Key ``redeem.<ticket hash>`` of ``baton-chain-txs``: the redemption transactions the chain service signed
+    for one winning ticket, each journaled before it is sent (a replacement adds its hash).
+
+    After a crash between send and receipt, the redeemer asks the node for these
+    transactions' receipts before it looks for the ticket's redemption event.
+    """
+
+    what: str
+    account: str
+    """The orchestrator's address that signed them."""
+    nonce: NonNegative
+    """The nonce of the last one signed."""
+    tx_hashes: list[str]
+    """0x-prefixed hex, oldest first."""
+    sent_at: float
+
+
 ChainValue = L1Head | RoundState | RoundHash | GasPrice | OrchestratorStatus | ProtocolParams | SenderInfo | EthUsdRate
 """Every value in ``baton-chain``: decode any key with this union."""
 
 
+HEAD_KEY = "head"
+ROUND_KEY = "round"
+GAS_PRICE_KEY = "gas-price"
+ORCHESTRATOR_KEY = "orchestrator"
+PARAMS_KEY = "params"
+ETH_USD_KEY = "eth-usd"
+SENDER_KEY_PREFIX = "sender."
+
+
 def sender_key(sender: str) -> str:
-    return f"sender.{sender.lower()}"
+    return f"{SENDER_KEY_PREFIX}{sender.lower()}"
+
+
+def sender_of_key(key: str) -> str | None:
+    """The sender address a ``sender.<address>`` key names, or None for any other key."""
+    return key.removeprefix(SENDER_KEY_PREFIX) if key.startswith(SENDER_KEY_PREFIX) else None
 
 
 def round_hash_key(round_: int) -> str:
@@ -193,6 +240,17 @@ CHAIN = KvSpec(
     readers=("negotiator", "pricing", "monitor"),
     schema="chain.ChainValue",
     purpose=f"the chain view, each value with read_at; readers treat values older than {CHAIN_MAX_AGE:g} s as missing",
+)
+
+CHAIN_TXS = KvSpec(
+    bucket=CHAIN_TXS_BUCKET,
+    key="redeem.<ticket hash>",
+    ttl=CHAIN_TXS_TTL,
+    history=1,
+    writer="chain",
+    readers=("chain",),
+    schema="chain.SentTx",
+    purpose="journal of the redemption transactions sent, written before each send, deleted once the ticket settles",
 )
 
 SENDER_LOOKUP = SubjectSpec(

@@ -7,7 +7,7 @@ and ``baton_common.streams.ensure_all`` creates or checks every store.
 from __future__ import annotations
 
 from .audit import AUDIT
-from .chain import CHAIN, CHAIN_LEASE, SENDER_LOOKUP
+from .chain import CHAIN, CHAIN_LEASE, CHAIN_TXS, SENDER_LOOKUP
 from .health import HEARTBEATS, SUPERVISION
 from .jobs import BODIES, JOBS
 from .models import MODEL_CONTROL
@@ -18,7 +18,8 @@ from .workers import WORKERS
 
 __all__ = ["ALL", "BUCKETS", "OBJECT_STORES", "STREAMS", "SUBJECTS", "STORES"]
 
-BUCKETS: tuple[KvSpec, ...] = (HEARTBEATS, SUPERVISION, WORKERS, CHAIN, PRICES, NONCES, BALANCES, WINNERS, CHAIN_LEASE)
+BUCKETS: tuple[KvSpec, ...] = (HEARTBEATS, SUPERVISION, WORKERS, CHAIN, PRICES, NONCES, BALANCES, WINNERS, CHAIN_LEASE,
+                                CHAIN_TXS)
 STREAMS: tuple[StreamSpec, ...] = (AUDIT,)
 OBJECT_STORES: tuple[ObjectStoreSpec, ...] = (BODIES,)
 SUBJECTS: tuple[SubjectSpec, ...] = (JOBS, SENDER_LOOKUP, MODEL_CONTROL)
