@@ -97,7 +97,7 @@ async def test_a_busy_worker_sends_the_job_to_the_next_one(gateway: TestGateway,
 @pytest.mark.parametrize(("body", "status", "text"), [
     (b"{not json", 400, "invalid request: the body is not JSON"),
     (b'{"model_id": "m"}', 400, "invalid request: Object missing required field `prompt`"),
-    (b'{"prompt": "x", "model_id": "m", "height": -3}', 400, "invalid request: Expected `int` >= 1"),
+    (b'{"prompt": "x", "model_id": "m", "height": -3}', 400, "invalid request: Expected `int` >= 8"),
     (b'{"prompt": "x"}', 400, "invalid request: model_id is required"),
 ])
 async def test_bad_json_is_400_with_what_was_wrong(gateway: TestGateway, body: bytes, status: int, text: str) -> None:

@@ -46,11 +46,11 @@ from .http import HttpApp
 from .jobs import Jobs
 from .keystore import load_keystore
 from .orchestrator import Orchestrator
-from .payments import OffchainPayments, OnchainPayments
+from .payments import OffchainPayments, OnchainPayments, SessionBindings
 from .sessions import Sessions
 from .state import FixedPrices, KvMirror, TablePrices, mirror_workers, parse_price
 from .tls import ensure_certificate
-from .tokens import AuthTokens
+from .tokens import TOKEN_TTL, AuthTokens
 
 __all__ = ["Negotiator", "main"]
 
@@ -128,7 +128,8 @@ class Negotiator(ServiceBase[NegotiatorSettings]):
             issuer = TicketParamsIssuer(policy, self.ticket_secret, self.chain, nonces)
             validator = PaymentValidator(self.address, self.ticket_secret, self.chain, nonces)
             payments: OffchainPayments | OnchainPayments = OnchainPayments(
-                issuer, PaymentProcessor(validator, balances, winners), balances, s.ticket_ev)
+                issuer, PaymentProcessor(validator, balances, winners), balances, s.ticket_ev,
+                SessionBindings(ttl=TOKEN_TTL))
         else:
             payments = OffchainPayments()
         bodies = await bus.bind(BODIES)
@@ -140,7 +141,8 @@ class Negotiator(ServiceBase[NegotiatorSettings]):
         config = hypercorn_config(f"{bind_host}:{s.job_port}", certfile=str(cert), keyfile=str(key))
         config.keep_alive_max_requests = 2**31  # gateways keep one HTTP/2 connection for many jobs
         config.h2_max_concurrent_streams = 1000
-        app = HttpApp(None, fetch_private=s.segment_fetch_private)  # type: ignore[arg-type]
+        app = HttpApp(None, fetch_private=s.segment_fetch_private,  # type: ignore[arg-type]
+                      max_body_bytes_in_flight=s.max_body_bytes_in_flight)
         listener = ctx.serve_http(app, config=config, name="jobs")
         self.job_port = listener.port
         transcoder_uri = f"https://{host}:{self.job_port}"

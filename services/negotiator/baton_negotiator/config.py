@@ -101,6 +101,13 @@ class NegotiatorSettings(CommonSettings, frozen=True, kw_only=True):
         dict[str, float],
         setting('Per-pipeline job timeouts in seconds, JSON: {"llm": 120, "transcode": 30}.'),
     ] = {}
+    max_body_bytes_in_flight: Annotated[
+        int,
+        setting("Request body bytes all job requests together may hold in memory (a /segment body may be "
+                "300,000,000); past it a request is refused with 503 insufficient capacity before its body is "
+                "read. Credentials are checked before any body is read.", ge=1_000_000),
+    ] = 600_000_000
+
     def __post_init__(self) -> None:
         super().__post_init__()
         onchain = self.network != "offchain"
