@@ -409,3 +409,65 @@ async def test_a_streamed_llm_job_is_debited_max_tokens_and_a_failed_job_nothing
         assert await balances.balance(gw.address, "27_bad-model") == ev(info)  # credited, never debited
     finally:
         await failing.stop()
+
+
+async def test_a_segment_needs_its_estimated_cost_in_the_balance_before_it_is_transcoded(
+        gw: TestGateway, module_nc, workers_kv, balances: Balances) -> None:  # noqa: ANN001
+    """go-livepeer gateways pay ahead width x height x ceil(fps) x ceil(seconds) per profile: one ticket
+    does not cover a 2 s 720p30 segment (55 million pixels), eight do."""
+    transcoder = await TestWorker(module_nc, workers_kv, "paid-tc-estimate", kind="transcode",
+                                  models=(("transcode", ""),)).start()
+    await asyncio.sleep(0.3)
+    try:
+        info = await call(gw.get_orchestrator)
+        body = b"\x47" * 188 * 4
+        profile = lp_rpc_pb2.VideoProfile(name="P720p", width=1280, height=720, bitrate=3_000_000, fps=30)
+        estimate = 1280 * 720 * 30 * 2
+        assert ADJUSTED * estimate > ev(info)
+
+        def post(seq: int, tickets: int) -> lp_rpc_pb2.TranscodeResult | str:
+            seg = lp_rpc_pb2.SegData.FromString(base64.b64decode(gw.segment_header(
+                info, manifest=b"estimate-stream", seq=seq, body_hash=keccak(body), profiles=(profile,))))
+            seg.duration = 2000  # not signed (go-livepeer's flatten leaves it out)
+            with gw.http() as client:
+                r = client.post(f"{info.transcoder}/segment", content=body,
+                                headers={"Livepeer-Payment": gw.payment_header(info, tickets),
+                                         "Livepeer-Segment": base64.b64encode(seg.SerializeToString()).decode()})
+            return r.text if r.status_code != 200 else lp_rpc_pb2.TranscodeResult.FromString(r.content)
+
+        jobs = len(transcoder.jobs)
+        assert await call(post, 1, 1) == "Insufficient balance\n"
+        assert len(transcoder.jobs) == jobs
+        session = info.auth_token.session_id
+        assert await balances.balance(gw.address, session) == ev(info)  # credited, nothing taken
+        result = await call(post, 2, 7)
+        assert isinstance(result, lp_rpc_pb2.TranscodeResult) and result.WhichOneof("result") == "data"
+        # The reservation is settled with the pixels the renditions have.
+        assert await balances.balance(gw.address, session) == 8 * ev(info) - ADJUSTED * 1280 * 720 * 2
+    finally:
+        await transcoder.stop()
+
+
+async def test_baton_try_pays_with_a_test_key(onchain: RunningNegotiator, echo: TestWorker, tmp_path: Path,
+                                              balances: Balances) -> None:
+    import subprocess
+    import sys
+
+    key = Account.create()
+    (tmp_path / "gateway.key").write_text(key.key.hex())
+    run = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "baton_cli", "try", "text-to-image", "--model", "echo-model",
+                         "--param", "prompt=a cat", "--orchestrator", f"127.0.0.1:{onchain.grpc_port}",
+                         "--key", str(tmp_path / "gateway.key"), "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert "GetOrchestrator" in run.stdout and "paid" in run.stdout
+    assert json.loads((tmp_path / "out" / "output.json").read_text())["images"][0]["url"].startswith("data:")
+    same = TestGateway("127.0.0.1", onchain.grpc_port, key=bytes(key.key))  # the ticket params that key gets
+    try:
+        info = await call(same.get_orchestrator, caps=ai_caps(27, "echo-model"))
+    finally:
+        same.close()
+    sender = bytes.fromhex(key.address[2:])
+    assert await balances.balance(sender, "27_echo-model") == ev(info) - ADJUSTED * UNITS  # one ticket, one job
+    assert await balances.fixed_price(sender, "27_echo-model") == ADJUSTED

@@ -54,7 +54,8 @@ def billed_units(pipeline: str, params: Any, width: int = 0, height: int = 0) ->
 
 def job_params(params: msgspec.Struct) -> dict[str, Any]:
     """The request as the job runs it, defaults included (the contract's types omit them when encoding)."""
-    return {name: msgspec.to_builtins(getattr(params, name)) for name in params.__struct_fields__}
+    fields = {name: getattr(params, name) for name in params.__struct_fields__}
+    return msgspec.json.decode(msgspec.json.encode(fields))  # JSON's types: a tuple becomes a list
 
 
 def segment_estimate(seg: lp_rpc_pb2.SegData) -> int:
