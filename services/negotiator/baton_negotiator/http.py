@@ -168,7 +168,7 @@ class HttpApp:
     def _endpoint(self, path: str) -> str:
         if path.startswith("/stream/"):
             return "/stream"
-        if path in self._ai or path in ("/segment", "/payment", "/refresh-payment"):
+        if path in self._ai or path in ("/segment", "/payment", "/refresh-payment", LIVE_PATH):
             return path
         return "other"
 
@@ -183,6 +183,8 @@ class HttpApp:
         if req.method != "POST":
             raise Refusal405()
         # The credential headers are checked before any body is read (402/403 for a stranger's upload).
+        if endpoint == LIVE_PATH:
+            raise NotFound("pipeline live-video-to-video is not served by this orchestrator yet")
         if endpoint == "/refresh-payment":
             await self.refresh_payment(req)
             return
@@ -246,6 +248,7 @@ class HttpApp:
 
 
 SEGMENT_URI_TYPE = "application/vnd+livepeer.uri"
+LIVE_PATH = "/live-video-to-video"
 SEGMENT_FETCH_TIMEOUT = 8.0
 
 
