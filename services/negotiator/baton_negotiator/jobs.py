@@ -74,7 +74,7 @@ class Jobs:
         if validation is not None and validation.verified and validation.sender == creds.sender:
             req.sender = sender_label(creds.sender)
         if price > 0:
-            payments.require_verified(validation, creds.sender, creds.session_id)
+            payments.require_verified(validation, creds.sender, creds.token_key)
             req.sender = sender_label(creds.sender)
 
     async def _settle(self, reservation: Reservation, units: int) -> None:
@@ -277,7 +277,7 @@ class Jobs:
         validation = await self.orch.payments.receive(creds.payment, manifest, scope)
         if validation is not None and validation.verified and validation.sender == creds.sender:
             req.sender = sender_label(creds.sender)
-            self.orch.payments.require_verified(validation, creds.sender, creds.session_id)  # binds the session
+            self.orch.payments.require_verified(validation, creds.sender, creds.token_key)  # binds the session
         info = await self.orch.info(creds.sender, caps, seg.auth_token)
         await req.respond(200, lp_rpc_pb2.PaymentResult(info=info).SerializeToString(), "application/x-protobuf")
 

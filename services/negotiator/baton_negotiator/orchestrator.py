@@ -65,6 +65,11 @@ class Credentials:
     """Verified sender (20 bytes), or empty offchain without one."""
 
     @property
+    def token_key(self) -> str:
+        """The auth token's MAC (hex): names this token, and no other, for ``SessionBindings``."""
+        return bytes(self.segment.auth_token.token).hex()
+
+    @property
     def sender_label(self) -> str:
         return checksum_address(self.sender) if len(self.sender) == 20 else metrics.UNKNOWN_SENDER
 

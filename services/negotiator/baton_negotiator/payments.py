@@ -82,7 +82,8 @@ class Reservation:
 
 
 class SessionBindings:
-    """Which sender each auth-token session brought a verified ticket from (this replica's memory).
+    """Which sender each auth token brought a verified ticket from (this replica's memory), keyed by the
+    token's MAC: unforgeable and unique, where an 8-hex session id could be met again by chance.
 
     AI balances are keyed by (sender, manifest), shared by every session of the
     sender, and a batch AI request's SegData signature covers only the manifest:
@@ -100,18 +101,18 @@ class SessionBindings:
         self._clock = clock
         self._bound: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
 
-    def bind(self, session_id: str, sender: bytes) -> None:
-        self._bound[session_id] = (sender, self._clock() + self._ttl)
-        self._bound.move_to_end(session_id)
+    def bind(self, token: str, sender: bytes) -> None:
+        self._bound[token] = (sender, self._clock() + self._ttl)
+        self._bound.move_to_end(token)
         while len(self._bound) > self._max:
             self._bound.popitem(last=False)
 
-    def sender_of(self, session_id: str) -> bytes | None:
-        entry = self._bound.get(session_id)
+    def sender_of(self, token: str) -> bytes | None:
+        entry = self._bound.get(token)
         if entry is None:
             return None
         if entry[1] < self._clock():
-            del self._bound[session_id]
+            del self._bound[token]
             return None
         return entry[0]
 
@@ -142,7 +143,7 @@ class OffchainPayments:
     async def require_balance(self, sender: bytes, manifest_id: str, price: Fraction, units: int = 0) -> None:
         return None
 
-    def require_verified(self, validation: Validation | None, sender: bytes, session_id: str) -> None:
+    def require_verified(self, validation: Validation | None, sender: bytes, token: str) -> None:
         return None
 
     async def reserve(self, sender: bytes, manifest_id: str, price: Fraction, units: int) -> Reservation:
@@ -204,13 +205,13 @@ class OnchainPayments:
         if price > 0:
             await self._balances.require(sender, manifest_id, max(Fraction(self._ticket_ev), price * max(units, 0)))
 
-    def require_verified(self, validation: Validation | None, sender: bytes, session_id: str) -> None:
-        """Bind ``session_id`` to ``sender`` when this payment's tickets proved it; otherwise the session must
+    def require_verified(self, validation: Validation | None, sender: bytes, token: str) -> None:
+        """Bind the auth ``token`` to ``sender`` when this payment's tickets proved it; otherwise the token must
         be bound to ``sender`` already (UnverifiedSender: 400 ``Insufficient balance``, nothing spent)."""
         if validation is not None and validation.verified and validation.sender == sender:
-            self._bindings.bind(session_id, sender)
+            self._bindings.bind(token, sender)
             return
-        if self._bindings.sender_of(session_id) != sender:
+        if self._bindings.sender_of(token) != sender:
             raise UnverifiedSender()
 
     async def reserve(self, sender: bytes, manifest_id: str, price: Fraction, units: int) -> Reservation:
