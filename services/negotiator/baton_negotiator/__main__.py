@@ -51,6 +51,7 @@ from .sessions import Sessions
 from .state import FixedPrices, KvMirror, TablePrices, mirror_workers, parse_price
 from .tls import ensure_certificate
 from .tokens import TOKEN_TTL, AuthTokens
+from .webhook import AuthWebhook
 
 __all__ = ["Negotiator", "main"]
 
@@ -148,7 +149,8 @@ class Negotiator(ServiceBase[NegotiatorSettings]):
         transcoder_uri = f"https://{host}:{self.job_port}"
         self.orch = Orchestrator(pool=self.pool, prices=prices, payments=payments, tokens=AuthTokens(auth_key),
                                  address=self.address, eth_key=self.eth_key, transcoder_uri=transcoder_uri,
-                                 max_sessions=self._max_sessions, open_sessions=lambda: len(sessions))
+                                 max_sessions=self._max_sessions, open_sessions=lambda: len(sessions),
+                                 webhook=AuthWebhook(s.auth_webhook_url, ttl=TOKEN_TTL) if s.auth_webhook_url else None)
         app.jobs = Jobs(self.orch, Dispatcher(bus.nc, self.pool, bodies), sessions, bodies, timeout_for=s.timeout_for)
         self.grpc = OrchestratorServer(self.orch, sessions.end)
         grpc_port = s.public_addr.rpartition(":")[2]
@@ -162,6 +164,8 @@ class Negotiator(ServiceBase[NegotiatorSettings]):
             await self.grpc.stop(GRPC_GRACE)
         for mirror in self._mirrors:
             await mirror.stop()
+        if self.orch is not None and self.orch.webhook is not None:
+            await self.orch.webhook.close()
 
     def checks(self) -> dict[str, Check]:
         loaded = "loaded" if self.ticket_secret else "not needed offchain"
