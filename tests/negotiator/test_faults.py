@@ -323,3 +323,21 @@ async def test_request_bytes_in_flight_are_capped_with_503(gateway: TestGateway)
             break
         await asyncio.sleep(0.2)
     assert (r.status_code, r.text) == (403, "Mismatched segment hash\n")
+
+
+async def test_a_pipeline_s_own_timeout_ends_a_hung_job(gateway: TestGateway, module_nc,  # noqa: ANN001
+                                                                             workers_kv) -> None:
+    """The offchain fixture gives text-to-speech 1.5 s (BATON_NEGOTIATOR_JOB_TIMEOUTS); other pipelines 300 s."""
+    hung = await TestWorker(module_nc, workers_kv, "hung-tts", models=(("text-to-speech", "tts-model"),),
+                            mode="hang").start()
+    await asyncio.sleep(0.3)
+    try:
+        started = time.monotonic()
+        r = await post(gateway, "/text-to-speech", model="tts-model", json={"model_id": "tts-model", "text": "hi"})
+        assert (r.status_code, r.text) == (500, "the job did not finish within its timeout\n")
+        assert 1.4 < time.monotonic() - started < 10
+        # The hung worker still reports the job it holds; the gateway got its answer at 1.5 s, not 300.
+        info = await call(gateway.get_orchestrator, signed=False)
+        assert info.capabilities.constraints.PerCapability[36].models["tts-model"].capacityInUse == hung.in_use == 1
+    finally:
+        await hung.stop()
