@@ -1,10 +1,12 @@
 """What each job endpoint does: credentials, capacity, payment, dispatch, billing, the answer.
 
-The order follows go-livepeer: headers (402/403), capacity (503 before any
-payment is taken), payment (400 with the payment core's text), balance (400
-``Insufficient balance``), the job, then the debit of price x the units the
-worker actually produced. A job that failed or produced nothing is not debited;
-a debit is made once, after the result is in hand.
+The order follows go-livepeer: headers (402/403, checked before the body is
+read), capacity (503 before any payment is taken), payment (400 with the payment
+core's text), balance (400 ``Insufficient balance``: the job's estimated cost is
+reserved, i.e. taken up front), the job, then the settlement: price x the units
+the worker actually produced, the rest given back. A job that failed or produced
+nothing is billed nothing; a broken LLM stream the tokens it delivered; a
+reservation is settled once, after the result is in hand.
 """
 
 from __future__ import annotations

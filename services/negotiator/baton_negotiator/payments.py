@@ -140,9 +140,6 @@ class OffchainPayments:
     async def session_price(self, sender: bytes, manifest_id: str, quoted: Fraction) -> Fraction:
         return Fraction(0)
 
-    async def require_balance(self, sender: bytes, manifest_id: str, price: Fraction, units: int = 0) -> None:
-        return None
-
     def require_verified(self, validation: Validation | None, sender: bytes, token: str) -> None:
         return None
 
@@ -198,12 +195,6 @@ class OnchainPayments:
         """The price this session was fixed at by its first payment, else the price quoted now."""
         fixed = await self._balances.fixed_price(sender, manifest_id)
         return quoted if fixed is None else fixed
-
-    async def require_balance(self, sender: bytes, manifest_id: str, price: Fraction, units: int = 0) -> None:
-        """With a price above 0, the balance must hold one ticket's EV and ``price`` x ``units`` (400
-        ``Insufficient balance``). A read, taking nothing: jobs ``reserve``."""
-        if price > 0:
-            await self._balances.require(sender, manifest_id, max(Fraction(self._ticket_ev), price * max(units, 0)))
 
     def require_verified(self, validation: Validation | None, sender: bytes, token: str) -> None:
         """Bind the auth ``token`` to ``sender`` when this payment's tickets proved it; otherwise the token must
