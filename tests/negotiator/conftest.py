@@ -75,6 +75,8 @@ async def workers_kv(module_nc: nats.NATS):  # noqa: ANN201
 def offchain(module_nats: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNegotiator]:
     running = start_negotiator(module_nats, tmp_path_factory.mktemp("negotiator-state"),
                                BATON_NEGOTIATOR_MAX_SESSIONS="2",
+                               BATON_NEGOTIATOR_MAX_BODY_BYTES_IN_FLIGHT="30000000",
+                               BATON_NEGOTIATOR_JOB_TIMEOUTS='{"text-to-speech": 1.5}',
                                BATON_NEGOTIATOR_SEGMENT_FETCH_PRIVATE="true")  # test segments are served on loopback
     yield running
     running.stop()

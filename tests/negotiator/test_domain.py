@@ -8,6 +8,7 @@ import time
 import zlib
 from fractions import Fraction
 
+import msgspec
 import pytest
 from PIL import Image
 
@@ -172,3 +173,47 @@ async def test_ai_quotes_are_held_within_each_capability_s_own_bounds_not_the_tr
     assert await orch.price(sender, [(33, "floor")]) == 70  # its own floor
     assert await orch.price(sender, [(27, "sdxl"), (33, "floor")]) == 5_000_070  # each clamped, then summed
     assert await orch.price(sender, []) == 1000  # transcoding: the gateway bounds
+
+
+def test_billed_units_follow_the_spec_with_the_openapi_defaults() -> None:
+    from baton_common.schemas import ai
+    from baton_negotiator.billing import AUDIO_MIN_UNITS, billed_units, job_params
+
+    t2i = msgspec.json.decode(b'{"prompt": "x", "model_id": "m"}', type=ai.TextToImageParams)
+    assert billed_units("text-to-image", t2i) == 576 * 1024
+    llm = msgspec.json.decode(b'{"model": "m", "messages": [{"role": "user", "content": "hi"}]}', type=ai.LLMParams)
+    assert billed_units("llm", llm) == 256  # no max_tokens: runs and bills 256
+    assert job_params(llm)["max_tokens"] == 256 and job_params(llm)["messages"] == [{"role": "user", "content": "hi"}]
+    assert billed_units("image-to-video", ai.params("image-to-video", {"model_id": "m"})) == 576 * 1024 * 25
+    assert billed_units("image-to-image", ai.params("image-to-image", {"prompt": "x", "num_images_per_prompt": "2"}),
+                        640, 480) == 640 * 480 * 2
+    assert billed_units("text-to-speech", ai.TextToSpeechParams(text="héllo")) == 5000
+    assert billed_units("audio-to-text", ai.AudioToTextParams()) == AUDIO_MIN_UNITS == 1000
+
+
+def test_a_segment_is_estimated_as_go_livepeer_gateways_pay_for_it() -> None:
+    from baton_negotiator.billing import segment_estimate
+
+    seg = lp_rpc_pb2.SegData(duration=2001)  # 3 whole seconds, rounded up
+    seg.fullProfiles3.add(width=1280, height=720, fps=30000, fpsDen=1001)  # 29.97: 30
+    seg.fullProfiles3.add(width=640, height=360)  # no frame rate: 60
+    assert segment_estimate(seg) == 1280 * 720 * 30 * 3 + 640 * 360 * 60 * 3
+    assert segment_estimate(lp_rpc_pb2.SegData()) == 0
+
+
+def test_sender_labels_are_bounded_and_sessions_bind_for_the_token_s_life() -> None:
+    from baton_negotiator.metrics import SenderLabels
+    from baton_negotiator.payments import SessionBindings
+
+    labels = SenderLabels(limit=2)
+    assert [labels.label(a) for a in ("0xA", "0xB", "0xC", "0xA", "unknown")] == ["0xA", "0xB", "other", "0xA",
+                                                                                   "unknown"]
+    now = [0.0]
+    bindings = SessionBindings(ttl=10, max_entries=2, clock=lambda: now[0])
+    bindings.bind("s1", b"a" * 20)
+    assert bindings.sender_of("s1") == b"a" * 20 and bindings.sender_of("s2") is None
+    now[0] = 11
+    assert bindings.sender_of("s1") is None
+    for sid in ("s2", "s3", "s4"):
+        bindings.bind(sid, b"b" * 20)
+    assert bindings.sender_of("s2") is None and bindings.sender_of("s4") == b"b" * 20

@@ -7,7 +7,10 @@ advertised capacityInUse is back to 0) and a job that produced nothing is not bi
 from __future__ import annotations
 
 import asyncio
+import socket
+import ssl
 import time
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -97,7 +100,7 @@ async def test_a_busy_worker_sends_the_job_to_the_next_one(gateway: TestGateway,
 @pytest.mark.parametrize(("body", "status", "text"), [
     (b"{not json", 400, "invalid request: the body is not JSON"),
     (b'{"model_id": "m"}', 400, "invalid request: Object missing required field `prompt`"),
-    (b'{"prompt": "x", "model_id": "m", "height": -3}', 400, "invalid request: Expected `int` >= 1"),
+    (b'{"prompt": "x", "model_id": "m", "height": -3}', 400, "invalid request: Expected `int` >= 8"),
     (b'{"prompt": "x"}', 400, "invalid request: model_id is required"),
 ])
 async def test_bad_json_is_400_with_what_was_wrong(gateway: TestGateway, body: bytes, status: int, text: str) -> None:
@@ -113,6 +116,8 @@ async def test_an_oversized_body_is_refused(gateway: TestGateway) -> None:
 async def test_unknown_paths_and_bad_segment_headers(gateway: TestGateway) -> None:
     r = await post(gateway, "/no-such-pipeline")
     assert r.status_code == 404
+    r = await post(gateway, "/live-video-to-video")
+    assert (r.status_code, r.text) == (404, "pipeline live-video-to-video is not served by this orchestrator yet\n")
     for seg in ("not base64", "AAAA", ""):
         r = await post(gateway, "/text-to-image", segment=seg)
         assert r.status_code == 403, (seg, r.text)
@@ -254,3 +259,85 @@ async def test_a_segment_given_by_uri_is_fetched_and_a_dead_uri_is_400(gateway: 
         server.shutdown()
         await call(gateway.end_session, info.auth_token)
         await tc.stop()
+
+
+def _raw_upload(gw: TestGateway, url: str, path: str, length: int, first: bytes, headers: dict[str, str]) -> ssl.SSLSocket:
+    """An HTTP/1.1 POST over TLS declaring ``length`` body bytes of which only ``first`` are sent (yet)."""
+    parts = urlsplit(url)
+    ctx = ssl.create_default_context(cadata=gw.cert.decode())
+    ctx.check_hostname = False
+    tls = ctx.wrap_socket(socket.create_connection((parts.hostname, parts.port), timeout=10),
+                          server_hostname=parts.hostname)
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    tls.sendall(f"POST {path} HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Length: {length}\r\n{head}\r\n".encode()
+                + first)
+    return tls
+
+
+async def test_credentials_are_checked_before_a_body_is_read(gateway: TestGateway) -> None:
+    """A stranger's 250 MB upload is answered 403 after its first bytes: the rest is never waited for."""
+    info = await call(gateway.get_orchestrator, signed=False)
+    for path in ("/segment", "/text-to-image", "/image-to-image"):
+        tls = await call(_raw_upload, gateway, info.transcoder, path, 250_000_000, b"\x47" * 1024, {})
+        try:
+            answer = await call(_read_answer, tls)  # times out (10 s) if the server waits for the whole body
+        finally:
+            tls.close()
+        assert answer.startswith(b"HTTP/1.1 403"), (path, answer[:80])
+        assert answer.endswith(b"\r\n\r\nmissing auth token\n")
+
+
+def _read_answer(tls: ssl.SSLSocket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += tls.recv(4096)
+    head, _, rest = data.partition(b"\r\n\r\n")
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+    while len(rest) < length:
+        rest += tls.recv(4096)
+    return head + b"\r\n\r\n" + rest
+
+
+async def test_request_bytes_in_flight_are_capped_with_503(gateway: TestGateway) -> None:
+    """The offchain fixture caps bodies in flight at 30 MB: a 20 MB upload held open leaves no room for a second."""
+    info = await call(gateway.get_orchestrator, signed=False)
+    seg = gateway.segment_header(info, manifest=b"held", signed=False)
+    held = await call(_raw_upload, gateway, info.transcoder, "/segment", 20_000_000, b"\x47" * 1_000_000,
+                      {"Livepeer-Segment": seg})
+    try:
+        await asyncio.sleep(0.3)
+        other = gateway.segment_header(info, manifest=b"second", signed=False)
+        with gateway.http() as client:
+            r = await call(client.post, f"{info.transcoder}/segment", content=b"\x47" * 20_000_000,
+                           headers={"Livepeer-Segment": other})
+        assert (r.status_code, r.text) == (503, "insufficient capacity: too many request bytes in flight, "
+                                                 "retry later\n")
+    finally:
+        held.close()
+    deadline = time.monotonic() + 10
+    while True:  # the held upload's bytes come back once its connection is gone
+        with gateway.http() as client:
+            r = await call(client.post, f"{info.transcoder}/segment", content=b"\x47" * 20_000_000,
+                           headers={"Livepeer-Segment": other})
+        if r.status_code != 503 or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.2)
+    assert (r.status_code, r.text) == (403, "Mismatched segment hash\n")
+
+
+async def test_a_pipeline_s_own_timeout_ends_a_hung_job(gateway: TestGateway, module_nc,  # noqa: ANN001
+                                                                             workers_kv) -> None:
+    """The offchain fixture gives text-to-speech 1.5 s (BATON_NEGOTIATOR_JOB_TIMEOUTS); other pipelines 300 s."""
+    hung = await TestWorker(module_nc, workers_kv, "hung-tts", models=(("text-to-speech", "tts-model"),),
+                            mode="hang").start()
+    await asyncio.sleep(0.3)
+    try:
+        started = time.monotonic()
+        r = await post(gateway, "/text-to-speech", model="tts-model", json={"model_id": "tts-model", "text": "hi"})
+        assert (r.status_code, r.text) == (500, "the job did not finish within its timeout\n")
+        assert 1.4 < time.monotonic() - started < 10
+        # The hung worker still reports the job it holds; the gateway got its answer at 1.5 s, not 300.
+        info = await call(gateway.get_orchestrator, signed=False)
+        assert info.capabilities.constraints.PerCapability[36].models["tts-model"].capacityInUse == hung.in_use == 1
+    finally:
+        await hung.stop()

@@ -145,6 +145,32 @@ async def test_baton_try_runs_a_first_job(offchain: RunningNegotiator, worker: T
     assert refused.returncode == 1 and "refused: 503 insufficient capacity" in refused.stderr
 
 
+async def test_baton_try_transcodes_a_file(offchain: RunningNegotiator, module_nc, workers_kv, tmp_path) -> None:  # noqa: ANN001
+    import subprocess
+    import sys
+
+    transcoder = await TestWorker(module_nc, workers_kv, "tc-try", kind="transcode", models=(("transcode", ""),)).start()
+    await asyncio.sleep(0.3)
+    try:
+        segment = tmp_path / "segment.ts"
+        segment.write_bytes(b"\x47" * 188 * 8)
+        run = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "baton_cli", "try", "transcode", str(segment),
+                             "--orchestrator", f"127.0.0.1:{offchain.grpc_port}", "--out", str(tmp_path / "out")],
+            capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, run.stderr
+        assert "GetOrchestrator" in run.stdout and f"({426 * 240 * 2} pixels)" in run.stdout
+        # The echo worker's rendition: the segment, then the profile's name.
+        assert (tmp_path / "out" / "rendition0.ts").read_bytes() == segment.read_bytes() + b"P240p30fps16x9"
+    finally:
+        await transcoder.stop()
+    missing = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "baton_cli", "try", "transcode",
+                         "--orchestrator", f"127.0.0.1:{offchain.grpc_port}", "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 1 and "needs a segment file" in missing.stderr
+
+
 def png(width: int, height: int, pad: int = 0) -> bytes:
     """A real PNG of that size, padded after its end to make a large upload."""
     import io

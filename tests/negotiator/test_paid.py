@@ -198,12 +198,124 @@ async def test_the_metrics_count_refusals_by_verified_sender(onchain: RunningNeg
                                                              echo: TestWorker) -> None:
     import httpx
 
+    # A payment without tickets proves no sender: its refusal is counted under `unknown`.
     await ai_request(gw, payment=ticketless(gw))
+    # A ticket signature proves one: a job dearer than the balance is counted under the sender's address.
+    info = await call(gw.get_orchestrator, caps=ai_caps(27, "echo-model"))
+    headers = {"Livepeer-Payment": gw.payment_header(info), "Livepeer-Segment":
+               gw.segment_header(info, manifest=b"27_echo-model")}
+    with gw.http() as client:
+        r = await call(client.post, f"{info.transcoder}/text-to-image", headers=headers,
+                       json={"prompt": "x", "model_id": "echo-model", "num_images_per_prompt": 16})
+    assert (r.status_code, r.text) == (400, "Insufficient balance\n")
     text = httpx.get(f"http://127.0.0.1:{onchain.health_port}/metrics").text
     sender = Account.from_key(gw.key).address
+    assert 'baton_negotiator_refusals_total{reason="unverified_sender",sender="unknown"}' in text
+    assert f'baton_negotiator_refusals_total{{reason="unverified_sender",sender="{sender}"}}' not in text
     assert f'baton_negotiator_refusals_total{{reason="insufficient_balance",sender="{sender}"}}' in text
     assert 'baton_requests_total{endpoint="/text-to-image",outcome="payment_error"}' in text
-    assert "livepeer_tickets_recv{" in text
+    assert f'livepeer_tickets_recv{{sender="{sender}"}}' in text
+
+
+async def test_a_replayed_segment_header_with_a_ticketless_payment_spends_nothing(
+        gw: TestGateway, echo: TestWorker, balances: Balances) -> None:
+    """A batch AI SegData signature covers only the manifest, so any orchestrator the gateway uses holds a
+    copy; with an auth token of its own and a payment naming the gateway, it must not spend its balance."""
+    manifest = "27_echo-model"
+    info = await call(gw.get_orchestrator, caps=ai_caps(27, "echo-model"))
+    assert (await ai_request(gw, info=info, tickets=3)).status_code == 200
+    funded = await balances.balance(gw.address, manifest)
+    assert funded == 3 * ev(info) - ADJUSTED * UNITS
+    # The gateway itself spends its credit without tickets under the token its tickets came with.
+    r = await ai_request(gw, info=info, payment=ticketless(gw))
+    assert r.status_code == 200, r.text
+    assert await balances.balance(gw.address, manifest) == funded - ADJUSTED * UNITS
+    left, jobs = funded - ADJUSTED * UNITS, len(echo.jobs)
+    # The replay: the same signed manifest under a token it got from GetOrchestrator, no tickets.
+    other = await call(gw.get_orchestrator, caps=ai_caps(27, "echo-model"))
+    replay = gw.segment_header(other, manifest=manifest.encode())
+    r = await ai_request(gw, info=other, payment=ticketless(gw), segment=replay)
+    assert (r.status_code, r.text) == (400, "Insufficient balance\n")
+    assert await balances.balance(gw.address, manifest) == left
+    assert len(echo.jobs) == jobs
+
+
+async def test_concurrent_requests_cannot_spend_more_than_the_balance(
+        gw: TestGateway, module_nc, workers_kv, balances: Balances) -> None:  # noqa: ANN001
+    racer = await TestWorker(module_nc, workers_kv, "paid-racer", models=(("text-to-image", "race-model"),),
+                             capacity=8, mode="slow").start()
+    await asyncio.sleep(0.3)
+    try:
+        caps = ai_caps(27, "race-model")
+        info = await call(gw.get_orchestrator, caps=caps)
+        seg = gw.segment_header(info, manifest=b"27_race-model", caps=caps)
+        with gw.http() as client:  # two tickets' credit, by /payment
+            r = await call(client.post, f"{info.transcoder}/payment", content=b"",
+                           headers={"Livepeer-Payment": gw.payment_header(info, 2), "Livepeer-Segment": seg})
+        assert r.status_code == 200, r.text
+        funded = await balances.balance(gw.address, "27_race-model")
+        assert funded == 2 * ev(info)
+        cost, allowed, left = ADJUSTED * UNITS * 9, 0, funded  # each job: 9 images
+        while left >= max(ev(info), cost):  # what the balance pays for one by one (each needs one EV first)
+            left, allowed = left - cost, allowed + 1
+        assert allowed == 2
+
+        def one() -> int:
+            with gw.http() as client:
+                return client.post(f"{info.transcoder}/text-to-image",
+                                   json={"prompt": "x", "model_id": "race-model", "num_images_per_prompt": 9},
+                                   headers={"Livepeer-Payment": ticketless(gw),
+                                            "Livepeer-Segment": gw.segment_header(info,
+                                                                                  manifest=b"27_race-model")}).status_code
+
+        statuses = await asyncio.gather(*(asyncio.to_thread(one) for _ in range(6)))
+        done = statuses.count(200)
+        assert 1 <= done <= allowed and statuses.count(400) == 6 - done, statuses
+        assert await balances.balance(gw.address, "27_race-model") == funded - done * cost >= 0
+        assert len(racer.jobs) == done
+    finally:
+        await racer.stop()
+
+
+async def test_a_stream_that_breaks_off_is_billed_the_tokens_it_delivered(
+        gw: TestGateway, module_nc, workers_kv, balances: Balances) -> None:  # noqa: ANN001
+    breaker = await TestWorker(module_nc, workers_kv, "paid-breaker", models=(("llm", "break-llm"),),
+                               mode="stream-fail").start()
+    await asyncio.sleep(0.3)
+    try:
+        info = await call(gw.get_orchestrator, caps=ai_caps(33, "break-llm"))
+        body = {"model": "break-llm", "stream": True, "max_tokens": 100,
+                "messages": [{"role": "user", "content": "go"}]}
+        with gw.http() as client:
+            r = await call(client.post, f"{info.transcoder}/llm", json=body,
+                           headers={"Livepeer-Payment": gw.payment_header(info),
+                                    "Livepeer-Segment": gw.segment_header(info, manifest=b"33_break-llm")})
+        assert r.status_code == 200
+        events = [line[6:] for line in r.text.split("\n") if line.startswith("data: ")]
+        assert [json.loads(e)["choices"][0]["delta"]["content"] for e in events[:2]] == ["half", "way"]
+        assert json.loads(events[-1]) == {"error": "the runner crashed"} and len(events) == 3
+        assert await balances.balance(gw.address, "33_break-llm") == ev(info) - ADJUSTED * 2
+        after = await call(gw.get_orchestrator)
+        assert after.capabilities.constraints.PerCapability[33].models["break-llm"].capacityInUse == 0
+    finally:
+        await breaker.stop()
+
+
+async def test_audio_under_a_second_is_billed_the_minimum_unit(gw: TestGateway, module_nc, workers_kv,  # noqa: ANN001
+                                                               balances: Balances) -> None:
+    whisper = await TestWorker(module_nc, workers_kv, "paid-whisper", models=(("audio-to-text", "echo-whisper"),)).start()
+    await asyncio.sleep(0.3)
+    try:
+        info = await call(gw.get_orchestrator, caps=ai_caps(31, "echo-whisper"))
+        with gw.http() as client:  # the echo worker measures no whole second: it reports 0 units
+            r = await call(client.post, f"{info.transcoder}/audio-to-text", data={"model_id": "echo-whisper"},
+                           files={"audio": ("a.wav", b"RIFF" + b"\0" * 400, "audio/wav")},
+                           headers={"Livepeer-Payment": gw.payment_header(info),
+                                    "Livepeer-Segment": gw.segment_header(info, manifest=b"31_echo-whisper")})
+        assert r.status_code == 200, r.text
+        assert await balances.balance(gw.address, "31_echo-whisper") == ev(info) - ADJUSTED * 1000
+    finally:
+        await whisper.stop()
 
 
 _ = Path
@@ -297,3 +409,65 @@ async def test_a_streamed_llm_job_is_debited_max_tokens_and_a_failed_job_nothing
         assert await balances.balance(gw.address, "27_bad-model") == ev(info)  # credited, never debited
     finally:
         await failing.stop()
+
+
+async def test_a_segment_needs_its_estimated_cost_in_the_balance_before_it_is_transcoded(
+        gw: TestGateway, module_nc, workers_kv, balances: Balances) -> None:  # noqa: ANN001
+    """go-livepeer gateways pay ahead width x height x ceil(fps) x ceil(seconds) per profile: one ticket
+    does not cover a 2 s 720p30 segment (55 million pixels), eight do."""
+    transcoder = await TestWorker(module_nc, workers_kv, "paid-tc-estimate", kind="transcode",
+                                  models=(("transcode", ""),)).start()
+    await asyncio.sleep(0.3)
+    try:
+        info = await call(gw.get_orchestrator)
+        body = b"\x47" * 188 * 4
+        profile = lp_rpc_pb2.VideoProfile(name="P720p", width=1280, height=720, bitrate=3_000_000, fps=30)
+        estimate = 1280 * 720 * 30 * 2
+        assert ADJUSTED * estimate > ev(info)
+
+        def post(seq: int, tickets: int) -> lp_rpc_pb2.TranscodeResult | str:
+            seg = lp_rpc_pb2.SegData.FromString(base64.b64decode(gw.segment_header(
+                info, manifest=b"estimate-stream", seq=seq, body_hash=keccak(body), profiles=(profile,))))
+            seg.duration = 2000  # not signed (go-livepeer's flatten leaves it out)
+            with gw.http() as client:
+                r = client.post(f"{info.transcoder}/segment", content=body,
+                                headers={"Livepeer-Payment": gw.payment_header(info, tickets),
+                                         "Livepeer-Segment": base64.b64encode(seg.SerializeToString()).decode()})
+            return r.text if r.status_code != 200 else lp_rpc_pb2.TranscodeResult.FromString(r.content)
+
+        jobs = len(transcoder.jobs)
+        assert await call(post, 1, 1) == "Insufficient balance\n"
+        assert len(transcoder.jobs) == jobs
+        session = info.auth_token.session_id
+        assert await balances.balance(gw.address, session) == ev(info)  # credited, nothing taken
+        result = await call(post, 2, 7)
+        assert isinstance(result, lp_rpc_pb2.TranscodeResult) and result.WhichOneof("result") == "data"
+        # The reservation is settled with the pixels the renditions have.
+        assert await balances.balance(gw.address, session) == 8 * ev(info) - ADJUSTED * 1280 * 720 * 2
+    finally:
+        await transcoder.stop()
+
+
+async def test_baton_try_pays_with_a_test_key(onchain: RunningNegotiator, echo: TestWorker, tmp_path: Path,
+                                              balances: Balances) -> None:
+    import subprocess
+    import sys
+
+    key = Account.create()
+    (tmp_path / "gateway.key").write_text(key.key.hex())
+    run = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "baton_cli", "try", "text-to-image", "--model", "echo-model",
+                         "--param", "prompt=a cat", "--orchestrator", f"127.0.0.1:{onchain.grpc_port}",
+                         "--key", str(tmp_path / "gateway.key"), "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert "GetOrchestrator" in run.stdout and "paid" in run.stdout
+    assert json.loads((tmp_path / "out" / "output.json").read_text())["images"][0]["url"].startswith("data:")
+    same = TestGateway("127.0.0.1", onchain.grpc_port, key=bytes(key.key))  # the ticket params that key gets
+    try:
+        info = await call(same.get_orchestrator, caps=ai_caps(27, "echo-model"))
+    finally:
+        same.close()
+    sender = bytes.fromhex(key.address[2:])
+    assert await balances.balance(sender, "27_echo-model") == ev(info) - ADJUSTED * UNITS  # one ticket, one job
+    assert await balances.fixed_price(sender, "27_echo-model") == ADJUSTED

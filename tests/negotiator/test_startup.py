@@ -87,6 +87,8 @@ def test_offchain_needs_no_secret_but_checks_one_that_is_given(tmp_path: Path) -
     ({"BATON_NEGOTIATOR_PRICE_PER_UNIT": "12usd"}, "BATON_NEGOTIATOR_PRICE_PER_UNIT"),
     ({"BATON_NEGOTIATOR_SERVICE_ADDR": "nohost"}, "BATON_NEGOTIATOR_SERVICE_ADDR"),
     ({"BATON_NEGOTIATOR_JOB_TIMEOUTS": '{"llm": -1}'}, "BATON_NEGOTIATOR_JOB_TIMEOUTS"),
+    ({"BATON_NEGOTIATOR_AUTH_WEBHOOK_URL": "ftp://x"}, "BATON_NEGOTIATOR_AUTH_WEBHOOK_URL"),
+    ({"BATON_NEGOTIATOR_MAX_BODY_BYTES_IN_FLIGHT": "10"}, "BATON_NEGOTIATOR_MAX_BODY_BYTES_IN_FLIGHT"),
 ])
 def test_bad_settings_name_the_setting(env: dict[str, str], named: str) -> None:
     with pytest.raises(ConfigError, match=named):
@@ -96,9 +98,11 @@ def test_bad_settings_name_the_setting(env: dict[str, str], named: str) -> None:
 def test_go_livepeer_flags_are_accepted() -> None:
     settings = load_settings(NegotiatorSettings, "negotiator", env={},
                              argv=["-serviceAddr=10.0.0.1:8935", "-pricePerUnit=1200", "-pixelsPerUnit=3",
-                                   "-maxSessions=auto", "-autoAdjustPrice=false", "-ticketEV=1000"])
+                                   "-maxSessions=auto", "-autoAdjustPrice=false", "-ticketEV=1000",
+                                   "-authWebhookUrl=https://auth.example/gw"])
     assert (settings.public_addr, settings.price_per_unit, settings.pixels_per_unit) == ("10.0.0.1:8935", "1200", 3)
     assert settings.max_sessions == "auto" and settings.auto_adjust_price is False and settings.ticket_ev == 1000
+    assert settings.auth_webhook_url == "https://auth.example/gw"
 
 
 def test_onchain_without_chain_data_is_not_ready_and_says_why(private_nats, tmp_path: Path) -> None:  # noqa: ANN001

@@ -3,8 +3,9 @@
 Each puts its WorkerAdvert in ``baton-workers`` every second and answers
 JobRequests on its own subject. ``mode`` picks the behaviour: ``echo`` (the
 result echoes the request), ``fail`` (runner_failed), ``busy`` (refuses, no
-slot), ``hang`` (takes the job, never answers: stop() then plays a worker
-killed mid-job, its advert going stale), ``slow`` (answers after 0.5 s).
+slot), ``stream-fail`` (an LLM stream that breaks off after two tokens),
+``hang`` (takes the job, never answers: stop() then plays a worker killed
+mid-job, its advert going stale), ``slow`` (answers after 0.5 s).
 """
 
 from __future__ import annotations
@@ -80,6 +81,13 @@ class TestWorker:
         self.jobs.append(job)
         if self.mode == "busy" or self.in_use >= self.capacity:
             await self._reply(msg, JobError(job_id=job.job_id, code="busy", retryable=True))
+            return
+        if self.mode == "stream-fail":  # two tokens of an LLM stream, then the runner dies
+            for seq, word in enumerate(("half", "way")):
+                chunk = {"choices": [{"index": 0, "delta": {"role": "assistant", "content": word}}]}
+                await self._reply(msg, JobChunk(job_id=job.job_id, seq=seq, data=json.dumps(chunk)))
+            await asyncio.sleep(0.05)
+            await self._reply(msg, JobError(job_id=job.job_id, code="runner_failed", message="the runner crashed"))
             return
         if self.mode == "fail":
             await self._reply(msg, JobError(job_id=job.job_id, code="runner_failed", message="the runner crashed"))

@@ -46,11 +46,12 @@ from .http import HttpApp
 from .jobs import Jobs
 from .keystore import load_keystore
 from .orchestrator import Orchestrator
-from .payments import OffchainPayments, OnchainPayments
+from .payments import OffchainPayments, OnchainPayments, SessionBindings
 from .sessions import Sessions
 from .state import FixedPrices, KvMirror, TablePrices, mirror_workers, parse_price
 from .tls import ensure_certificate
-from .tokens import AuthTokens
+from .tokens import TOKEN_TTL, AuthTokens
+from .webhook import AuthWebhook
 
 __all__ = ["Negotiator", "main"]
 
@@ -128,7 +129,8 @@ class Negotiator(ServiceBase[NegotiatorSettings]):
             issuer = TicketParamsIssuer(policy, self.ticket_secret, self.chain, nonces)
             validator = PaymentValidator(self.address, self.ticket_secret, self.chain, nonces)
             payments: OffchainPayments | OnchainPayments = OnchainPayments(
-                issuer, PaymentProcessor(validator, balances, winners), balances, s.ticket_ev)
+                issuer, PaymentProcessor(validator, balances, winners), balances, s.ticket_ev,
+                SessionBindings(ttl=TOKEN_TTL))
         else:
             payments = OffchainPayments()
         bodies = await bus.bind(BODIES)
@@ -140,13 +142,15 @@ class Negotiator(ServiceBase[NegotiatorSettings]):
         config = hypercorn_config(f"{bind_host}:{s.job_port}", certfile=str(cert), keyfile=str(key))
         config.keep_alive_max_requests = 2**31  # gateways keep one HTTP/2 connection for many jobs
         config.h2_max_concurrent_streams = 1000
-        app = HttpApp(None, fetch_private=s.segment_fetch_private)  # type: ignore[arg-type]
+        app = HttpApp(None, fetch_private=s.segment_fetch_private,  # type: ignore[arg-type]
+                      max_body_bytes_in_flight=s.max_body_bytes_in_flight)
         listener = ctx.serve_http(app, config=config, name="jobs")
         self.job_port = listener.port
         transcoder_uri = f"https://{host}:{self.job_port}"
         self.orch = Orchestrator(pool=self.pool, prices=prices, payments=payments, tokens=AuthTokens(auth_key),
                                  address=self.address, eth_key=self.eth_key, transcoder_uri=transcoder_uri,
-                                 max_sessions=self._max_sessions, open_sessions=lambda: len(sessions))
+                                 max_sessions=self._max_sessions, open_sessions=lambda: len(sessions),
+                                 webhook=AuthWebhook(s.auth_webhook_url, ttl=TOKEN_TTL) if s.auth_webhook_url else None)
         app.jobs = Jobs(self.orch, Dispatcher(bus.nc, self.pool, bodies), sessions, bodies, timeout_for=s.timeout_for)
         self.grpc = OrchestratorServer(self.orch, sessions.end)
         grpc_port = s.public_addr.rpartition(":")[2]
@@ -160,6 +164,8 @@ class Negotiator(ServiceBase[NegotiatorSettings]):
             await self.grpc.stop(GRPC_GRACE)
         for mirror in self._mirrors:
             await mirror.stop()
+        if self.orch is not None and self.orch.webhook is not None:
+            await self.orch.webhook.close()
 
     def checks(self) -> dict[str, Check]:
         loaded = "loaded" if self.ticket_secret else "not needed offchain"

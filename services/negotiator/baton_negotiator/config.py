@@ -101,6 +101,19 @@ class NegotiatorSettings(CommonSettings, frozen=True, kw_only=True):
         dict[str, float],
         setting('Per-pipeline job timeouts in seconds, JSON: {"llm": 120, "transcode": 30}.'),
     ] = {}
+    auth_webhook_url: Annotated[
+        str,
+        setting("go-livepeer's -authWebhookUrl: each GetOrchestrator POSTs {\"id\": \"<gateway address>\"} here and "
+                "is refused unless it answers 200; a priceInfo {pricePerUnit, pixelsPerUnit} in the answer is that "
+                "gateway's base price (without capabilities) for 30 minutes. Empty: none.", flag="authWebhookUrl"),
+    ] = ""
+    max_body_bytes_in_flight: Annotated[
+        int,
+        setting("Request body bytes all job requests together may hold in memory (a /segment body may be "
+                "300,000,000); past it a request is refused with 503 insufficient capacity before its body is "
+                "read. Credentials are checked before any body is read.", ge=1_000_000),
+    ] = 600_000_000
+
     def __post_init__(self) -> None:
         super().__post_init__()
         onchain = self.network != "offchain"
@@ -125,6 +138,9 @@ class NegotiatorSettings(CommonSettings, frozen=True, kw_only=True):
         for name, seconds in self.job_timeouts.items():
             if seconds <= 0:
                 raise ValueError(f"BATON_NEGOTIATOR_JOB_TIMEOUTS: {name} must be > 0 seconds, got {seconds}")
+        if self.auth_webhook_url and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", self.auth_webhook_url):
+            raise ValueError(f"BATON_NEGOTIATOR_AUTH_WEBHOOK_URL (-authWebhookUrl) is not an http(s) URL: "
+                             f"{self.auth_webhook_url!r}")
         if self.eth_orch_addr and not re.fullmatch(r"0x[0-9a-fA-F]{40}", self.eth_orch_addr):
             raise ValueError(f"BATON_NEGOTIATOR_ETH_ORCH_ADDR (-ethOrchAddr) is not a 0x address: {self.eth_orch_addr!r}")
 

@@ -80,7 +80,7 @@ class OrchestratorServer:
         async def work() -> lp_rpc_pb2.OrchestratorInfo:
             sender = self._orch.verify_request(req)
             if sender and self._orch.payments.onchain:
-                label[0] = checksum_address(sender)
+                label[0] = metrics.SENDER_LABELS.label(checksum_address(sender))
             return await self._orch.get_orchestrator(req, sender)
 
         return await self._answer("GetOrchestrator", context, work, label)

@@ -23,14 +23,14 @@ import msgspec
 
 from baton_common.capabilities import PIPELINES
 from baton_common.metrics import Outcome
+from baton_common.schemas import ai
 
 from . import metrics
-from .ai_types import JSON_TYPES, MULTIPART_TYPES
-from .errors import BadInput, BodyTooLarge, NegotiatorError, NotFound, refusal_of
+from .errors import BadInput, BodyTooLarge, InsufficientCapacity, NegotiatorError, NotFound, refusal_of
 from .jobs import Jobs
 from .media import image_size, parse_form
 
-__all__ = ["HttpApp", "MAX_JSON_BYTES"]
+__all__ = ["BodyBudget", "HttpApp", "MAX_JSON_BYTES"]
 
 log = logging.getLogger("baton.negotiator")
 MAX_JSON_BYTES = 10 * 1024 * 1024
@@ -42,9 +42,34 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 
 
+class BodyBudget:
+    """Request body bytes held in memory across all requests, capped (``max_body_bytes_in_flight``).
+
+    A body is counted from its first byte (its whole Content-Length when it names one) until its
+    request ends; past the cap a request is refused with 503 ``insufficient capacity`` unread.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def take(self, size: int) -> None:
+        if self.used + size > self.limit:
+            raise InsufficientCapacity("insufficient capacity: too many request bytes in flight, retry later")
+        self.used += size
+
+    def give(self, size: int) -> None:
+        self.used = max(self.used - size, 0)
+
+
 class Request:
-    def __init__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+    def __init__(self, scope: dict[str, Any], receive: Receive, send: Send, budget: BodyBudget) -> None:
         self.scope, self.receive, self.send = scope, receive, send
+        self.budget = budget
+        self.held = 0
+        """Body bytes of this request counted in ``budget``."""
+        self.creds: Any = None
+        """The checked credential headers (``orchestrator.Credentials``), once checked."""
         self.path: str = scope["path"]
         self.method: str = scope["method"]
         self.headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
@@ -57,9 +82,12 @@ class Request:
         return self.headers.get(name.lower(), "")
 
     async def body(self, limit: int) -> bytes:
+        """The whole body, at most ``limit`` bytes (413), counted in the budget (503 past it)."""
         length = self.header("content-length")
         if length.isdigit() and int(length) > limit:
             raise BodyTooLarge(f"request body is {length} bytes; at most {limit} are accepted")
+        if length.isdigit():
+            self._hold(int(length))
         chunks, size = [], 0
         while True:
             message = await self.receive()
@@ -69,9 +97,15 @@ class Request:
             size += len(chunk)
             if size > limit:
                 raise BodyTooLarge(f"request body is over {limit} bytes")
+            if size > self.held:
+                self._hold(size - self.held)
             chunks.append(chunk)
             if not message.get("more_body"):
                 return b"".join(chunks)
+
+    def _hold(self, size: int) -> None:
+        self.budget.take(size)
+        self.held += size
 
     async def start(self, status: int, content_type: str, extra: list[tuple[bytes, bytes]] = ()) -> None:  # type: ignore[assignment]
         self.started = True
@@ -92,10 +126,11 @@ class Request:
 class HttpApp:
     """The ASGI app; ``jobs`` does the work, this maps paths, errors and metrics."""
 
-    def __init__(self, jobs: Jobs, *, fetch_private: bool = False) -> None:
+    def __init__(self, jobs: Jobs, *, fetch_private: bool = False, max_body_bytes_in_flight: int = 2**62) -> None:
         self.jobs = jobs
         self._fetch_private = fetch_private
-        self._ai = {p.path: p for p in PIPELINES if p.name != "live-video-to-video"}
+        self.budget = BodyBudget(max_body_bytes_in_flight)
+        self._ai = {p.path: p for p in PIPELINES if p.name in ai.PARAMS}  # live-video-to-video: a later issue
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -105,7 +140,7 @@ class HttpApp:
             return
         if scope["type"] != "http":
             return
-        req = Request(scope, receive, send)
+        req = Request(scope, receive, send, self.budget)
         endpoint = self._endpoint(req.path)
         started = time.perf_counter()
         outcome = Outcome.OK
@@ -125,13 +160,15 @@ class HttpApp:
                 await self.jobs.fail_started(req, refusal)
         else:
             outcome = req.context.get("outcome", Outcome.OK)  # type: ignore[assignment]
+        finally:
+            self.budget.give(req.held)
         metrics.REQUESTS.labels(endpoint, str(outcome)).inc()
         metrics.REQUEST_SECONDS.labels(endpoint).observe(time.perf_counter() - started)
 
     def _endpoint(self, path: str) -> str:
         if path.startswith("/stream/"):
             return "/stream"
-        if path in self._ai or path in ("/segment", "/payment", "/refresh-payment"):
+        if path in self._ai or path in ("/segment", "/payment", "/refresh-payment", LIVE_PATH):
             return path
         return "other"
 
@@ -145,6 +182,13 @@ class HttpApp:
             raise NotFound("404 page not found")
         if req.method != "POST":
             raise Refusal405()
+        # The credential headers are checked before any body is read (402/403 for a stranger's upload).
+        if endpoint == LIVE_PATH:
+            raise NotFound("pipeline live-video-to-video is not served by this orchestrator yet")
+        if endpoint == "/refresh-payment":
+            await self.refresh_payment(req)
+            return
+        self.jobs.credentials(req)
         if endpoint == "/segment":
             body = await req.body(MAX_SEGMENT_BYTES)
             fetch = None
@@ -156,38 +200,34 @@ class HttpApp:
             await self.jobs.segment(req, body, fetch=fetch)
         elif endpoint == "/payment":
             await self.jobs.payment(req)
-        elif endpoint == "/refresh-payment":
-            await self.refresh_payment(req)
         else:
-            pipeline = self._ai[endpoint]
-            if pipeline.name in MULTIPART_TYPES:
-                await self._multipart(req, pipeline.name)
+            pipeline = self._ai[endpoint].name
+            if pipeline in ai.FILE_FIELD:
+                await self._multipart(req, pipeline)
                 return
-            if pipeline.name not in JSON_TYPES:
-                raise NotFound(f"pipeline {pipeline.name} is not served by this orchestrator yet")
             body = await req.body(MAX_JSON_BYTES)
             try:
-                params = msgspec.json.decode(body, type=JSON_TYPES[pipeline.name])
+                params = msgspec.json.decode(body, type=ai.PARAMS[pipeline])
             except msgspec.ValidationError as exc:
                 raise BadInput(f"invalid request: {exc}") from None
             except msgspec.DecodeError:
                 raise BadInput("invalid request: the body is not JSON") from None
-            await self.jobs.ai(req, pipeline.name, params)
+            await self.jobs.ai(req, pipeline, params)
 
     async def _multipart(self, req: Request, pipeline: str) -> None:
-        type_, file_field = MULTIPART_TYPES[pipeline]
+        file_field = ai.FILE_FIELD[pipeline]
         fields, files = parse_form(req.header("content-type"), await req.body(MAX_UPLOAD_BYTES))
         upload = files.get(file_field)
         if upload is None or not upload.data:
             raise BadInput(f"invalid request: the {file_field} file is required")
         try:
-            params = msgspec.convert(fields, type_, strict=False)
+            params = ai.params(pipeline, fields)
         except msgspec.ValidationError as exc:
             raise BadInput(f"invalid request: {exc}") from None
         width = height = 0
         if file_field == "image":
             width, height = image_size(upload.data)
-        await self.jobs.ai(req, pipeline, params, body=upload.data, units=params.units_for(width, height),
+        await self.jobs.ai(req, pipeline, params, body=upload.data, width=width, height=height,
                            extra={"filename": upload.filename, "content_type": upload.content_type})
 
     async def refresh_payment(self, req: Request) -> None:
@@ -208,6 +248,7 @@ class HttpApp:
 
 
 SEGMENT_URI_TYPE = "application/vnd+livepeer.uri"
+LIVE_PATH = "/live-video-to-video"
 SEGMENT_FETCH_TIMEOUT = 8.0
 
 

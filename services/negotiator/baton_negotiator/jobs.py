@@ -1,20 +1,24 @@
 """What each job endpoint does: credentials, capacity, payment, dispatch, billing, the answer.
 
-The order follows go-livepeer: headers (402/403), capacity (503 before any
-payment is taken), payment (400 with the payment core's text), balance (400
-``Insufficient balance``), the job, then the debit of price x the units the
-worker actually produced. A job that failed or produced nothing is not debited;
-a debit is made once, after the result is in hand.
+The order follows go-livepeer: headers (402/403, checked before the body is
+read), capacity (503 before any payment is taken), payment (400 with the payment
+core's text), balance (400 ``Insufficient balance``: the job's estimated cost is
+reserved, i.e. taken up front), the job, then the settlement: price x the units
+the worker actually produced, the rest given back. A job that failed or produced
+nothing is billed nothing; a broken LLM stream the tokens it delivered; a
+reservation is settled once, after the result is in hand.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
 import mimetypes
 import uuid
 from collections.abc import Awaitable, Callable
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -22,16 +26,17 @@ from nats.js.object_store import ObjectStore
 
 from baton_common.capabilities import manifest_id as manifest_of
 from baton_common.capabilities import pipeline_by_name
-from baton_common.pm import Scope, checksum_address, keccak256, price_info_for, ticket_params_to_pb
+from baton_common.pm import Scope, Validation, keccak256, price_info_for, ticket_params_to_pb
 from baton_common.proto import lp_rpc_pb2
 from baton_common.schemas.jobs import JobChunk, JobResult
 from baton_common.schemas.transcode import TranscodeParams, VideoProfile
 
 from . import metrics
+from .billing import AUDIO_MIN_UNITS, billed_units, job_params, model_of, segment_estimate
 from .dispatch import Dispatcher
 from .errors import BadInput, BadSegmentHeader, InsufficientCapacity, JobFailed, NegotiatorError, NotFound
 from .orchestrator import Credentials, Orchestrator, requested_pairs
-from .payments import parse_payment
+from .payments import Reservation, parse_payment, sender_label
 from .sessions import SEGMENT_BUFFER, Sessions
 
 if TYPE_CHECKING:
@@ -52,21 +57,41 @@ class Jobs:
         self._bodies = bodies
         self._timeout_for = timeout_for
 
-    def _credentials(self, req: Request) -> Credentials:
+    def credentials(self, req: Request) -> Credentials:
+        """Check the request's headers (402/403), before its body is read; kept on ``req.creds``."""
         payment = parse_payment(req.header("Livepeer-Payment"))
         creds = self.orch.credentials(payment, req.header("Livepeer-Segment"))
-        req.sender = creds.sender_label if self.orch.payments.onchain else metrics.UNKNOWN_SENDER
-        if creds.sender and self.orch.payments.onchain:
-            req.sender = checksum_address(creds.sender)
+        req.creds = creds
         return creds
+
+    def _credentials(self, req: Request) -> Credentials:
+        return req.creds if req.creds is not None else self.credentials(req)
+
+    def _proven(self, req: Request, validation: Validation | None, creds: Credentials, price: Fraction) -> None:
+        """On-chain, the sender a payment names must be proven before it spends (see ``SessionBindings``);
+        the refusal metric names it only then."""
+        payments = self.orch.payments
+        if not payments.onchain:
+            return
+        if validation is not None and validation.verified and validation.sender == creds.sender:
+            req.sender = sender_label(creds.sender)
+        if price > 0:
+            payments.require_verified(validation, creds.sender, creds.token_key)
+            req.sender = sender_label(creds.sender)
+
+    async def _settle(self, reservation: Reservation, units: int) -> None:
+        try:
+            await asyncio.shield(self.orch.payments.settle(reservation, units))
+        except Exception:  # the answer is out or the job failed; a lost settle is logged, never retried twice
+            log.exception("settling a job's reservation failed", extra={"manifest": reservation.manifest_id})
 
     # --- batch AI -----------------------------------------------------------------------
 
-    async def ai(self, req: Request, pipeline_name: str, params: Any, *, body: bytes = b"", units: int | None = None,
-                 extra: dict[str, Any] | None = None) -> None:
+    async def ai(self, req: Request, pipeline_name: str, params: Any, *, body: bytes = b"", width: int = 0,
+                 height: int = 0, extra: dict[str, Any] | None = None) -> None:
         creds = self._credentials(req)
         pipeline = pipeline_by_name(pipeline_name)
-        model_id = params.model_id
+        model_id = model_of(params)
         req.context.update(capability=str(pipeline.capability), model=model_id)
         if not model_id:
             raise BadInput(f"invalid request: {'model' if pipeline_name == 'llm' else 'model_id'} is required")
@@ -76,39 +101,52 @@ class Jobs:
         manifest = manifest_of(pipeline.capability, model_id)
         sender = creds.sender
         payments = self.orch.payments
-        await payments.receive(creds.payment, manifest, Scope.of(pipeline.capability, model_id))
+        validation = await payments.receive(creds.payment, manifest, Scope.of(pipeline.capability, model_id))
         quoted = await self.orch.price(sender, [(pipeline.capability, model_id)]) if payments.onchain else 0
         price = await payments.session_price(sender, manifest, quoted)
-        units = params.units() if units is None else units
-        # The job's cost must be covered before it runs, except where the worker counts the units (audio seconds).
-        await payments.require_balance(sender, manifest, price, 0 if pipeline_name == "audio-to-text" else units)
-        job = {**msgspec.to_builtins(params), **(extra or {})}
+        self._proven(req, validation, creds, price)
+        units = billed_units(pipeline_name, params, width, height)
+        # The job's cost is taken from the balance before it runs (audio: its minimum, the worker measures it).
+        reservation = await payments.reserve(sender, manifest, price, units)
+        job = {**job_params(params), **(extra or {})}
         stream = pipeline_name == "llm" and params.stream
+        delivered = [0]
 
         async def relay(chunk: JobChunk) -> None:
             if not req.started:
                 await req.start(200, "text/event-stream", [(b"cache-control", b"no-cache")])
             await req.write(f"data: {chunk.data}\n\n".encode(), more=True)
+            if chunk.data.strip() != "[DONE]":
+                delivered[0] += 1
 
-        finished = await self.dispatcher.run("inference", pipeline_name, model_id, params=job, body=body,
-                                             billed_units=units,
-                                             timeout=self._timeout_for(pipeline_name), sender=req.sender,
-                                             on_chunk=relay if stream else None)
+        try:
+            finished = await self.dispatcher.run("inference", pipeline_name, model_id, params=job, body=body,
+                                                 billed_units=units,
+                                                 timeout=self._timeout_for(pipeline_name), sender=req.sender,
+                                                 on_chunk=relay if stream else None)
+        except BaseException:
+            # Nothing produced is billed nothing; a stream that broke off is billed the tokens it delivered.
+            await self._settle(reservation, min(delivered[0], units) if stream else 0)
+            raise
         result = finished.result
         # Billed per spec section 6 from the request as it ran (the OpenAPI defaults filled in); the
         # worker's count is taken only where the units come from the input media (audio seconds).
-        billed = result.units if pipeline_name == "audio-to-text" and result.units else units
+        billed = max(result.units, AUDIO_MIN_UNITS) if pipeline_name == "audio-to-text" else units
         if stream:
-            await self._debit(sender, manifest, price, billed)
+            await self._settle(reservation, billed)
             if not req.started:
                 await req.start(200, "text/event-stream", [(b"cache-control", b"no-cache")])
             await req.write(b"", more=False)
         else:
             data_urls = req.header("Authorization") != AI_WORKER_AUTH
-            body = await self._ai_body(result, data_urls=data_urls)
-            await self.dispatcher.delete_outputs(result)
-            # Debited once the output is in hand, before the answer goes out.
-            await self._debit(sender, manifest, price, billed)
+            try:
+                body = await self._ai_body(result, data_urls=data_urls)
+                await self.dispatcher.delete_outputs(result)
+            except BaseException:
+                await self._settle(reservation, 0)
+                raise
+            # Settled once the output is in hand, before the answer goes out.
+            await self._settle(reservation, billed)
             await req.respond(200, body, "application/json")
 
     async def _ai_body(self, result: JobResult, *, data_urls: bool) -> bytes:
@@ -131,12 +169,6 @@ class Jobs:
                 urls[output.name] = f"{self.orch.transcoder_uri}/stream/{path}"
         return json.dumps(_replace_urls(doc, urls)).encode()
 
-    async def _debit(self, sender: bytes, manifest: str, price: Any, units: int) -> None:
-        try:
-            await self.orch.payments.debit(sender, manifest, price, units)
-        except Exception:  # the work is done and answered; a lost debit is logged, never retried twice
-            log.exception("debit failed", extra={"manifest": manifest})
-
     async def fail_started(self, req: Request, refusal: NegotiatorError) -> None:
         """An error after the answer started (SSE, /segment's early 200): said in the body, then closed."""
         if req.path == "/llm":
@@ -149,13 +181,26 @@ class Jobs:
     async def segment(self, req: Request, body: bytes, *, fetch: Callable[[], Awaitable[bytes]] | None = None) -> None:
         """A segment (``body``, or fetched by ``fetch`` once credentials and balance pass) transcoded."""
         creds = self._credentials(req)
-        seg = creds.segment
         self.sessions.check(creds.session_id)  # capped: 503 before any payment is taken
         sender, payments = creds.sender, self.orch.payments
-        await payments.receive(creds.payment, creds.session_id, Scope.base())
+        validation = await payments.receive(creds.payment, creds.session_id, Scope.base())
+        if payments.onchain and validation is not None and validation.verified and validation.sender == sender:
+            req.sender = sender_label(sender)
         quoted = await self.orch.price(sender, []) if payments.onchain else 0
         price = await payments.session_price(sender, creds.session_id, quoted)
-        await payments.require_balance(sender, creds.session_id, price)
+        # The balance must cover the segment's estimated cost, as go-livepeer gateways estimate it; it is
+        # taken now and settled with the output pixels (a segment that produced nothing costs nothing).
+        reservation = await payments.reserve(sender, creds.session_id, price, segment_estimate(creds.segment))
+        billed = [0]
+        try:
+            await self._transcode(req, creds, body, fetch, reservation, billed)
+        finally:
+            await self._settle(reservation, billed[0])
+
+    async def _transcode(self, req: Request, creds: Credentials, body: bytes,
+                         fetch: Callable[[], Awaitable[bytes]] | None, reservation: Reservation,
+                         billed: list[int]) -> None:
+        seg, sender = creds.segment, creds.sender
         if fetch is not None:
             body = await fetch()
         if keccak256(body) != bytes(seg.hash):
@@ -210,7 +255,8 @@ class Jobs:
             return
         result.data.sig = self.orch.sign(keccak256(hashes))
         metrics.MIL_PIXELS.inc(pixels / 1e6)
-        await self._debit(sender, creds.session_id, price, finished.result.units or pixels)
+        billed[0] = finished.result.units or pixels
+        await self._settle(reservation, billed[0])  # before the answer goes out
         await req.write(result.SerializeToString())
 
     # --- payments -----------------------------------------------------------------------
@@ -230,7 +276,10 @@ class Jobs:
         if pairs != ([named] if named else []):
             raise BadInput("Invalid payment: manifestId does not match the segment's capabilities")
         scope = Scope.of(*named) if named else Scope.base()
-        await self.orch.payments.receive(creds.payment, manifest, scope)
+        validation = await self.orch.payments.receive(creds.payment, manifest, scope)
+        if validation is not None and validation.verified and validation.sender == creds.sender:
+            req.sender = sender_label(creds.sender)
+            self.orch.payments.require_verified(validation, creds.sender, creds.token_key)  # binds the session
         info = await self.orch.info(creds.sender, caps, seg.auth_token)
         await req.respond(200, lp_rpc_pb2.PaymentResult(info=info).SerializeToString(), "application/x-protobuf")
 

@@ -1,12 +1,17 @@
 """Every metric the negotiator exports.
 
 ``baton_negotiator_refusals_total{reason, sender}``: why no work. ``sender`` is
-the gateway's address only once its signature verified (a hostile client
-cannot grow the label set), else ``unknown``. ``baton_requests_total{endpoint,
+the gateway's address only once a ticket signature of it verified, else
+``unknown``; and only for the first ``MAX_SENDER_LABELS`` such senders of the
+process, ``other`` after them (``SenderLabels``): throwaway keys that sign
+tickets cannot grow the label set without bound. The go-livepeer series
+labelled by sender go through the same ``SenderLabels``. ``baton_requests_total{endpoint,
 outcome}``: the SLO counter. go-livepeer's series keep their names and labels.
 """
 
 from __future__ import annotations
+
+import threading
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -15,10 +20,14 @@ from baton_common.metrics import REQUEST_LABELS, REQUESTS_METRIC, LivepeerCounte
 __all__ = [
     "CURRENT_SESSIONS",
     "MAX_SESSIONS",
+    "MAX_SENDER_LABELS",
     "MIL_PIXELS",
+    "OTHER_SENDER",
     "REFUSALS",
     "REQUESTS",
     "REQUEST_SECONDS",
+    "SENDER_LABELS",
+    "SenderLabels",
     "TICKETS_RECV",
     "TICKET_VALUE_RECV",
     "UNKNOWN_SENDER",
@@ -28,6 +37,30 @@ __all__ = [
 ]
 
 UNKNOWN_SENDER = "unknown"
+OTHER_SENDER = "other"
+MAX_SENDER_LABELS = 1000
+"""Distinct verified senders that get a label value of their own; later ones count as ``other``."""
+
+
+class SenderLabels:
+    """The label value for a verified sender's address: itself for the first ``limit`` distinct ones."""
+
+    def __init__(self, limit: int = MAX_SENDER_LABELS) -> None:
+        self._limit = limit
+        self._known: set[str] = set()
+        self._lock = threading.Lock()
+
+    def label(self, address: str) -> str:
+        if address in (UNKNOWN_SENDER, OTHER_SENDER) or address in self._known:
+            return address
+        with self._lock:
+            if len(self._known) >= self._limit:
+                return OTHER_SENDER
+            self._known.add(address)
+        return address
+
+
+SENDER_LABELS = SenderLabels()
 
 REFUSALS = Counter("baton_negotiator_refusals", "Requests refused or failed, by reason and verified sender.",
                    ("reason", "sender"))

@@ -33,6 +33,7 @@ from .domain import WorkerPool, auto_adjust, capabilities_for, compatible, price
 from .errors import BadInput, BadSegmentHeader, Capped
 from .payments import OffchainPayments, OnchainPayments
 from .tokens import AuthTokens
+from .webhook import AuthWebhook
 
 __all__ = ["Credentials", "Orchestrator", "flatten_segment", "requested_pairs"]
 
@@ -65,6 +66,11 @@ class Credentials:
     """Verified sender (20 bytes), or empty offchain without one."""
 
     @property
+    def token_key(self) -> str:
+        """The auth token's MAC (hex): names this token, and no other, for ``SessionBindings``."""
+        return bytes(self.segment.auth_token.token).hex()
+
+    @property
     def sender_label(self) -> str:
         return checksum_address(self.sender) if len(self.sender) == 20 else metrics.UNKNOWN_SENDER
 
@@ -82,6 +88,7 @@ class Orchestrator:
         transcoder_uri: str,
         max_sessions: Callable[[], int],
         open_sessions: Callable[[], int],
+        webhook: AuthWebhook | None = None,
     ) -> None:
         self.pool = pool
         self._prices = prices
@@ -92,6 +99,7 @@ class Orchestrator:
         self.transcoder_uri = transcoder_uri
         self._max_sessions = max_sessions
         self._open_sessions = open_sessions
+        self.webhook = webhook
 
     # --- GetOrchestrator -------------------------------------------------------------
 
@@ -120,6 +128,8 @@ class Orchestrator:
                     and m.in_use < m.capacity}
             if not live & set(caps.constraints.PerCapability[35].models):
                 raise Capped("Invalid orchestrator request: OrchestratorCapped")
+        if self.webhook is not None:
+            await self.webhook.authenticate(checksum_address(sender if len(sender) == 20 else bytes(20)))
         return await self.info(sender, caps)
 
     async def price(self, sender: bytes, pairs: list[tuple[int, str]], table: PriceTable | None = None) -> Fraction:
@@ -136,6 +146,10 @@ class Orchestrator:
                 p = auto_adjust(p, multiplier) if adjust and p > 0 else p
                 total += table.clamp(p, sender_hex, capability=capability, model_id=model_id)
             return total
+        webhook = self.webhook if not pairs and len(sender) == 20 else None
+        override = webhook.price_for(checksum_address(sender)) if webhook is not None else None
+        if override is not None:
+            return override  # -authWebhookUrl's priceInfo: that gateway's base price, as is
         price = price_for_pairs(table, sender_hex, [])
         if adjust and price > 0:
             price = auto_adjust(price, multiplier)

@@ -3,16 +3,23 @@
 On-chain, ``OnchainPayments`` wires the hardened core: ``TicketParamsIssuer``
 quotes, ``PaymentProcessor`` validates, persists winners before credit and
 credits exactly once; ``Balances`` keeps the (sender, manifest) credit and the
-session's fixed price, and is debited price x units after a job produced its output.
+session's fixed price. A job takes its estimated cost from the balance before it
+runs (``reserve``) and settles price x the units it produced after (``settle``):
+what it did not use goes back, a failed job gets everything back.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
 from fractions import Fraction
 
 from baton_common.pm import (
     Balances,
+    InsufficientBalance,
     MalformedPayment,
     Payment,
     PaymentError,
@@ -29,7 +36,8 @@ from baton_common.pm import (
 from . import metrics
 from .errors import PaymentUnparseable
 
-__all__ = ["OffchainPayments", "OnchainPayments", "parse_payment"]
+__all__ = ["OffchainPayments", "OnchainPayments", "Reservation", "SessionBindings", "UnverifiedSender",
+           "parse_payment", "sender_label"]
 
 log = logging.getLogger("baton.negotiator")
 
@@ -44,6 +52,77 @@ def parse_payment(header: str) -> Payment | None:
         raise PaymentUnparseable(f"Could not parse payment: {exc.message}") from None
 
 
+def sender_label(sender: bytes) -> str:
+    """The metrics label of a proven sender (``SENDER_LABELS`` bounds how many get their own)."""
+    if len(sender) != 20:
+        return metrics.UNKNOWN_SENDER
+    return metrics.SENDER_LABELS.label(checksum_address(sender))
+
+
+def _label(validation: Validation | None) -> str:
+    """A payment's sender label: its address only when one of its ticket signatures proved it."""
+    if validation is None or not validation.verified:
+        return metrics.UNKNOWN_SENDER
+    return sender_label(validation.sender)
+
+
+@dataclass(eq=False, slots=True)
+class Reservation:
+    """What a job took from its balance up front: ``price`` x ``units``; ``settle`` bills the true units."""
+
+    sender: bytes
+    manifest_id: str
+    price: Fraction
+    units: int
+    settled: bool = False
+
+    @property
+    def cost(self) -> Fraction:
+        return self.price * max(self.units, 0)
+
+
+class SessionBindings:
+    """Which sender each auth token brought a verified ticket from (this replica's memory), keyed by the
+    token's MAC: unforgeable and unique, where an 8-hex session id could be met again by chance.
+
+    AI balances are keyed by (sender, manifest), shared by every session of the
+    sender, and a batch AI request's SegData signature covers only the manifest:
+    the very same header goes to every orchestrator the gateway uses, and so does
+    its GetOrchestrator signature. A payment without tickets therefore proves
+    nothing about who sends it. It may spend a balance only under an auth token
+    whose session already brought a ticket whose signature recovered to that
+    sender (``Validation.verified``); the token itself reaches only the gateway it
+    was issued to.
+    """
+
+    def __init__(self, *, ttl: float, max_entries: int = 100_000, clock: Callable[[], float] = time.monotonic) -> None:
+        self._ttl = ttl
+        self._max = max_entries
+        self._clock = clock
+        self._bound: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
+
+    def bind(self, token: str, sender: bytes) -> None:
+        self._bound[token] = (sender, self._clock() + self._ttl)
+        self._bound.move_to_end(token)
+        while len(self._bound) > self._max:
+            self._bound.popitem(last=False)
+
+    def sender_of(self, token: str) -> bytes | None:
+        entry = self._bound.get(token)
+        if entry is None:
+            return None
+        if entry[1] < self._clock():
+            del self._bound[token]
+            return None
+        return entry[0]
+
+
+class UnverifiedSender(InsufficientBalance):
+    """A payment without tickets under a session no verified ticket of its sender came in: it spends nothing."""
+
+    code = "unverified_sender"
+
+
 class OffchainPayments:
     """go-livepeer offchain: no ticket params, every payment accepted, nothing billed."""
 
@@ -55,28 +134,32 @@ class OffchainPayments:
     async def quote(self, sender: bytes, price: PriceInfo, scope: Scope) -> TicketParams | None:
         return None
 
-    async def receive(self, payment: Payment | None, manifest_id: str, scope: Scope) -> None:
+    async def receive(self, payment: Payment | None, manifest_id: str, scope: Scope) -> Validation | None:
         return None
 
     async def session_price(self, sender: bytes, manifest_id: str, quoted: Fraction) -> Fraction:
         return Fraction(0)
 
-    async def require_balance(self, sender: bytes, manifest_id: str, price: Fraction, units: int = 0) -> None:
+    def require_verified(self, validation: Validation | None, sender: bytes, token: str) -> None:
         return None
 
-    async def debit(self, sender: bytes, manifest_id: str, price: Fraction, units: int) -> None:
-        return None
+    async def reserve(self, sender: bytes, manifest_id: str, price: Fraction, units: int) -> Reservation:
+        return Reservation(sender, manifest_id, Fraction(0), 0)
+
+    async def settle(self, reservation: Reservation, units: int) -> None:
+        reservation.settled = True
 
 
 class OnchainPayments:
     onchain = True
 
     def __init__(self, issuer: TicketParamsIssuer, processor: PaymentProcessor, balances: Balances,
-                 ticket_ev: int) -> None:
+                 ticket_ev: int, bindings: SessionBindings) -> None:
         self._issuer = issuer
         self._processor = processor
         self._balances = balances
         self._ticket_ev = ticket_ev
+        self._bindings = bindings
 
     async def tx_cost_multiplier(self, sender: bytes) -> Fraction:
         return await self._issuer.tx_cost_multiplier(sender)
@@ -88,22 +171,22 @@ class OnchainPayments:
         """Process ``payment`` for (its sender, ``manifest_id``); PaymentError (400 + go-livepeer's text) if refused."""
         if payment is None:
             return None
-        sender = checksum_address(payment.sender) if len(payment.sender) == 20 else "unknown"
         try:
             validation = await self._processor.process(payment, manifest_id, scope)
         except PaymentError as exc:
-            metrics.PAYMENT_RECV_ERRORS.labels(sender, exc.code).inc()
             validation = getattr(exc, "validation", None)
+            metrics.PAYMENT_RECV_ERRORS.labels(_label(validation), exc.code).inc()
             if validation is not None:
-                self._count(sender, validation)
+                self._count(validation)
             raise
-        self._count(sender, validation)
+        self._count(validation)
         return validation
 
     @staticmethod
-    def _count(sender: str, validation: Validation) -> None:
-        if validation.retried:
-            return  # the same payment again: counted when it first came
+    def _count(validation: Validation) -> None:
+        if validation.retried or not validation.verified:
+            return  # the same payment again (counted when it first came), or no ticket proves its sender
+        sender = _label(validation)
         metrics.TICKETS_RECV.labels(sender).inc(validation.received)
         metrics.TICKET_VALUE_RECV.labels(sender).inc(float(validation.ev))
         metrics.WINNING_TICKETS_RECV.labels(sender).inc(len(validation.winners))
@@ -113,18 +196,48 @@ class OnchainPayments:
         fixed = await self._balances.fixed_price(sender, manifest_id)
         return quoted if fixed is None else fixed
 
-    async def require_balance(self, sender: bytes, manifest_id: str, price: Fraction, units: int = 0) -> None:
-        """With a price above 0, the balance must cover one ticket's EV and ``price`` x ``units``, the job's
-        cost where its units are known up front (400 ``Insufficient balance``).
+    def require_verified(self, validation: Validation | None, sender: bytes, token: str) -> None:
+        """Bind the auth ``token`` to ``sender`` when this payment's tickets proved it; otherwise the token must
+        be bound to ``sender`` already (UnverifiedSender: 400 ``Insufficient balance``, nothing spent)."""
+        if validation is not None and validation.verified and validation.sender == sender:
+            self._bindings.bind(token, sender)
+            return
+        if self._bindings.sender_of(token) != sender:
+            raise UnverifiedSender()
 
-        A check, not a reservation: concurrent requests of one sender may each pass against the same balance.
+    async def reserve(self, sender: bytes, manifest_id: str, price: Fraction, units: int) -> Reservation:
+        """Take price x ``units`` (the job's estimated cost) from the balance now, before the job runs.
+
+        The balance must have held max(ticket EV, cost) (400 ``Insufficient balance``). The debit
+        comes first and the check is made on the balance it left, so requests racing on one balance
+        cannot together take more than it holds: one that would overdraw it gives its share back and
+        is refused.
         """
-        if price > 0:
-            await self._balances.require(sender, manifest_id, max(Fraction(self._ticket_ev), price * max(units, 0)))
+        reservation = Reservation(sender, manifest_id, price if price > 0 else Fraction(0), max(units, 0))
+        if price <= 0:
+            return reservation
+        ev = Fraction(self._ticket_ev)
+        cost = reservation.cost
+        await self._balances.require(sender, manifest_id, max(ev, cost))  # a read first: no write for the broke
+        if cost > 0:
+            left = await self._balances.debit(sender, manifest_id, cost)
+            if left < max(ev - cost, Fraction(0)):
+                await self._balances.credit(sender, manifest_id, cost)
+                raise InsufficientBalance()
+        return reservation
 
-    async def debit(self, sender: bytes, manifest_id: str, price: Fraction, units: int) -> None:
-        if price > 0 and units > 0:
-            await self._balances.debit_units(sender, manifest_id, price, units)
+    async def settle(self, reservation: Reservation, units: int) -> None:
+        """Bill ``units`` against the reservation, once: give back what it took beyond them, or take the rest."""
+        if reservation.settled:
+            return
+        reservation.settled = True
+        if reservation.price <= 0:
+            return
+        change = reservation.cost - reservation.price * max(units, 0)
+        if change > 0:
+            await self._balances.credit(reservation.sender, reservation.manifest_id, change)
+        elif change < 0:
+            await self._balances.debit(reservation.sender, reservation.manifest_id, -change)
 
     async def fixed_price(self, sender: bytes, manifest_id: str) -> Fraction | None:
         return await self._balances.fixed_price(sender, manifest_id)
