@@ -130,7 +130,7 @@ class Negotiator(ServiceBase[NegotiatorSettings]):
             validator = PaymentValidator(self.address, self.ticket_secret, self.chain, nonces)
             payments: OffchainPayments | OnchainPayments = OnchainPayments(
                 issuer, PaymentProcessor(validator, balances, winners), balances, s.ticket_ev,
-                SessionBindings(ttl=TOKEN_TTL))
+                SessionBindings(ttl=TOKEN_TTL, strict=s.ticketless_spend == "verified-session"))
         else:
             payments = OffchainPayments()
         bodies = await bus.bind(BODIES)

@@ -107,6 +107,16 @@ class NegotiatorSettings(CommonSettings, frozen=True, kw_only=True):
                 "is refused unless it answers 200; a priceInfo {pricePerUnit, pixelsPerUnit} in the answer is that "
                 "gateway's base price (without capabilities) for 30 minutes. Empty: none.", flag="authWebhookUrl"),
     ] = ""
+    ticketless_spend: Annotated[
+        Literal["sender", "verified-session"],
+        setting("Who may spend an AI balance with a payment that carries no tickets. 'sender' (go-livepeer's "
+                "rule): any request whose Livepeer-Segment signature recovers to the payment's sender; stock "
+                "gateways send such payments under each fresh auth token while they hold credit. "
+                "'verified-session': only under an auth token that already brought a ticket whose signature "
+                "recovered to that sender; closes the replay of a gateway's batch AI header (identical for every "
+                "orchestrator it uses) by another orchestrator, but a stock gateway's first ticketless job "
+                "after a GetOrchestrator refresh is refused with 400 Insufficient balance."),
+    ] = "sender"
     max_body_bytes_in_flight: Annotated[
         int,
         setting("Request body bytes all job requests together may hold in memory (a /segment body may be "

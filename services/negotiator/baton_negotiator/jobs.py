@@ -77,7 +77,8 @@ class Jobs:
             req.sender = sender_label(creds.sender)
         if price > 0:
             payments.require_verified(validation, creds.sender, creds.token_key)
-            req.sender = sender_label(creds.sender)
+            if payments.proven(creds.sender, creds.token_key):
+                req.sender = sender_label(creds.sender)
 
     async def _settle(self, reservation: Reservation, units: int) -> None:
         try:

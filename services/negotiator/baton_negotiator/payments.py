@@ -92,10 +92,15 @@ class SessionBindings:
     nothing about who sends it. It may spend a balance only under an auth token
     whose session already brought a ticket whose signature recovered to that
     sender (``Validation.verified``); the token itself reaches only the gateway it
-    was issued to.
+    was issued to. That is ``strict`` (``ticketless_spend = verified-session``); the
+    default keeps go-livepeer's rule, because stock gateways send ticketless
+    payments under each refreshed token while they hold credit.
     """
 
-    def __init__(self, *, ttl: float, max_entries: int = 100_000, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, *, ttl: float, strict: bool = True, max_entries: int = 100_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.strict = strict
+        """False (``ticketless_spend = sender``, go-livepeer's rule): a ticketless payment spends under any token."""
         self._ttl = ttl
         self._max = max_entries
         self._clock = clock
@@ -142,6 +147,9 @@ class OffchainPayments:
 
     def require_verified(self, validation: Validation | None, sender: bytes, token: str) -> None:
         return None
+
+    def proven(self, sender: bytes, token: str) -> bool:
+        return False
 
     async def reserve(self, sender: bytes, manifest_id: str, price: Fraction, units: int) -> Reservation:
         return Reservation(sender, manifest_id, Fraction(0), 0)
@@ -202,8 +210,12 @@ class OnchainPayments:
         if validation is not None and validation.verified and validation.sender == sender:
             self._bindings.bind(token, sender)
             return
-        if self._bindings.sender_of(token) != sender:
+        if self._bindings.strict and not self.proven(sender, token):
             raise UnverifiedSender()
+
+    def proven(self, sender: bytes, token: str) -> bool:
+        """Whether a verified ticket of ``sender`` came under this auth ``token`` (its metrics label then)."""
+        return self._bindings.sender_of(token) == sender
 
     async def reserve(self, sender: bytes, manifest_id: str, price: Fraction, units: int) -> Reservation:
         """Take price x ``units`` (the job's estimated cost) from the balance now, before the job runs.
