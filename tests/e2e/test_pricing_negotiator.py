@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 from fractions import Fraction
 from pathlib import Path
 
+import httpx
 import nats
 import pytest
 from eth_account import Account
@@ -225,6 +226,11 @@ async def test_the_floor_and_ceiling_hold_the_quote_under_a_gas_spike_and_a_mist
             await chain.set_gas(SPIKE_GAS)
             await quote_becomes(other, 1120, timeout=2)
             await quote_becomes(bounded, 1050)  # the deal's ceiling
+            # go-livepeer's series of the quote: per gateway the table names, any other sender as default.
+            text = await call(httpx.get, f"http://127.0.0.1:{negotiator.health_port}/metrics")
+            assert f'livepeer_transcoding_price{{sender="{BOUNDED.address.lower()}"}} 1050.0' in text.text
+            assert 'livepeer_transcoding_price{sender="default"} 1120.0' in text.text
+            assert other.address.hex() not in text.text
         finally:
             await chain.set_gas(NORMAL_GAS)
         await quote_becomes(bounded, 1010, timeout=2)
