@@ -89,10 +89,10 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-def scaled_for(text: str) -> str:
+def scaled_for(text: str, scale: int = SCALE) -> str:
     def repl(m: re.Match[str]) -> str:
         secs = int(m.group(2)) * {"s": 1, "m": 60, "h": 3600}[m.group(3)]
-        return f"{m.group(1)}{max(1, secs // SCALE)}s"
+        return f"{m.group(1)}{max(1, secs // scale)}s"
     return re.sub(r"(\n\s+for: )(\d+)([smh])", repl, text)
 
 

@@ -8,7 +8,8 @@ matching the table, then the model missing as warm once the worker withdraws it.
 Then the same with the real parts behind it: tritonserver (the inference tests'
 LocalTriton) serving one demo model built for the test, the inference service
 advertising it warm, and Debian's prometheus scraping the monitor with the
-repository's operations.yml (``for:`` / 60, as the paging test). Unloading the
+repository's operations.yml (``for:`` / 120: the 2 minutes of ProbeWarmModelMissing
+are 1 s, well within the seconds the inference service takes to load the model again). Unloading the
 model through Triton's model control API makes the probe report it missing and
 ProbeWarmModelMissing fire; the inference service loads it again, and the
 alert resolves.
@@ -146,9 +147,9 @@ def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalTriton]:
 def start_prometheus(folder: Path, monitor_port: int) -> tuple[subprocess.Popen[bytes], str]:
     rules = folder / "rules"
     rules.mkdir()
-    (rules / "operations.yml").write_text(scaled_for((REPO / "prometheus" / "rules" / "operations.yml").read_text()))
+    (rules / "operations.yml").write_text(scaled_for((REPO / "prometheus" / "rules" / "operations.yml").read_text(), 120))
     config = {
-        "global": {"scrape_interval": "500ms", "scrape_timeout": "400ms", "evaluation_interval": "500ms"},
+        "global": {"scrape_interval": "250ms", "scrape_timeout": "200ms", "evaluation_interval": "250ms"},
         "rule_files": ["rules/*.yml"],
         "scrape_configs": [{"job_name": "baton", "honor_labels": True, "static_configs": [
             {"targets": [f"127.0.0.1:{monitor_port}"], "labels": {"service": "monitor"}}]}],
