@@ -110,9 +110,13 @@ def home() -> Board:
     b.ts("GetOrchestrator latency", "The probe's round trip; gateways give up at 500 ms.",
          ("baton_monitor_probe_duration_seconds", "{{target}}"), unit="s", w=18, h=5)
     b.row("Jobs")
-    b.ts("Jobs by outcome", "Inference and transcode jobs, by outcome.",
-         ("sum by (outcome) (rate(baton_inference_jobs_total[$__rate_interval]))", "inference {{outcome}}"),
-         ("sum by (outcome) (rate(baton_transcode_jobs_total[$__rate_interval]))", "transcode {{outcome}}"),
+    b.ts("Jobs and failures", "Inference jobs asked of the workers and transcoded segments, and their failures "
+         "by error code.",
+         ("sum(rate(livepeer_ai_models_requested[$__rate_interval]))", "inference jobs"),
+         ("sum by (error_code) (rate(baton_inference_job_errors_total[$__rate_interval]))", "inference {{error_code}}"),
+         ("sum(rate(livepeer_segment_transcoded_total[$__rate_interval]))", "segments transcoded"),
+         ("sum by (error_code) (rate(livepeer_segment_transcode_failed_total[$__rate_interval]))",
+          "transcode {{error_code}}"),
          unit="ops")
     b.ts("Sessions", "go-livepeer's transcoding sessions and their cap.",
          ("sum(livepeer_current_sessions_total)", "current"), ("sum(livepeer_max_sessions_total)", "max"))
@@ -129,18 +133,21 @@ def home() -> Board:
 def ai() -> Board:
     b = Board("baton-ai", "Baton: AI", "Latency per pipeline and model, warm state, containers, VRAM.")
     b.row("Latency")
-    b.ts("Job latency p50 / p95", "baton_inference_job_duration_seconds per pipeline and model.",
+    b.ts("Job latency p50 / p95", "baton_inference_job_seconds per pipeline and model.",
          ("histogram_quantile(0.5, sum by (le, pipeline, model_id) "
-          "(rate(baton_inference_job_duration_seconds_bucket[$__rate_interval])))", "p50 {{pipeline}} {{model_id}}"),
+          "(rate(baton_inference_job_seconds_bucket[$__rate_interval])))", "p50 {{pipeline}} {{model_id}}"),
          ("histogram_quantile(0.95, sum by (le, pipeline, model_id) "
-          "(rate(baton_inference_job_duration_seconds_bucket[$__rate_interval])))", "p95 {{pipeline}} {{model_id}}"),
+          "(rate(baton_inference_job_seconds_bucket[$__rate_interval])))", "p95 {{pipeline}} {{model_id}}"),
          unit="s", w=24)
     b.ts("Triton request time", "Triton's average time per successful request, per model.",
          ("sum by (model) (rate(nv_inference_request_duration_us[$__rate_interval])) / "
           "sum by (model) (rate(nv_inference_request_success[$__rate_interval])) / 1e6", "{{model}}"), unit="s")
-    b.ts("Jobs by outcome", "baton_inference_jobs_total per pipeline, model and outcome.",
-         ("sum by (pipeline, model_id, outcome) (rate(baton_inference_jobs_total[$__rate_interval]))",
-          "{{pipeline}} {{model_id}} {{outcome}}"), unit="ops")
+    b.ts("Jobs and errors", "Jobs asked of each model (livepeer_ai_models_requested) and the workers' errors by code "
+         "(baton_inference_job_errors_total).",
+         ("sum by (pipeline, model_id) (rate(livepeer_ai_models_requested[$__rate_interval]))",
+          "{{pipeline}} {{model_id}}"),
+         ("sum by (pipeline, model_id, error_code) (rate(baton_inference_job_errors_total[$__rate_interval]))",
+          "{{pipeline}} {{model_id}} {{error_code}}"), unit="ops")
     b.row("Warm models and capacity")
     b.ts("Warm (workers)", "Per model the config marks warm: 1 if a worker advertises it warm.",
          ("baton_monitor_model_warm", "{{pipeline}} {{model_id}}"), extra=PERCENT)
@@ -157,12 +164,14 @@ def ai() -> Board:
 
 def transcoding() -> Board:
     b = Board("baton-transcoding", "Baton: transcoding", "Real-time factor, pixels, failures, sessions.")
-    b.ts("Real-time factor", "Segment duration over transcode time; below 1 a live stream falls behind.",
-         ("baton_transcode_realtime_ratio", "{{instance}}"), unit="short")
-    b.ts("Pixels per second", "Output pixels transcoded.",
-         ("sum(rate(baton_transcode_pixels_total[$__rate_interval]))", "pixels/s"), unit="short")
-    b.ts("Failures", "Transcode jobs that did not end ok, by outcome.",
-         ('sum by (outcome) (rate(baton_transcode_jobs_total{outcome!="ok"}[$__rate_interval]))', "{{outcome}}"),
+    b.ts("Real-time factor (median)", "Seconds of rendition encoded per second of wall time, per rendition; "
+         "below 1 a live stream falls behind.",
+         ("histogram_quantile(0.5, sum by (le, rendition) (rate(baton_transcode_realtime_factor_bucket"
+          "[$__rate_interval])))", "{{rendition}}"), unit="short")
+    b.ts("Pixels per second", "Output pixels transcoded (go-livepeer's livepeer_mil_pixels_processed).",
+         ("sum(rate(livepeer_mil_pixels_processed[$__rate_interval])) * 1e6", "pixels/s"), unit="short")
+    b.ts("Failures", "Segments that failed, by error code.",
+         ("sum by (error_code) (rate(livepeer_segment_transcode_failed_total[$__rate_interval]))", "{{error_code}}"),
          unit="ops")
     b.ts("Sessions", "go-livepeer's sessions and their cap.",
          ("sum(livepeer_current_sessions_total)", "current"), ("sum(livepeer_max_sessions_total)", "max"))
@@ -175,9 +184,11 @@ def transcoding() -> Board:
 def payments() -> Board:
     b = Board("baton-payments", "Baton: payments and chain", "Tickets, redemptions, reward, gas, gateways' deposits.")
     b.row("Tickets")
-    b.ts("Winning tickets (1 h)", "Received winners against what the win probabilities lead to expect.",
+    b.ts("Winning tickets (1 h)", "Received winners against those to expect: the expected value received over "
+         "the average face value of the winners on record.",
          ("sum(increase(livepeer_winning_tickets_recv[1h]))", "received"),
-         ("sum(increase(baton_negotiator_winning_tickets_expected_total[1h]))", "expected"))
+         ("sum(increase(livepeer_ticket_value_recv[1h])) / (sum(baton_monitor_winners_value_wei) / "
+          "sum(baton_monitor_winners))", "expected"))
     b.ts("Ticket value received", "Expected value of the tickets received, ETH per hour.",
          ("sum(increase(livepeer_ticket_value_recv[1h])) / 1e18", "ETH/h"), unit="none")
     b.ts("Payment errors", "Payments the negotiator refused.",
@@ -192,14 +203,15 @@ def payments() -> Board:
     b.ts("Oldest pending winner", "Since the monitor first saw it.",
          ("baton_monitor_redemptions_oldest_pending_seconds", "age"), unit="s")
     b.row("Reward and gas")
-    b.stat("Round", "Current round and the last one reward() was called for.",
-           ("max(baton_chain_round)", "round"), ("max(baton_chain_last_reward_round)", "last reward"), w=8)
+    b.stat("Reward rounds", "The last round reward() was called for, and active rounds that ended without it.",
+           ("max(baton_chain_last_reward_round)", "last reward"),
+           ("sum(baton_chain_rounds_missed_total)", "missed"), w=8)
     b.stat("Reward call errors (1 d)", "livepeer_reward_call_errors.",
            ("sum(increase(livepeer_reward_call_errors[1d]))", "errors"), w=8)
     b.stat("ETH balance", "The orchestrator key's ETH, for gas.", ("max(baton_chain_eth_balance_wei) / 1e18", "ETH"),
            unit="none", w=8)
-    b.ts("Gas price", "What the chain service would pay now.", ("baton_chain_gas_price_wei / 1e9", "gwei"),
-         unit="none")
+    b.ts("Gas price", "The node's suggested gas price and -maxGasPrice (0: no cap), in gwei.",
+         ("max(livepeer_suggested_gas_price)", "suggested"), ("max(livepeer_max_gas_price)", "max"), unit="none")
     b.ts("Gateways' deposit and reserve", "Per sender, from baton-chain.",
          ("baton_monitor_sender_deposit_wei / 1e18", "deposit {{sender}}"),
          ("baton_monitor_sender_reserve_wei / 1e18", "reserve {{sender}}"), unit="none")

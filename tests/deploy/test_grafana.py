@@ -144,12 +144,13 @@ def test_generated_dashboards_are_fresh(repo, run):
 @pytest.mark.parametrize(("uid", "metrics"), [
     ("baton-home", {"baton:slo_errors:ratio_rate30d", "baton:slo_error_budget_remaining:ratio", "baton_requests_total",
                     "baton_monitor_probe_duration_seconds", "livepeer_value_redeemed"}),
-    ("baton-ai", {"baton_inference_job_duration_seconds_bucket", "baton_monitor_model_warm",
+    ("baton-ai", {"baton_inference_job_seconds_bucket", "baton_monitor_model_warm",
                   "livepeer_ai_container_in_use", "livepeer_ai_container_idle", "baton_monitor_gpu_memory_used_bytes"}),
-    ("baton-transcoding", {"baton_transcode_realtime_ratio", "baton_transcode_pixels_total", "baton_transcode_jobs_total",
+    ("baton-transcoding", {"baton_transcode_realtime_factor_bucket", "livepeer_mil_pixels_processed",
+                           "livepeer_segment_transcode_failed_total",
                            "livepeer_current_sessions_total", "livepeer_max_sessions_total"}),
     ("baton-payments", {"livepeer_winning_tickets_recv", "livepeer_value_redeemed", "livepeer_ticket_redemption_errors",
-                        "livepeer_reward_call_errors", "baton_chain_gas_price_wei", "baton_monitor_redemptions_pending"}),
+                        "livepeer_reward_call_errors", "livepeer_suggested_gas_price", "baton_monitor_redemptions_pending"}),
     ("baton-gpu", {"baton_monitor_gpu_temperature_celsius", "baton_monitor_gpu_utilization_ratio",
                    "baton_monitor_gpu_power_watts", "baton_monitor_gpu_xid_errors_total"}),
 ])

@@ -7,14 +7,14 @@ the repository's alertmanager.yml with the PagerDuty URL pointed at the
 receiver, the routing keys in temporary files and short group timings.
 
 `baton stop negotiator` must page (a trigger event, severity critical, on
-the page routing key) and `baton start negotiator` resolve it. Until the
-negotiator exports ``baton_requests_total`` that outage pages on "service
-down" (InstanceDown: up == 0), which the running services already support.
-The burn-rate rules are checked on the same pipeline with a stand-in target
-serving ``baton_requests_total`` (job ``requests``): a total outage of the
-requests pages AvailabilityBudgetBurnFast, and healing resolves it.
-BatonServiceDown (the monitor's heartbeat view of the same outage) must be
-held back by inhibition: one cause, one page.
+the page routing key) and `baton start negotiator` resolve it (InstanceDown:
+up == 0). Before that, the burn-rate rules run on the real negotiator's
+``baton_requests_total``: a gateway's traffic over TLS (GetOrchestrator, and
+client errors, which the SLO leaves out) stays quiet; once half of it is
+text-to-image jobs no worker serves (503 insufficient capacity) it pages
+AvailabilityBudgetBurnFast, and healing resolves it. BatonServiceDown (the
+monitor's heartbeat view of the outage) must be held back by inhibition:
+one cause, one page.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -37,11 +38,13 @@ import yaml
 
 from tests.cli.test_up import free_port_run, status_json
 from tests.helpers import free_port
+from tests.negotiator.gateway import TestGateway, ai_caps
 
 REPO = Path(__file__).resolve().parents[2]
 SCALE = 60
 PAGE_KEY, TICKET_KEY = "e2e-page-routing-key-0123456789ab", "e2e-ticket-routing-key-0123456789a"
 RUN = ["negotiator", "monitor"]
+MODEL = "paging-sd"  # no worker serves it
 
 
 def tool(name: str, package: str) -> str:
@@ -86,59 +89,57 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-def scaled_for(text: str) -> str:
+def scaled_for(text: str, scale: int = SCALE) -> str:
     def repl(m: re.Match[str]) -> str:
         secs = int(m.group(2)) * {"s": 1, "m": 60, "h": 3600}[m.group(3)]
-        return f"{m.group(1)}{max(1, secs // SCALE)}s"
+        return f"{m.group(1)}{max(1, secs // scale)}s"
     return re.sub(r"(\n\s+for: )(\d+)([smh])", repl, text)
 
 
-class Requests(ThreadingHTTPServer):
-    """A stand-in for the negotiator's ``baton_requests_total`` until it exports it: counters that
-    grow at the rates the test sets, as a scrape target of their own (job ``requests``)."""
+class Traffic(threading.Thread):
+    """A gateway's traffic to the real negotiator, over TLS as go-livepeer sends it: GetOrchestrator (``ok``)
+    and a text-to-image job with a corrupt Livepeer-Segment header (403, ``client_error``: outside the SLO)
+    each round; while ``failing`` is set, also a text-to-image job no worker serves (503 insufficient
+    capacity: ``capacity``, the orchestrator's fault). Every status the negotiator answered is counted."""
 
-    def __init__(self) -> None:
-        self.rates = {"ok": 50.0, "failed": 0.0, "client_error": 5.0}
-        self.counts = dict.fromkeys(self.rates, 0.0)
-        self.at = time.monotonic()
-        self.lock = threading.Lock()
-        super().__init__(("127.0.0.1", 0), _RequestsHandler)
+    def __init__(self, host: str, port: int) -> None:
+        super().__init__(daemon=True)
+        self.gateway = TestGateway(host, port)
+        self.failing, self.done = threading.Event(), threading.Event()
+        self.statuses: Counter[object] = Counter()
 
-    def set(self, **rates: float) -> None:
-        with self.lock:
-            self._advance()
-            self.rates.update(rates)
+    def run(self) -> None:
+        gw = self.gateway
+        info = gw.get_orchestrator(signed=False, caps=ai_caps(27, MODEL))
+        seg = gw.segment_header(info, manifest=f"27_{MODEL}".encode(), signed=False)
+        job = {"prompt": "a lighthouse", "model_id": MODEL}
+        with gw.http() as client:
+            while not self.done.is_set():
+                try:
+                    gw.get_orchestrator(signed=False)
+                    self.statuses["GetOrchestrator"] += 1
+                    bad = client.post(f"{info.transcoder}/text-to-image", json=job, headers={"Livepeer-Segment": "%%"})
+                    self.statuses[bad.status_code] += 1
+                    if self.failing.is_set():
+                        r = client.post(f"{info.transcoder}/text-to-image", json=job, headers={"Livepeer-Segment": seg})
+                        self.statuses[r.status_code] += 1
+                except Exception as exc:  # noqa: BLE001 - counted: the test reads what happened
+                    self.statuses[type(exc).__name__] += 1
+                time.sleep(0.05)
 
-    def _advance(self) -> None:
-        now = time.monotonic()
-        for outcome, rate in self.rates.items():
-            self.counts[outcome] += rate * (now - self.at)
-        self.at = now
-
-    def exposition(self) -> bytes:
-        with self.lock:
-            self._advance()
-            lines = ["# TYPE baton_requests_total counter"] + [
-                f'baton_requests_total{{endpoint="/segment",outcome="{o}"}} {int(n)}' for o, n in self.counts.items()]
-        return ("\n".join(lines) + "\n").encode()
-
-
-class _RequestsHandler(BaseHTTPRequestHandler):
-    server: Requests
-
-    def do_GET(self) -> None:  # noqa: N802
-        data = self.server.exposition()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain; version=0.0.4")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: object) -> None:
-        pass
+    def stop(self) -> None:
+        self.done.set()
+        self.join(10)
+        self.gateway.close()
 
 
-def write_prometheus(tmp: Path, ports: dict[str, int], am_port: int, requests_port: int) -> Path:
+def requests_total(prom: str, outcome: str) -> float:
+    result = httpx.get(f"{prom}/api/v1/query", timeout=2, params={
+        "query": f'sum(baton_requests_total{{service="negotiator",outcome="{outcome}"}})'}).json()["data"]["result"]
+    return float(result[0]["value"][1]) if result else 0.0
+
+
+def write_prometheus(tmp: Path, ports: dict[str, int], am_port: int) -> Path:
     rules = tmp / "rules"
     rules.mkdir()
     for path in (REPO / "prometheus" / "rules").glob("*.yml"):
@@ -154,9 +155,6 @@ def write_prometheus(tmp: Path, ports: dict[str, int], am_port: int, requests_po
         "scrape_configs": [{
             "job_name": "baton", "honor_labels": True,
             "static_configs": [{"targets": [f"127.0.0.1:{p}"], "labels": {"service": n}} for n, p in ports.items()],
-        }, {
-            "job_name": "requests", "honor_labels": True,
-            "static_configs": [{"targets": [f"127.0.0.1:{requests_port}"], "labels": {"service": "negotiator"}}],
         }],
     }
     (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
@@ -206,9 +204,9 @@ def _ready(port: int) -> bool:
 
 
 def check_dashboards_against_metadata(prom: str) -> None:
-    """Every series a dashboard or alert reads from the monitor or the runtime is declared by the running
-    targets (their metadata). GPU series are exempt on a machine without GPUs; the other services' own
-    series are the contract in docs/monitoring.md until they export them."""
+    """Every series a dashboard or alert reads from the negotiator, the monitor or the runtime is declared
+    by the running targets (their metadata). GPU series are exempt on a machine without GPUs; the other
+    services' series are checked against their metrics modules (tests/deploy)."""
     from tests.deploy.conftest import metric_names
     from tests.deploy.test_grafana import queries
 
@@ -221,9 +219,13 @@ def check_dashboards_against_metadata(prom: str) -> None:
     for path in (REPO / "prometheus" / "rules").glob("*.yml"):
         used |= {n for g in yaml.safe_load(path.read_text())["groups"] for r in g["rules"] if "alert" in r
                  for n in metric_names(r["expr"])}
-    ours = {n for n in used if n.startswith(("baton_monitor_", "baton_runtime_"))
-            and not n.startswith("baton_monitor_gpu_")}
-    assert len(ours) > 10, ours
+    import baton_negotiator.metrics as negotiator
+
+    exported = {m.name for n in negotiator.__all__ if hasattr(c := getattr(negotiator, n), "describe")
+                for m in c.describe()}
+    ours = {n for n in used if n.startswith(("baton_monitor_", "baton_runtime_")) and not n.startswith("baton_monitor_gpu_")
+            or n.removesuffix("_total") in exported or n in exported}
+    assert len(ours) > 15 and "baton_requests_total" in ours and "livepeer_current_sessions_total" in ours, ours
     missing = {n for n in ours if n not in declared and n.removesuffix("_total") not in declared}
     assert not missing, f"read by dashboards or alerts, declared by no running target: {sorted(missing)}"
 
@@ -244,14 +246,16 @@ def test_stopping_the_negotiator_pages_and_starting_it_resolves(tmp_path: Path) 
     nats_url = f"nats://127.0.0.1:{nats_port}"
     receiver = Receiver()
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
-    requests = Requests()
-    threading.Thread(target=requests.serve_forever, daemon=True).start()
-    prom_cfg = write_prometheus(tmp_path, ports, am_port, requests.server_address[1])
+    grpc_port = free_port()
+    prom_cfg = write_prometheus(tmp_path, ports, am_port)
     am_cfg = write_alertmanager(tmp_path, receiver.server_address[1])
     logs = [tmp_path / "up.log", tmp_path / "prometheus.log", tmp_path / "alertmanager.log"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("BATON_")}
     env["BATON_MONITOR_EXPECTED_SERVICES"] = ",".join(RUN)
-    procs = []
+    env.update(BATON_NEGOTIATOR_SERVICE_ADDR=f"127.0.0.1:{grpc_port}", BATON_NEGOTIATOR_JOB_PORT="0",
+               BATON_NEGOTIATOR_STATE_DIR=str(tmp_path / "negotiator"))
+    procs: list[subprocess.Popen[bytes]] = []
+    traffic: Traffic | None = None
     try:
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "baton_cli", "up", "--state-dir", str(tmp_path / "state"), "--plain",
@@ -277,7 +281,7 @@ def test_stopping_the_negotiator_pages_and_starting_it_resolves(tmp_path: Path) 
                 result = httpx.get(f"{prom}/api/v1/query", params={"query": "up"}, timeout=2).json()["data"]["result"]
             except (httpx.HTTPError, KeyError, ValueError):
                 return False
-            return len(result) == len(RUN) + 1 and all(r["value"][1] == "1" for r in result)
+            return len(result) == len(RUN) and all(r["value"][1] == "1" for r in result)
 
         wait("every service scraped as up", all_up, 90, logs)
         wait("the monitor sees the negotiator's heartbeat", lambda: status_json(nats_url)["services"].get(
@@ -285,20 +289,30 @@ def test_stopping_the_negotiator_pages_and_starting_it_resolves(tmp_path: Path) 
         assert not receiver.snapshot(), f"paged while healthy: {receiver.snapshot()}"
         check_dashboards_against_metadata(prom)
 
-        # 0. The generated burn-rate rules (windows / 60): a total outage of the requests pages, and
-        #    the page resolves once the short window is clean again. Client errors do not count.
-        time.sleep(3)  # some clean traffic in the windows first
-        assert not receiver.snapshot(), f"paged on healthy traffic: {receiver.snapshot()}"
-        requests.set(ok=0.0, failed=50.0)
+        # 0. The generated burn-rate rules (windows / 60) on the real negotiator's baton_requests_total:
+        #    a gateway's traffic, first healthy (client errors do not count), then half of it refused for
+        #    want of a worker (503), pages AvailabilityBudgetBurnFast; the page resolves once the short
+        #    window is clean again.
+        traffic = Traffic("127.0.0.1", grpc_port)
+        traffic.start()
+        wait("client errors counted by the negotiator and scraped",
+             lambda: requests_total(prom, "client_error") > 20 and requests_total(prom, "ok") > 20, 30, logs)
+        time.sleep(3)  # clean traffic in the windows
+        assert not receiver.snapshot(), f"paged on healthy traffic and client errors: {receiver.snapshot()}"
+        traffic.failing.set()
         (burn,) = wait("a PagerDuty trigger for AvailabilityBudgetBurnFast",
                        lambda: events_for(receiver, "trigger", "AvailabilityBudgetBurnFast"), 60, logs)
         assert burn["routing_key"] == PAGE_KEY and burn["payload"]["severity"] == "critical"
         assert burn["payload"]["component"] == "negotiator"
-        requests.set(ok=50.0, failed=0.0)
+        assert requests_total(prom, "capacity") > 0
+        assert traffic.statuses[503] > 0 and traffic.statuses[403] > 0, traffic.statuses
+        traffic.failing.clear()
         wait("a PagerDuty resolve for AvailabilityBudgetBurnFast",
              lambda: events_for(receiver, "resolve", "AvailabilityBudgetBurnFast"), 60, logs)
         # The 3d/6h ticket burns too, held back while a page for the service fires.
         assert not events_for(receiver, "trigger", "AvailabilityBudgetBurnSlow")
+        traffic.stop()
+        assert set(traffic.statuses) == {"GetOrchestrator", 403, 503}, traffic.statuses
 
         # An unknown service is refused, and nothing stops.
         refused = baton("stop", "nosuch", nats_url=nats_url)
@@ -332,6 +346,8 @@ def test_stopping_the_negotiator_pages_and_starting_it_resolves(tmp_path: Path) 
         assert not [e for e in receiver.snapshot() if e["routing_key"] == TICKET_KEY
                     and e["payload"]["class"] in ("InstanceDown", "BatonServiceDown")], "a ticket for the same outage"
     finally:
+        if traffic is not None and traffic.is_alive():
+            traffic.stop()
         for proc in reversed(procs):
             if proc.poll() is None:
                 proc.terminate()
@@ -341,4 +357,3 @@ def test_stopping_the_negotiator_pages_and_starting_it_resolves(tmp_path: Path) 
             except subprocess.TimeoutExpired:
                 proc.kill()
         receiver.shutdown()
-        requests.shutdown()

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 from fractions import Fraction
 from pathlib import Path
 
+import httpx
 import nats
 import pytest
 from eth_account import Account
@@ -25,7 +26,8 @@ from eth_utils import keccak
 from baton_common.pm import Balances
 from baton_common.pm_nats import KvBalanceStore
 from baton_common.proto import lp_rpc_pb2
-from baton_common.schemas.chain import GasPrice
+from baton_common.schemas import encode
+from baton_common.schemas.chain import EthUsdRate, GasPrice
 from baton_common.schemas.payments import BALANCES
 from baton_common.schemas.workers import WORKERS
 from baton_common.streams import ensure_kv
@@ -58,6 +60,12 @@ class SpikingChain(FakeChain):
         self.gas = wei
         await self._put()
 
+    async def set_eth_usd(self, usd: int, *, age: float = 0.0) -> None:
+        """The chain service's ``eth-usd``: a Chainlink answer (8 decimals) the feed updated ``age`` seconds ago."""
+        now = time.time()
+        await self.kv.put("eth-usd", encode(EthUsdRate(read_at=now, feed="0x" + "5f" * 20, answer=usd * 10**8,
+                                                       decimals=8, updated_at=now - age)))
+
 
 @pytest.fixture(scope="module")
 async def nc(e2e_nats: PrivateNats) -> AsyncIterator[nats.NATS]:
@@ -77,7 +85,7 @@ async def chain(nc: nats.NATS) -> AsyncIterator[SpikingChain]:
 def pricing(e2e_nats: PrivateNats, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PricingProc]:
     bounds = json.dumps({"bounds": [{"gateway": BOUNDED.address.lower(), "floor": "900", "ceiling": "1050"}]})
     proc = start_pricing(e2e_nats, tmp_path_factory.mktemp("pricing"), "-pricePerUnit=1000", "-pixelsPerUnit=1",
-                         BATON_PRICING_PRICE_BOUNDS=bounds)
+                         BATON_PRICING_PRICE_BOUNDS=bounds, BATON_PRICING_ETH_USD_MAX_AGE="60")
     yield proc
     if proc.proc is not None:
         proc.stop()
@@ -134,15 +142,24 @@ async def price_set(pricing: PricingProc, token: Path, *args: str) -> None:
     assert done.returncode == 0, done.stderr
 
 
-async def quote_becomes(gw: TestGateway, wanted: int, timeout: float = 1.0) -> float:
-    """Seconds until GetOrchestrator quotes ``wanted`` wei per pixel; fails past ``timeout``."""
+async def quote_becomes(gw: TestGateway, wanted: int | Fraction, timeout: float = 1.0) -> float:
+    """Seconds until GetOrchestrator quotes ``wanted`` wei per pixel (reduced, as PriceInfo carries it); fails past
+    ``timeout``."""
+    wanted = Fraction(wanted)
     started = time.monotonic()
     while True:
         info = await call(gw.get_orchestrator)
-        if info.price_info.pricePerUnit == wanted and info.price_info.pixelsPerUnit == 1:
+        if (info.price_info.pricePerUnit, info.price_info.pixelsPerUnit) == (wanted.numerator, wanted.denominator):
             return time.monotonic() - started
         assert time.monotonic() - started < timeout, f"still quoting {info.price_info}, wanted {wanted}"
         await asyncio.sleep(0.02)
+
+
+async def until(check, timeout: float) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while not await call(check):
+        assert time.monotonic() < deadline, "not within the time"
+        await asyncio.sleep(0.1)
 
 
 def ev(info: lp_rpc_pb2.OrchestratorInfo) -> Fraction:
@@ -209,12 +226,59 @@ async def test_the_floor_and_ceiling_hold_the_quote_under_a_gas_spike_and_a_mist
             await chain.set_gas(SPIKE_GAS)
             await quote_becomes(other, 1120, timeout=2)
             await quote_becomes(bounded, 1050)  # the deal's ceiling
+            # go-livepeer's series of the quote: per gateway the table names, any other sender as default.
+            text = await call(httpx.get, f"http://127.0.0.1:{negotiator.health_port}/metrics")
+            assert f'livepeer_transcoding_price{{sender="{BOUNDED.address.lower()}"}} 1050.0' in text.text
+            assert 'livepeer_transcoding_price{sender="default"} 1120.0' in text.text
+            assert other.address.hex() not in text.text
         finally:
             await chain.set_gas(NORMAL_GAS)
         await quote_becomes(bounded, 1010, timeout=2)
         await price_set(pricing, admin_token, "--price", "800")  # an operator's mistake
         await quote_becomes(other, 808)
         await quote_becomes(bounded, 900)  # the deal's floor
+    finally:
+        bounded.close()
+        other.close()
+        await price_set(pricing, admin_token, "--price", "1000")
+
+
+async def test_a_usd_price_follows_the_eth_rate_within_the_floor_and_ceiling_and_a_stale_rate_keeps_the_last(
+        negotiator: RunningNegotiator, pricing: PricingProc, chain: SpikingChain, admin_token: Path) -> None:
+    """3 USD per 10^12 pixels: 3e6 / rate wei per pixel (1000 at 3000 USD/ETH), auto-adjusted by 1 + 1/100.
+    The deal of BOUNDED holds it within [900, 1050] wei whichever way the rate moves."""
+    bounded, other = gateway(negotiator, bytes(BOUNDED.key)), gateway(negotiator)
+    try:
+        await chain.set_eth_usd(3000)
+        await price_set(pricing, admin_token, "--price", "3USD", "--pixels-per-unit", str(10**12))
+        await quote_becomes(other, 1010, timeout=2)
+        await quote_becomes(bounded, 1010)
+
+        await chain.set_eth_usd(2000)  # ETH falls: more wei for the same dollars
+        await quote_becomes(other, 1515, timeout=3)
+        await quote_becomes(bounded, 1050)  # the deal's ceiling
+        # ETH rises, in a reading the feed made 58 s ago (the limit is 60 s here): fewer wei.
+        await chain.set_eth_usd(4000, age=58)
+        await quote_becomes(other, Fraction(1515, 2), timeout=3)
+        await quote_becomes(bounded, 900)  # the deal's floor
+
+        # The feed stops updating: past 60 s the rate in use is stale, the metric says so, the price stays.
+        await until(lambda: "baton_pricing_eth_usd_stale 1.0" in pricing.metrics(), 5)
+        # A reading older than the one in use changes nothing either.
+        await chain.set_eth_usd(2000, age=3 * 3600)
+        await asyncio.sleep(1.0)
+        for gw, last in ((other, Fraction(1515, 2)), (bounded, Fraction(900))):
+            info = await call(gw.get_orchestrator)
+            assert (info.price_info.pricePerUnit, info.price_info.pixelsPerUnit) == (last.numerator, last.denominator)
+        text = pricing.metrics()
+        assert "baton_pricing_eth_usd 4000.0" in text and "baton_pricing_eth_usd_stale 1.0" in text
+        assert "the ETH/USD rate is stale" in pricing.log.read_text()
+
+        # A fresh reading: prices follow it again.
+        await chain.set_eth_usd(3000)
+        await quote_becomes(other, 1010, timeout=3)
+        await quote_becomes(bounded, 1010)
+        await until(lambda: "baton_pricing_eth_usd_stale 0.0" in pricing.metrics(), 5)
     finally:
         bounded.close()
         other.close()

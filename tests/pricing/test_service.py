@@ -57,7 +57,7 @@ def test_the_configured_table_is_published(pricing: PricingProc) -> None:
     assert table.capability_price(27, "sd", GATEWAY) == Fraction(4768371, 10**6)
     assert table.eth_usd == 2000.0
     text = pricing.metrics()
-    assert 'livepeer_transcoding_price{sender="default"} 1.2' in text
+    assert 'baton_pricing_transcoding_price_wei{sender="default"} 1.2' in text
     assert 'livepeer_price_per_capability{model_name="m",pipeline="llm"} 1e+09' in text
     assert f'baton_pricing_effective_price_wei{{gateway="{GATEWAY}",model_id="",pipeline="transcoding"}} 800.0' in text
 

@@ -30,6 +30,7 @@ __all__ = [
     "SenderLabels",
     "TICKETS_RECV",
     "TICKET_VALUE_RECV",
+    "TRANSCODING_PRICE",
     "UNKNOWN_SENDER",
     "WINNING_TICKETS_RECV",
     "PAYMENT_RECV_ERRORS",
@@ -81,3 +82,5 @@ MIL_PIXELS = Counter(
 )
 MAX_SESSIONS = Gauge("livepeer_max_sessions_total", "Max transcode sessions")
 CURRENT_SESSIONS = Gauge("livepeer_current_sessions_total", "Current transcode sessions")
+TRANSCODING_PRICE = Gauge("livepeer_transcoding_price", "Transcoding price per pixel in wei last quoted (PriceInfo) to the "
+                          "sender: a gateway the price table names, else default", ("sender",))

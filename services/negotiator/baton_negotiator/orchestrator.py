@@ -160,6 +160,8 @@ class Orchestrator:
         table = self._prices()
         pairs = requested_pairs(caps)
         price = await self.price(sender, pairs, table)
+        if not pairs:  # as go-livepeer's PriceInfo; a sender the table does not name is "default" (bounded labels)
+            metrics.TRANSCODING_PRICE.labels(g if (g := "0x" + sender.hex()) in table.gateways else "default").set(float(price))
         price_info = price_info_for(price)
         models = self.pool.models()
         info = lp_rpc_pb2.OrchestratorInfo(

@@ -1,13 +1,13 @@
 """Every metric of the pricing service.
 
-go-livepeer's series where they mean the same: ``livepeer_transcoding_price``
-(wei per pixel, by ``sender``: a gateway's address, or ``default``) and
-``livepeer_price_per_capability`` (wei per unit, by ``pipeline`` and
-``model_name``, the default gateway's price). These are the base prices of
-the table; the quote a sender gets is auto-adjusted by the negotiator.
-Baton's own: the effective price (the table's price held within its bounds)
-for each gateway and capability, the rate and whether it is stale, the
-table's version, changes and publish errors.
+go-livepeer's ``livepeer_price_per_capability`` (wei per unit, by ``pipeline``
+and ``model_name``, the default gateway's price). go-livepeer's
+``livepeer_transcoding_price`` is the price a GetOrchestrator quotes (its
+``PriceInfo``, auto-adjusted), so the negotiator exports it; the table's base
+price per pixel is ``baton_pricing_transcoding_price_wei`` here (by ``sender``:
+a gateway's address, or ``default``). Baton's own: the effective price (the
+table's price held within its bounds) for each gateway and capability, the
+rate and whether it is stale, the table's version, changes and publish errors.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from baton_common.schemas.pricing import DEFAULT_GATEWAY, PriceTable
 
 __all__ = ["observe", "observe_rate"]
 
-TRANSCODING_PRICE = Gauge("livepeer_transcoding_price", "Transcoding price per pixel in wei, per gateway (sender).",
-                          ["sender"])
+TRANSCODING_PRICE = Gauge("baton_pricing_transcoding_price_wei",
+                          "The table's base transcoding price per pixel in wei, per gateway (sender), before the "
+                          "negotiator's auto-adjust and bounds (its quote is livepeer_transcoding_price).", ["sender"])
 PRICE_PER_CAPABILITY = Gauge("livepeer_price_per_capability", "Price per unit in wei of a pipeline and model.",
                              ["pipeline", "model_name"])
 EFFECTIVE_PRICE = Gauge(
