@@ -188,8 +188,9 @@ def test_each_rendition_has_a_frame_budget_and_a_bounded_metric_label() -> None:
     assert frame_budget(fixed, 0) is None  # no duration to go by
     assert (metric_label(fixed), metric_label(source)) == ("360p", "720p")
     assert metric_label(plan_renditions([p("../../x; rm -rf", height=362)])[0]) == "other"
-    argv = build_argv([fixed], plan_accel([fixed], Capabilities()), "in", ["a"], frames=[65])
+    argv = build_argv([fixed], plan_accel([fixed], Capabilities()), "in", ["a"], frames=[65], max_bytes=1000)
     assert argv[argv.index("-frames:v") + 1] == "66"  # one past the budget: an output over it is seen
+    assert argv[argv.index("-fs") + 1] == "1000"
 
 
 def test_an_absurd_gop_stays_within_ffmpegs_int() -> None:

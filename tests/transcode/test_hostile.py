@@ -171,3 +171,13 @@ async def test_a_hung_ffmpeg_is_killed_with_its_children_and_the_slot_is_freed(t
         raise AssertionError(f"the hung command's child {child} still runs")
     ok = await w.handle(job("next", SMALL, b"\x47" * 188, duration_ms=0))  # its one slot is free again: not busy
     assert isinstance(ok, JobError) and ok.code == "deadline_exceeded"
+
+
+async def test_a_rendition_past_the_size_limit_is_stopped_and_refused(tmp_path: Path) -> None:
+    """A gateway's 2 Gbps intra-only profile would fill the work directory (/dev/shm); -fs stops the file."""
+    w = worker(max_rendition_bytes=50_000)
+    big = [VideoProfile(name="huge", width=320, height=180, bitrate=2**31 - 1, gop=-1)]
+    err = await w.handle(job("big", big, make_segment(tmp_path / "s.ts", seconds=1.0)))
+    assert isinstance(err, JobError) and err.code == "bad_input", err
+    assert err.message == "rendition 'huge' reached the 0.0476837 MiB limit of one rendition"
+    assert w.in_use == 0

@@ -29,6 +29,7 @@ __all__ = [
     "CONTENT_TYPES",
     "CPU_ENCODERS",
     "MAX_RENDITIONS",
+    "MAX_RENDITION_BYTES",
     "NVENC_ENCODERS",
     "Accel",
     "Capabilities",
@@ -63,6 +64,8 @@ MAX_FPS = 240
 MAX_SIDE = 8192
 """The longest side of a rendition (NVENC's HEVC limit); the decoder refuses source frames above MAX_SIDE²."""
 MAX_NAME = 255
+MAX_RENDITION_BYTES = 256 * 2**20
+"""The largest rendition file (ffmpeg's ``-fs``): 50 Mbps for 40 s. It bounds the work directory (``/dev/shm``)."""
 MAX_SEGMENT_MS = 300_000
 """The longest segment a worker takes (5 minutes); go-livepeer gateways cut 2 s segments."""
 ASSUMED_FPS = 60

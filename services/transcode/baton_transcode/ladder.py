@@ -88,6 +88,7 @@ def build_argv(
     binary: str = "ffmpeg",
     preset: str = "veryfast",
     frames: Sequence[int | None] = (),
+    max_bytes: int = 0,
 ) -> list[str]:
     """ffmpeg's argv for ``renditions`` from ``source`` into ``outputs`` (same order); ``-loglevel verbose``
     so that :func:`~.stats.encoded_video` can count what was encoded.
@@ -127,6 +128,8 @@ def build_argv(
         opts = {"c:a": "copy", **_encoder_options(r, encoder, preset)}
         if budget is not None:
             opts["frames:v"] = str(budget + 1)
+        if max_bytes:
+            opts["fs"] = str(max_bytes)
         outs.append(ffmpeg.output(v, src["a:0?"], path, **opts))
     compiled = ffmpeg.merge_outputs(*outs).compile(cmd=binary, overwrite_output=True)
     # Global options go before the inputs: ffmpeg ignores trailing ones.

@@ -24,6 +24,7 @@ from baton_common.schemas.transcode import TRANSCODE_PIPELINE, TranscodeParams
 
 from . import metrics
 from .domain import (
+    MAX_RENDITION_BYTES,
     Capabilities,
     Rendition,
     check_budget,
@@ -73,6 +74,7 @@ class TranscodeWorker:
         preset: str = "veryfast",
         work_dir: str = "",
         max_pixel_rate: float = 1e9,
+        max_rendition_bytes: int = MAX_RENDITION_BYTES,
         on_change: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -82,6 +84,7 @@ class TranscodeWorker:
         self.min_timeout = segment_timeout
         self.preset = preset
         self.max_pixel_rate = max_pixel_rate
+        self.max_rendition_bytes = max_rendition_bytes
         self.work_dir = work_dir or default_work_dir()
         self.on_change = on_change
         self.clock = clock
@@ -145,7 +148,8 @@ class TranscodeWorker:
             source.write_bytes(body)
             paths = [str(Path(tmp) / f"{r.index}.{r.extension}") for r in renditions]
             budgets = [frame_budget(r, params.duration_ms) for r in renditions]
-            argv = build_argv(renditions, accel, str(source), paths, preset=self.preset, frames=budgets)
+            argv = build_argv(renditions, accel, str(source), paths, preset=self.preset, frames=budgets,
+                              max_bytes=self.max_rendition_bytes)
             done = await self.encoder.run(argv, timeout)
             if done.timed_out:
                 raise DeadlineExceeded(f"segment {params.seq} took longer than its {timeout:.1f} s timeout")
@@ -165,6 +169,9 @@ class TranscodeWorker:
                         "job_id": req.job_id, "rendition": r.name, "budget": budget, "duration_ms": params.duration_ms})
                     raise BadSegment(OUTPUT_FRAMES)
                 data = Path(path).read_bytes()
+                if len(data) >= self.max_rendition_bytes:
+                    raise BadSegment(f"rendition {r.name!r} reached the {self.max_rendition_bytes / 2**20:g} MiB "
+                                     f"limit of one rendition")
                 if len(data) <= inline_left:
                     inline_left -= len(data)
                     outputs.append(Output(name=r.name, content_type=r.content_type, data=data, pixels=stream.pixels))
