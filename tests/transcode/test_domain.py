@@ -40,6 +40,7 @@ def test_a_codec_its_container_cannot_carry_is_refused_naming_the_profile(encode
      (p(encoder=7), "unknown encoder 7"), (p(format=2), "unknown format 2"), (p(profile=9), "unknown H.264 profile 9"),
      (p(gop=-2), "gop -2 ms is invalid"), (p(encoder=1, profile=3), "H.264 profile high"),
      (p(chromaFormat=1), "only 4:2:0"), (p(fps=2**32 - 1, fpsDen=2**32 - 2), "does not fit a 32-bit fraction"),
+     (p(bitrate=2**40), "bitrate 1099511627776 is out of go-livepeer's range"), (p(gop=2**31), "gop 2147483648 is out"),
      (p("P720p\n[0:v]split"), "no control characters"), (p("x" * 10_000), "at most 255 characters")],
 )
 def test_bad_profiles_get_a_clear_error(profile: VideoProfile, said: str) -> None:
@@ -58,7 +59,7 @@ def test_profiles_read_as_go_livepeer_does() -> None:
     assert intra.gop == "intra" and intra.no_b_frames
     assert (ntsc.fps, ntsc.gop_frames) == ((30000, 1001), 29)
     assert (src_rate.fps, src_rate.gop, src_rate.gop_frames, src_rate.content_type) == (None, 1.5, None, "video/mp4")
-    assert [r.name for r in plan_renditions([p(""), p("x")])] == ["640x360_1000000", "x"]
+    assert [r.name for r in plan_renditions([p(""), p("x")])] == ["net_640x360_1000000", "x"]
     with pytest.raises(BadProfile, match="appears twice"):
         plan_renditions([p("x"), p("x")])
     with pytest.raises(BadProfile, match="no profiles"):

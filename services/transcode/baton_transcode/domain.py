@@ -132,12 +132,16 @@ def plan_renditions(profiles: Sequence[VideoProfile]) -> tuple[Rendition, ...]:
     out = []
     names: set[str] = set()
     for i, p in enumerate(profiles):
-        name = p.name or f"{p.width}x{p.height}_{p.bitrate}"
+        name = p.name or f"net_{p.width}x{p.height}_{p.bitrate}"  # go-livepeer's "net_" + DefaultProfileName
         if len(name) > MAX_NAME or any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
             raise BadProfile(f"profile {name[:40]!r}: a name has at most {MAX_NAME} characters and no control characters")
         if name in names:
             raise BadProfile(f"profile {name!r} appears twice; rendition names must be unique")
         names.add(name)
+        for what, value, top in (("bitrate", p.bitrate, _INT32), ("gop", p.gop, _INT32), ("fps", p.fps, 2**32 - 1),
+                                 ("fpsDen", p.fpsDen, 2**32 - 1)):
+            if abs(value) > top:  # the protobuf's int32/uint32: ffmpeg's options overflow beyond
+                raise BadProfile(f"profile {name!r}: {what} {value} is out of go-livepeer's range (at most {top})")
         codec = _enum(p.encoder, CODECS, "encoder", name)
         container = _enum(p.format, FORMATS, "format", name)
         h264 = _enum(p.profile, H264_PROFILES, "H.264 profile", name)
