@@ -13,9 +13,13 @@ Both sides run in this one run, alternately, on the same segment:
   the worker builds, with the same hardware plan), timed from writing the
   segment to reading the last rendition.
 
-It prints each side's median wall time, their ratio (the bus, the payload
-transfer and the pixel count over the encode; the goal is within 1.05x) and
-the real-time factor (segment seconds per wall second). With an NVIDIA GPU
+The sides take turns within each run, in an order that alternates from run to
+run, so that load from elsewhere on the machine falls on all of them alike.
+It prints each side's median, minimum and spread (max - min) of wall time,
+their ratio (the bus, the payload transfer and the pixel count over the
+encode; the goal is within 1.05x) as the ratio of medians, of minimums and the
+median of the per-run ratios, and the real-time factor (segment seconds per
+wall second). With an NVIDIA GPU
 (``--gpu``, default: GPU 0 when ``nvidia-smi`` exists) both sides use what
 the hardware probe found: NVDEC for decoding, NVENC where it exists (an
 H100/H200 encodes on the CPU).
@@ -49,7 +53,7 @@ import nats
 from baton_common.schemas import decode, encode
 from baton_common.schemas.jobs import BODIES_BUCKET, BodyRef, JobReply, JobRequest, JobResult, job_subject
 from baton_common.schemas.transcode import TranscodeParams, VideoProfile
-from baton_transcode.domain import plan_accel, plan_renditions
+from baton_transcode.domain import MAX_RENDITION_BYTES, frame_budget, plan_accel, plan_renditions, source_codec
 from baton_transcode.ffmpeg import Ffmpeg
 from baton_transcode.ladder import build_argv
 from baton_transcode.stats import encoded_video
@@ -230,9 +234,11 @@ async def main() -> None:
         ff = Ffmpeg("ffmpeg")
         caps = await ff.detect(args.gpu)
         renditions = plan_renditions(LADDER)
-        accel = plan_accel(renditions, caps)
+        accel = plan_accel(renditions, caps, source_codec(segment))  # as the worker plans it, so the same hardware
         outputs = [str(tmp / f"plain{i}.ts") for i in range(len(LADDER))]
-        argv = build_argv(renditions, accel, str(tmp / "plain-in.ts"), outputs, preset=args.preset)
+        budgets = [frame_budget(r, int(SEGMENT_SECONDS * 1000)) for r in renditions]
+        argv = build_argv(renditions, accel, str(tmp / "plain-in.ts"), outputs, preset=args.preset, frames=budgets,
+                          max_bytes=MAX_RENDITION_BYTES)  # the worker's very command
 
         env = {k: v for k, v in os.environ.items() if not k.startswith("BATON_")}
         env |= {"BATON_NATS_URL": f"nats://127.0.0.1:{port}", "BATON_INSTANCE_ID": "bench", "BATON_HTTP_PORT": "0",
@@ -253,33 +259,57 @@ async def main() -> None:
         await plain_ffmpeg(ff, argv, segment, tmp / "plain-in.ts", outputs)
         if gateway is not None:
             await asyncio.to_thread(gateway.segment, segment, 10**6)
-        worker_walls, plain_walls, overheads, negotiator_walls = [], [], [], []
+        walls: dict[str, list[float]] = {"worker": [], "plain ffmpeg": []}
+        if gateway is not None:
+            walls["negotiator /segment"] = []
+        overheads: list[float] = []
+        own: list[tuple[float, float]] = []  # (worker wall, its own ffmpeg run): the same moment, the same load
+        pixels: dict[str, int] = {}
+
+        async def one(side: str, n: int) -> None:
+            if side == "worker":
+                wall, px, encode_s = await through_worker(nc, subject, segment, n)
+                overheads.append(wall - encode_s)
+                own.append((wall, encode_s))
+            elif side == "plain ffmpeg":
+                wall, px = await plain_ffmpeg(ff, argv, segment, tmp / "plain-in.ts", outputs)
+            else:
+                wall, px = await asyncio.to_thread(gateway.segment, segment, n)  # type: ignore[union-attr]
+            walls[side].append(wall)
+            if pixels.setdefault(side, px) != px:
+                print(f"  {side}: pixels changed between runs ({pixels[side]} then {px})")
+
+        sides = list(walls)
         for n in range(args.runs):
-            w, w_pixels, encode_s = await through_worker(nc, subject, segment, n)
-            overheads.append(w - encode_s)
-            p, p_pixels = await plain_ffmpeg(ff, argv, segment, tmp / "plain-in.ts", outputs)
-            worker_walls.append(w)
-            plain_walls.append(p)
-            line = f"run {n + 1}: worker {w:.3f} s (its ffmpeg {encode_s:.3f} s), plain ffmpeg {p:.3f} s, ratio {w / p:.3f}"
-            if gateway is not None:
-                g, g_pixels = await asyncio.to_thread(gateway.segment, segment, n)
-                negotiator_walls.append(g)
-                line += f"; negotiator /segment {g:.3f} s, ratio {g / p:.3f}"
-                if g_pixels != p_pixels:
-                    line += f" (pixels differ: {g_pixels})"
-            print(line)
-            if w_pixels != p_pixels:
-                print(f"  pixels differ: worker {w_pixels}, plain ffmpeg {p_pixels}")
-        w, p = statistics.median(worker_walls), statistics.median(plain_walls)
-        print(f"median of {args.runs}: worker {w:.3f} s, plain ffmpeg {p:.3f} s")
-        print(f"ratio worker / plain ffmpeg: {w / p:.3f} (goal: within 1.05)")
-        if negotiator_walls:
-            g = statistics.median(negotiator_walls)
-            print(f"median of {args.runs}: negotiator /segment {g:.3f} s; ratio negotiator / plain ffmpeg: "
-                  f"{g / p:.3f} (goal: within 1.05); real-time factor {SEGMENT_SECONDS / g:.2f}x")
+            order = sides if n % 2 == 0 else sides[::-1]
+            for side in order:
+                await one(side, n)
+            plain = walls["plain ffmpeg"][-1]
+            print(f"run {n + 1} ({' → '.join(order)}): " + ", ".join(
+                f"{side} {walls[side][-1]:.3f} s" + ("" if side == "plain ffmpeg" else f" ({walls[side][-1] / plain:.3f}x)")
+                for side in sides))
+        if len(set(pixels.values())) != 1:
+            print(f"PIXELS DIFFER between the sides: {pixels}")
+        plain = walls["plain ffmpeg"]
+        print(f"\nover {args.runs} runs (seconds: median, min, spread = max - min):")
+        for side in sides:
+            xs = walls[side]
+            print(f"  {side:20s} median {statistics.median(xs):.3f}  min {min(xs):.3f}  spread {max(xs) - min(xs):.3f}"
+                  f"  real-time factor {SEGMENT_SECONDS / statistics.median(xs):.2f}x")
+        for side in sides:
+            if side == "plain ffmpeg":
+                continue
+            xs = walls[side]
+            per_run = [x / p for x, p in zip(xs, plain, strict=True)]
+            print(f"ratio {side} / plain ffmpeg: medians {statistics.median(xs) / statistics.median(plain):.3f}, "
+                  f"mins {min(xs) / min(plain):.3f}, median per run {statistics.median(per_run):.3f} "
+                  f"(range {min(per_run):.3f}-{max(per_run):.3f}; goal: within 1.05)")
         print(f"worker overhead beside its own ffmpeg run (bus, object store, files, pixel count): "
-              f"median {statistics.median(overheads) * 1000:.0f} ms")
-        print(f"real-time factor: worker {SEGMENT_SECONDS / w:.2f}x, plain ffmpeg {SEGMENT_SECONDS / p:.2f}x")
+              f"median {statistics.median(overheads) * 1000:.0f} ms, min {min(overheads) * 1000:.0f} ms; "
+              f"worker wall / its ffmpeg (same command as plain ffmpeg, same moment): median "
+              f"{statistics.median(w / e for w, e in own):.3f}, range {min(w / e for w, e in own):.3f}-"
+              f"{max(w / e for w, e in own):.3f}")
+        w_pixels = pixels["worker"]
         print(f"pixels per segment: {w_pixels:,}")
         await nc.close()
     finally:
