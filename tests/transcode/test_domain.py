@@ -122,6 +122,11 @@ def test_failures_are_told_apart() -> None:
            "Error marking filters as finished\n[AVIOContext @ 0x2] Statistics: 564 bytes read\nConversion failed!\n")
     assert failure_line(log) == "Cannot determine format of input stream 0:0 after EOF"
     assert failure_line("[libx264 @ 0x1f] broken\nConversion failed!\n") == "broken"
+    huge = ("[h264 @ 0x55] [IMGUTILS @ 0x7ffe] Picture size 16384x16384 exceeds specified max pixel count 67108864, "
+            "see the documentation if you wish to increase it\nError while opening decoder for input stream #0:0 : "
+            "Invalid argument\n")
+    assert classify_failure(huge, nvenc=False) == "bad_input"
+    assert failure_line(huge).startswith("Picture size 16384x16384 exceeds specified max pixel count 67108864")
 
 
 def test_the_pixel_count_comes_from_ffmpegs_summary() -> None:

@@ -19,7 +19,7 @@ _OUTPUT_HEADER = re.compile(r"^Output #(\d+), [\w,]+, to '")
 _VIDEO_STREAM = re.compile(r"^\s+Stream #(\d+):(\d+)\S*: Video: (\w+).*?, (\d+)x(\d+)[ ,]")
 _FPS = re.compile(r", (\d+(?:\.\d+)?) fps,")
 _SUMMARY = re.compile(r"^\s+Output stream #(\d+):(\d+) \(video\): (\d+) frames encoded(?:; (\d+) packets muxed)?")
-_CONTEXT = re.compile(r"^\[[\w-]+ @ 0x[0-9a-f]+\] ")
+_CONTEXT = re.compile(r"^(?:\[[\w-]+ @ 0x[0-9a-f]+\] )+")
 """ffmpeg's ``[mpegts @ 0x55…] `` prefix: a pointer, nothing for a gateway."""
 _NO_VIDEO = re.compile(r"^Stream specifier ':v:0' in filtergraph description .* matches no streams", re.M)
 """What ffmpeg says when the input has no video stream at all (an audio-only segment)."""
@@ -100,6 +100,7 @@ _BAD_INPUT = (
     "Cannot determine format of input stream",
     "unspecified pixel format",
     "unspecified size",
+    "exceeds specified max pixel count",  # a source frame above MAX_SIDE² (the decoder's -max_pixels)
 )
 
 
