@@ -190,12 +190,12 @@ def test_a_ladder_above_the_pixel_rate_or_a_huge_duration_is_refused_before_anyt
 
 def test_each_rendition_has_a_frame_budget_and_a_bounded_metric_label() -> None:
     fixed, ntsc, source = plan_renditions([p("a", fps=30), p("b", fps=30000, fpsDen=1001), p("c", height=720)])
-    assert (frame_budget(fixed, 2000), frame_budget(ntsc, 2000), frame_budget(source, 2000)) == (65, 65, 506)
+    assert (frame_budget(fixed, 2000), frame_budget(ntsc, 2000), frame_budget(source, 2000)) == (106, 106, 841)
     assert frame_budget(fixed, 0) is None  # no duration to go by
     assert (metric_label(fixed), metric_label(source)) == ("360p", "720p")
     assert metric_label(plan_renditions([p("../../x; rm -rf", height=362)])[0]) == "other"
-    argv = build_argv([fixed], plan_accel([fixed], Capabilities()), "in", ["a"], frames=[65], max_bytes=1000)
-    assert argv[argv.index("-frames:v") + 1] == "66"  # one past the budget: an output over it is seen
+    argv = build_argv([fixed], plan_accel([fixed], Capabilities()), "in", ["a"], frames=[106], max_bytes=1000)
+    assert argv[argv.index("-frames:v") + 1] == "107"  # one past the budget: an output over it is seen
     assert argv[argv.index("-fs") + 1] == "1000"
 
 

@@ -252,16 +252,17 @@ def check_budget(renditions: Sequence[Rendition], duration_ms: int, max_pixel_ra
 
 
 def frame_budget(r: Rendition, duration_ms: int) -> int | None:
-    """The most frames ``r`` may have for a segment of ``duration_ms`` (a 5 % margin and 2 frames over its rate).
+    """The most frames ``r`` may have for a segment that claims ``duration_ms``: 1.25 × that duration plus 1 s, at
+    the rendition's rate (:data:`MAX_FPS` for one at the source's rate), plus one frame.
 
-    go-livepeer's guard against a segment whose timestamps jump (the fps filter would fill the gap with copies,
-    billed as pixels): more frames than this fail as ``Output frame count larger than expected``. A rendition at
-    the source's rate counts at :data:`MAX_FPS`. None without a duration to go by.
+    A guard against a segment whose timestamps jump (the ``fps`` filter would fill the gap with copies, billed as
+    pixels): more frames fail as lpms's ``Output frame count larger than expected``. The margin leaves room for a
+    gateway whose playlist rounds segment durations. None without a duration to go by.
     """
     if duration_ms <= 0:
         return None
     fps = r.fps[0] / r.fps[1] if r.fps else MAX_FPS
-    return math.ceil(duration_ms / 1000 * fps * 1.05) + 2
+    return math.ceil((duration_ms / 1000 * 1.25 + 1.0) * fps) + 1
 
 
 def metric_label(r: Rendition) -> str:
