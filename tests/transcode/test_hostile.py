@@ -20,7 +20,7 @@ from baton_common.schemas.transcode import VideoProfile
 from baton_transcode import metrics
 from baton_transcode.ffmpeg import Completed, Ffmpeg
 from tests.transcode.segments import make_segment, probe
-from tests.transcode.test_worker import job, worker
+from tests.transcode.test_worker import DictBodies, job, worker
 
 SMALL = [VideoProfile(name="s", width=128, height=72, bitrate=100_000)]
 
@@ -181,3 +181,28 @@ async def test_a_rendition_past_the_size_limit_is_stopped_and_refused(tmp_path: 
     assert isinstance(err, JobError) and err.code == "bad_input", err
     assert err.message == "rendition 'huge' reached the 0.0476837 MiB limit of one rendition"
     assert w.in_use == 0
+
+
+class TwoRenditions:
+    """The Encoder port as ffmpeg answering a two-rendition ladder: a big first file, a second far over its budget."""
+
+    async def run(self, argv: list[str], timeout: float) -> Completed:
+        first, second = (a for a in argv if a.endswith(".ts"))
+        Path(first).write_bytes(b"\x47" * 700_000)  # above the inline share: it would go to the object store
+        Path(second).write_bytes(b"\x47" * 1000)
+        log = "".join(
+            f"Output #{i}, mpegts, to '{path}':\n  Stream #{i}:0: Video: h264, yuv420p, 128x72, q=2-31, 30 fps\n"
+            for i, path in enumerate((first, second)))
+        log += ("Output file #0:\n  Output stream #0:0 (video): 30 frames encoded; 30 packets muxed (1 bytes);\n"
+                "Output file #1:\n  Output stream #1:0 (video): 9000 frames encoded; 9000 packets muxed (1 bytes);\n")
+        return Completed(returncode=0, log=log, seconds=0.1)
+
+
+async def test_a_refused_segment_leaves_no_rendition_in_the_object_store() -> None:
+    bodies = DictBodies()
+    w = worker(encoder=TwoRenditions(), bodies=bodies)
+    ladder = [VideoProfile(name="a", width=128, height=72, bitrate=100_000, fps=30),
+              VideoProfile(name="b", width=128, height=72, bitrate=100_000, fps=30)]
+    err = await w.handle(job("leak", ladder, b"\x47" * 188, duration_ms=1000))
+    assert isinstance(err, JobError) and err.message == "Output frame count larger than expected", err
+    assert bodies.objects == {}

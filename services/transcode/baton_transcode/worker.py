@@ -156,9 +156,8 @@ class TranscodeWorker:
             if done.returncode != 0:
                 self._raise_failure(done.log.replace(str(source), "segment").replace(tmp + "/", ""), accel.uses_nvenc)
             streams = encoded_video(done.log)
-            outputs: list[Output] = []
-            total = 0
-            inline_left = INLINE_BODY_MAX  # for the whole reply: NATS keeps its 1 MB max payload
+            # Every rendition is checked before any is stored: a refused segment leaves nothing in baton-bodies.
+            checked = []
             for r, path, budget in zip(renditions, paths, budgets, strict=True):
                 stream = streams.get(r.index)
                 if stream is None or stream.frames == 0:
@@ -168,10 +167,17 @@ class TranscodeWorker:
                     log.info("rendition over its frame budget", extra={
                         "job_id": req.job_id, "rendition": r.name, "budget": budget, "duration_ms": params.duration_ms})
                     raise BadSegment(OUTPUT_FRAMES)
-                data = Path(path).read_bytes()
-                if len(data) >= self.max_rendition_bytes:
+                if not Path(path).is_file():
+                    raise EncoderFailed(f"ffmpeg wrote no file for rendition {r.name!r}")
+                if Path(path).stat().st_size >= self.max_rendition_bytes:
                     raise BadSegment(f"rendition {r.name!r} reached the {self.max_rendition_bytes / 2**20:g} MiB "
                                      f"limit of one rendition")
+                checked.append((r, path, stream))
+            outputs: list[Output] = []
+            total = 0
+            inline_left = INLINE_BODY_MAX  # for the whole reply: NATS keeps its 1 MB max payload
+            for r, path, stream in checked:
+                data = Path(path).read_bytes()
                 if len(data) <= inline_left:
                     inline_left -= len(data)
                     outputs.append(Output(name=r.name, content_type=r.content_type, data=data, pixels=stream.pixels))
