@@ -20,7 +20,8 @@ their ratio (the bus, the payload transfer and the pixel count over the
 encode; the goal is within 1.05x) as the ratio of medians, of minimums and the
 median of the per-run ratios, and the real-time factor (segment seconds per
 wall second). With an NVIDIA GPU
-(``--gpu``, default: GPU 0 when ``nvidia-smi`` exists) both sides use what
+(``--gpu``, default: GPU 0 when ``nvidia-smi``, ``/dev/nvidia0`` or NVML
+is found) both sides use what
 the hardware probe found: NVDEC for decoding, NVENC where it exists (an
 H100/H200 encodes on the CPU).
 
@@ -54,7 +55,7 @@ from baton_common.schemas import decode, encode
 from baton_common.schemas.jobs import BODIES_BUCKET, BodyRef, JobReply, JobRequest, JobResult, job_subject
 from baton_common.schemas.transcode import TranscodeParams, VideoProfile
 from baton_transcode.domain import MAX_RENDITION_BYTES, frame_budget, plan_accel, plan_renditions, source_codec
-from baton_transcode.ffmpeg import Ffmpeg
+from baton_transcode.ffmpeg import Ffmpeg, nvml_gpu
 from baton_transcode.ladder import build_argv
 from baton_transcode.stats import encoded_video
 
@@ -218,7 +219,10 @@ async def start_negotiator(env: dict[str, str], tmp: Path) -> tuple[subprocess.P
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--gpu", default="0" if shutil.which("nvidia-smi") else "", help="CUDA device index; empty = CPU")
+    has_gpu = shutil.which("nvidia-smi") is not None or os.path.exists("/dev/nvidia0") or nvml_gpu("0") is not None
+    parser.add_argument("--gpu", default="0" if has_gpu else "",
+                        help="CUDA device index (default: 0 where a driver is found); empty = CPU. What the device "
+                             "really does is probed at start, for both sides: NVDEC/NVENC where they work")
     parser.add_argument("--preset", default="veryfast", help="libx264 preset on both sides")
     parser.add_argument("--negotiator", action="store_true",
                         help="also time the /segment path through an offchain negotiator process")
