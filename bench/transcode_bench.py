@@ -19,7 +19,12 @@ It prints each side's median, minimum and spread (max - min) of wall time,
 their ratio (the bus, the payload transfer and the pixel count over the
 encode; the goal is within 1.05x) as the ratio of medians, of minimums and the
 median of the per-run ratios, and the real-time factor (segment seconds per
-wall second). With an NVIDIA GPU
+wall second). On a loaded machine the ratios between sides swing with the
+load; the figures measured at the same moment do not: the worker's wall time
+over its own ffmpeg run (``JobResult.seconds``) and the ``/segment`` wall time
+over the worker's ffmpeg run for that segment (its
+``livepeer_transcode_time_seconds_sum``), each ffmpeg run being the very
+command the plain side times. With an NVIDIA GPU
 (``--gpu``, default: GPU 0 when ``nvidia-smi``, ``/dev/nvidia0`` or NVML
 is found) both sides use what
 the hardware probe found: NVDEC for decoding, NVENC where it exists (an
@@ -142,6 +147,16 @@ async def plain_ffmpeg(ff: Ffmpeg, argv: list[str], segment: bytes, source: Path
     return wall, sum(s.pixels for s in encoded_video(done.log).values())
 
 
+def ffmpeg_seconds(port: int) -> float:
+    """The worker's ``livepeer_transcode_time_seconds_sum``: its ffmpeg time over every segment so far."""
+    import httpx
+
+    for line in httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text.splitlines():
+        if line.startswith("livepeer_transcode_time_seconds_sum"):
+            return float(line.split()[-1])
+    return 0.0
+
+
 class Gateway:
     """go-livepeer's gateway side, offchain: GetOrchestrator over gRPC/TLS once, then /segment and /stream GETs."""
 
@@ -245,7 +260,9 @@ async def main() -> None:
                           max_bytes=MAX_RENDITION_BYTES)  # the worker's very command
 
         env = {k: v for k, v in os.environ.items() if not k.startswith("BATON_")}
-        env |= {"BATON_NATS_URL": f"nats://127.0.0.1:{port}", "BATON_INSTANCE_ID": "bench", "BATON_HTTP_PORT": "0",
+        worker_http = free_port()  # its /metrics: the ffmpeg time of each segment the negotiator sends it
+        env |= {"BATON_NATS_URL": f"nats://127.0.0.1:{port}", "BATON_INSTANCE_ID": "bench",
+                "BATON_HTTP_PORT": str(worker_http),
                 "BATON_HTTP_HOST": "127.0.0.1", "BATON_TRANSCODE_GPU": args.gpu, "BATON_TRANSCODE_CONCURRENCY": "1",
                 "BATON_TRANSCODE_SEGMENT_TIMEOUT": "120", "BATON_TRANSCODE_X264_PRESET": args.preset,
                 "BATON_LOG_LEVEL": "warning"}
@@ -268,6 +285,7 @@ async def main() -> None:
             walls["negotiator /segment"] = []
         overheads: list[float] = []
         own: list[tuple[float, float]] = []  # (worker wall, its own ffmpeg run): the same moment, the same load
+        negotiator_own: list[tuple[float, float]] = []  # (/segment wall, the worker's ffmpeg run for it)
         pixels: dict[str, int] = {}
 
         async def one(side: str, n: int) -> None:
@@ -278,7 +296,9 @@ async def main() -> None:
             elif side == "plain ffmpeg":
                 wall, px = await plain_ffmpeg(ff, argv, segment, tmp / "plain-in.ts", outputs)
             else:
+                before = ffmpeg_seconds(worker_http)
                 wall, px = await asyncio.to_thread(gateway.segment, segment, n)  # type: ignore[union-attr]
+                negotiator_own.append((wall, ffmpeg_seconds(worker_http) - before))
             walls[side].append(wall)
             if pixels.setdefault(side, px) != px:
                 print(f"  {side}: pixels changed between runs ({pixels[side]} then {px})")
@@ -313,6 +333,12 @@ async def main() -> None:
               f"worker wall / its ffmpeg (same command as plain ffmpeg, same moment): median "
               f"{statistics.median(w / e for w, e in own):.3f}, range {min(w / e for w, e in own):.3f}-"
               f"{max(w / e for w, e in own):.3f}")
+        if negotiator_own:
+            ratios = [w / e for w, e in negotiator_own]
+            print(f"negotiator /segment overhead beside the worker's ffmpeg run for it (HTTP, payment, bus, object "
+                  f"store, /stream GETs): median {statistics.median(w - e for w, e in negotiator_own) * 1000:.0f} ms; "
+                  f"/segment wall / that ffmpeg run: median {statistics.median(ratios):.3f}, range "
+                  f"{min(ratios):.3f}-{max(ratios):.3f}")
         w_pixels = pixels["worker"]
         print(f"pixels per segment: {w_pixels:,}")
         await nc.close()
