@@ -54,8 +54,8 @@ class Recorder:
       "million pixels per second, above this worker's 1,000 million"),
      (SMALL, 2**31 - 1, "segment duration 2147483647 ms is above 300000 ms"),
      ([VideoProfile(name=f"r{i}", width=128, height=72) for i in range(17)], 2000, "at most 16 renditions"),
-     ([VideoProfile(name="neg", width=128, height=72, bitrate=-1)], 2000, "Expected `int` >= 0, got -1"),
-     ([VideoProfile(name="big", width=100_000, height=100_000)], 2000, "Expected `int` <= 16384, got 100000"),
+     ([VideoProfile(name="neg", width=128, height=72, bitrate=-1)], 2000, "Expected `int` >= 0 - at `$.profiles[0].bitrate`"),
+     ([VideoProfile(name="big", width=100_000, height=100_000)], 2000, "Expected `int` <= 16384 - at `$.profiles[0].width`"),
      ([VideoProfile(name="fps0", width=128, height=72, fps=30, fpsDen=0, encoder=9)], 2000, "unknown encoder 9")],
 )
 async def test_a_ladder_beyond_the_limits_is_refused_before_anything_runs(
