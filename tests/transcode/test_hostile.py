@@ -209,3 +209,13 @@ async def test_a_refused_segment_leaves_no_rendition_in_the_object_store() -> No
     err = await w.handle(job("leak", ladder, b"\x47" * 188, duration_ms=1000))
     assert isinstance(err, JobError) and err.message == "Output frame count larger than expected", err
     assert bodies.objects == {}
+
+
+@pytest.mark.parametrize("container", ["mp4", "matroska"])
+async def test_the_format_whitelist_still_reads_mp4_and_matroska_segments(container: str, tmp_path: Path) -> None:
+    segment = tmp_path / "seg"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=128x72:rate=30:duration=0.5", "-c:v", "libx264", "-preset", "ultrafast",
+           "-f", container, "-y", str(segment))
+    result = await worker().handle(job(container, SMALL, segment.read_bytes(), duration_ms=500))
+    assert isinstance(result, JobResult), result
+    assert result.outputs[0].pixels == probe(result.outputs[0].data, tmp_path).pixels == 15 * 128 * 72
