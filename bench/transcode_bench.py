@@ -13,10 +13,20 @@ Both sides run in this one run, alternately, on the same segment:
   the worker builds, with the same hardware plan), timed from writing the
   segment to reading the last rendition.
 
-It prints each side's median wall time, their ratio (the bus, the payload
-transfer and the pixel count over the encode; the goal is within 1.05x) and
-the real-time factor (segment seconds per wall second). With an NVIDIA GPU
-(``--gpu``, default: GPU 0 when ``nvidia-smi`` exists) both sides use what
+The sides take turns within each run, in an order that alternates from run to
+run, so that load from elsewhere on the machine falls on all of them alike.
+It prints each side's median, minimum and spread (max - min) of wall time,
+their ratio (the bus, the payload transfer and the pixel count over the
+encode; the goal is within 1.05x) as the ratio of medians, of minimums and the
+median of the per-run ratios, and the real-time factor (segment seconds per
+wall second). On a loaded machine the ratios between sides swing with the
+load; the figures measured at the same moment do not: the worker's wall time
+over its own ffmpeg run (``JobResult.seconds``) and the ``/segment`` wall time
+over the worker's ffmpeg run for that segment (its
+``livepeer_transcode_time_seconds_sum``), each ffmpeg run being the very
+command the plain side times. With an NVIDIA GPU
+(``--gpu``, default: GPU 0 when ``nvidia-smi``, ``/dev/nvidia0`` or NVML
+is found) both sides use what
 the hardware probe found: NVDEC for decoding, NVENC where it exists (an
 H100/H200 encodes on the CPU).
 
@@ -49,8 +59,8 @@ import nats
 from baton_common.schemas import decode, encode
 from baton_common.schemas.jobs import BODIES_BUCKET, BodyRef, JobReply, JobRequest, JobResult, job_subject
 from baton_common.schemas.transcode import TranscodeParams, VideoProfile
-from baton_transcode.domain import plan_accel, plan_renditions
-from baton_transcode.ffmpeg import Ffmpeg
+from baton_transcode.domain import MAX_RENDITION_BYTES, frame_budget, plan_accel, plan_renditions, source_codec
+from baton_transcode.ffmpeg import Ffmpeg, nvml_gpu
 from baton_transcode.ladder import build_argv
 from baton_transcode.stats import encoded_video
 
@@ -137,6 +147,16 @@ async def plain_ffmpeg(ff: Ffmpeg, argv: list[str], segment: bytes, source: Path
     return wall, sum(s.pixels for s in encoded_video(done.log).values())
 
 
+def ffmpeg_seconds(port: int) -> float:
+    """The worker's ``livepeer_transcode_time_seconds_sum``: its ffmpeg time over every segment so far."""
+    import httpx
+
+    for line in httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text.splitlines():
+        if line.startswith("livepeer_transcode_time_seconds_sum"):
+            return float(line.split()[-1])
+    return 0.0
+
+
 class Gateway:
     """go-livepeer's gateway side, offchain: GetOrchestrator over gRPC/TLS once, then /segment and /stream GETs."""
 
@@ -214,7 +234,10 @@ async def start_negotiator(env: dict[str, str], tmp: Path) -> tuple[subprocess.P
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--gpu", default="0" if shutil.which("nvidia-smi") else "", help="CUDA device index; empty = CPU")
+    has_gpu = shutil.which("nvidia-smi") is not None or os.path.exists("/dev/nvidia0") or nvml_gpu("0") is not None
+    parser.add_argument("--gpu", default="0" if has_gpu else "",
+                        help="CUDA device index (default: 0 where a driver is found); empty = CPU. What the device "
+                             "really does is probed at start, for both sides: NVDEC/NVENC where they work")
     parser.add_argument("--preset", default="veryfast", help="libx264 preset on both sides")
     parser.add_argument("--negotiator", action="store_true",
                         help="also time the /segment path through an offchain negotiator process")
@@ -230,12 +253,16 @@ async def main() -> None:
         ff = Ffmpeg("ffmpeg")
         caps = await ff.detect(args.gpu)
         renditions = plan_renditions(LADDER)
-        accel = plan_accel(renditions, caps)
+        accel = plan_accel(renditions, caps, source_codec(segment))  # as the worker plans it, so the same hardware
         outputs = [str(tmp / f"plain{i}.ts") for i in range(len(LADDER))]
-        argv = build_argv(renditions, accel, str(tmp / "plain-in.ts"), outputs, preset=args.preset)
+        budgets = [frame_budget(r, int(SEGMENT_SECONDS * 1000)) for r in renditions]
+        argv = build_argv(renditions, accel, str(tmp / "plain-in.ts"), outputs, preset=args.preset, frames=budgets,
+                          max_bytes=MAX_RENDITION_BYTES)  # the worker's very command
 
         env = {k: v for k, v in os.environ.items() if not k.startswith("BATON_")}
-        env |= {"BATON_NATS_URL": f"nats://127.0.0.1:{port}", "BATON_INSTANCE_ID": "bench", "BATON_HTTP_PORT": "0",
+        worker_http = free_port()  # its /metrics: the ffmpeg time of each segment the negotiator sends it
+        env |= {"BATON_NATS_URL": f"nats://127.0.0.1:{port}", "BATON_INSTANCE_ID": "bench",
+                "BATON_HTTP_PORT": str(worker_http),
                 "BATON_HTTP_HOST": "127.0.0.1", "BATON_TRANSCODE_GPU": args.gpu, "BATON_TRANSCODE_CONCURRENCY": "1",
                 "BATON_TRANSCODE_SEGMENT_TIMEOUT": "120", "BATON_TRANSCODE_X264_PRESET": args.preset,
                 "BATON_LOG_LEVEL": "warning"}
@@ -253,33 +280,66 @@ async def main() -> None:
         await plain_ffmpeg(ff, argv, segment, tmp / "plain-in.ts", outputs)
         if gateway is not None:
             await asyncio.to_thread(gateway.segment, segment, 10**6)
-        worker_walls, plain_walls, overheads, negotiator_walls = [], [], [], []
+        walls: dict[str, list[float]] = {"worker": [], "plain ffmpeg": []}
+        if gateway is not None:
+            walls["negotiator /segment"] = []
+        overheads: list[float] = []
+        own: list[tuple[float, float]] = []  # (worker wall, its own ffmpeg run): the same moment, the same load
+        negotiator_own: list[tuple[float, float]] = []  # (/segment wall, the worker's ffmpeg run for it)
+        pixels: dict[str, int] = {}
+
+        async def one(side: str, n: int) -> None:
+            if side == "worker":
+                wall, px, encode_s = await through_worker(nc, subject, segment, n)
+                overheads.append(wall - encode_s)
+                own.append((wall, encode_s))
+            elif side == "plain ffmpeg":
+                wall, px = await plain_ffmpeg(ff, argv, segment, tmp / "plain-in.ts", outputs)
+            else:
+                before = ffmpeg_seconds(worker_http)
+                wall, px = await asyncio.to_thread(gateway.segment, segment, n)  # type: ignore[union-attr]
+                negotiator_own.append((wall, ffmpeg_seconds(worker_http) - before))
+            walls[side].append(wall)
+            if pixels.setdefault(side, px) != px:
+                print(f"  {side}: pixels changed between runs ({pixels[side]} then {px})")
+
+        sides = list(walls)
         for n in range(args.runs):
-            w, w_pixels, encode_s = await through_worker(nc, subject, segment, n)
-            overheads.append(w - encode_s)
-            p, p_pixels = await plain_ffmpeg(ff, argv, segment, tmp / "plain-in.ts", outputs)
-            worker_walls.append(w)
-            plain_walls.append(p)
-            line = f"run {n + 1}: worker {w:.3f} s (its ffmpeg {encode_s:.3f} s), plain ffmpeg {p:.3f} s, ratio {w / p:.3f}"
-            if gateway is not None:
-                g, g_pixels = await asyncio.to_thread(gateway.segment, segment, n)
-                negotiator_walls.append(g)
-                line += f"; negotiator /segment {g:.3f} s, ratio {g / p:.3f}"
-                if g_pixels != p_pixels:
-                    line += f" (pixels differ: {g_pixels})"
-            print(line)
-            if w_pixels != p_pixels:
-                print(f"  pixels differ: worker {w_pixels}, plain ffmpeg {p_pixels}")
-        w, p = statistics.median(worker_walls), statistics.median(plain_walls)
-        print(f"median of {args.runs}: worker {w:.3f} s, plain ffmpeg {p:.3f} s")
-        print(f"ratio worker / plain ffmpeg: {w / p:.3f} (goal: within 1.05)")
-        if negotiator_walls:
-            g = statistics.median(negotiator_walls)
-            print(f"median of {args.runs}: negotiator /segment {g:.3f} s; ratio negotiator / plain ffmpeg: "
-                  f"{g / p:.3f} (goal: within 1.05); real-time factor {SEGMENT_SECONDS / g:.2f}x")
+            order = sides if n % 2 == 0 else sides[::-1]
+            for side in order:
+                await one(side, n)
+            plain = walls["plain ffmpeg"][-1]
+            print(f"run {n + 1} ({' → '.join(order)}): " + ", ".join(
+                f"{side} {walls[side][-1]:.3f} s" + ("" if side == "plain ffmpeg" else f" ({walls[side][-1] / plain:.3f}x)")
+                for side in sides))
+        if len(set(pixels.values())) != 1:
+            print(f"PIXELS DIFFER between the sides: {pixels}")
+        plain = walls["plain ffmpeg"]
+        print(f"\nover {args.runs} runs (seconds: median, min, spread = max - min):")
+        for side in sides:
+            xs = walls[side]
+            print(f"  {side:20s} median {statistics.median(xs):.3f}  min {min(xs):.3f}  spread {max(xs) - min(xs):.3f}"
+                  f"  real-time factor {SEGMENT_SECONDS / statistics.median(xs):.2f}x")
+        for side in sides:
+            if side == "plain ffmpeg":
+                continue
+            xs = walls[side]
+            per_run = [x / p for x, p in zip(xs, plain, strict=True)]
+            print(f"ratio {side} / plain ffmpeg: medians {statistics.median(xs) / statistics.median(plain):.3f}, "
+                  f"mins {min(xs) / min(plain):.3f}, median per run {statistics.median(per_run):.3f} "
+                  f"(range {min(per_run):.3f}-{max(per_run):.3f}; goal: within 1.05)")
         print(f"worker overhead beside its own ffmpeg run (bus, object store, files, pixel count): "
-              f"median {statistics.median(overheads) * 1000:.0f} ms")
-        print(f"real-time factor: worker {SEGMENT_SECONDS / w:.2f}x, plain ffmpeg {SEGMENT_SECONDS / p:.2f}x")
+              f"median {statistics.median(overheads) * 1000:.0f} ms, min {min(overheads) * 1000:.0f} ms; "
+              f"worker wall / its ffmpeg (same command as plain ffmpeg, same moment): median "
+              f"{statistics.median(w / e for w, e in own):.3f}, range {min(w / e for w, e in own):.3f}-"
+              f"{max(w / e for w, e in own):.3f}")
+        if negotiator_own:
+            ratios = [w / e for w, e in negotiator_own]
+            print(f"negotiator /segment overhead beside the worker's ffmpeg run for it (HTTP, payment, bus, object "
+                  f"store, /stream GETs): median {statistics.median(w - e for w, e in negotiator_own) * 1000:.0f} ms; "
+                  f"/segment wall / that ffmpeg run: median {statistics.median(ratios):.3f}, range "
+                  f"{min(ratios):.3f}-{max(ratios):.3f}")
+        w_pixels = pixels["worker"]
         print(f"pixels per segment: {w_pixels:,}")
         await nc.close()
     finally:

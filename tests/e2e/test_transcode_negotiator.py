@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -137,3 +138,74 @@ async def test_a_paid_segment_comes_back_as_renditions_a_gateway_recounts_and_ve
     finally:
         gw.close()
         await nc.close()
+
+
+async def test_hostile_segments_get_go_livepeers_texts_cost_nothing_and_a_portrait_source_keeps_its_aspect(
+        negotiator: RunningNegotiator, worker: ServiceProc, e2e_nats: PrivateNats, tmp_path: Path) -> None:
+    """An audio-only segment: lpms's exact `TranscoderInvalidVideo` (gateways do not retry it), nothing debited.
+    A profile the container cannot carry: named in the error. Then a portrait segment, scaled as go-livepeer does
+    (the box's height, the width from the aspect ratio), and its pixels re-counted exactly."""
+    audio = tmp_path / "audio.ts"
+    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "sine=duration=1",
+                    "-c:a", "aac", "-f", "mpegts", "-y", str(audio)], check=True, timeout=60)
+    portrait = make_segment(tmp_path / "portrait.ts", size="180x320", seconds=1.0)
+    vp8_in_ts = lp_rpc_pb2.VideoProfile(name="webm_in_ts", width=256, height=144, bitrate=300_000,
+                                        encoder=lp_rpc_pb2.VideoProfile.VP8)
+    gw = TestGateway("127.0.0.1", negotiator.grpc_port)
+    nc = await nats.connect(e2e_nats.url)
+    try:
+        info = await wait_transcode_capacity(gw)
+        session = info.auth_token.session_id
+        balances = Balances(KvBalanceStore(await nc.jetstream().key_value(BALANCES.bucket)))
+        with gw.http() as client:
+
+            async def post(body: bytes, seq: int, profiles: tuple[lp_rpc_pb2.VideoProfile, ...]) -> lp_rpc_pb2.TranscodeResult:
+                seg = gw.segment_header(info, manifest=b"e2e-hostile", seq=seq, body_hash=keccak(body), profiles=profiles)
+                r = await call(client.post, f"{info.transcoder}/segment", content=body,
+                               headers={"Livepeer-Payment": gw.payment_header(info), "Livepeer-Segment": seg,
+                                        "Content-Type": "video/MP2T"})
+                assert r.status_code == 200, r.text
+                return lp_rpc_pb2.TranscodeResult.FromString(r.content)
+
+            before = await balances.balance(gw.address, session) or 0  # None: a session with no balance yet
+            result = await post(audio.read_bytes(), 1, PROFILES)
+            assert (result.WhichOneof("result"), result.error) == ("error", "TranscoderInvalidVideo")
+            after = await balances.balance(gw.address, session)
+            assert after - before == ev(info)  # the ticket is credited, nothing is debited
+
+            result = await post(portrait, 2, (*PROFILES, vp8_in_ts))
+            assert result.WhichOneof("result") == "error"
+            assert result.error.startswith("profile 'webm_in_ts': VP8 cannot be carried in MPEG-TS"), result.error
+
+            result = await post(portrait, 3, PROFILES)
+            assert result.WhichOneof("result") == "data", (result.error, worker.log.read_text()[-2000:])
+            renditions = [(await call(client.get, s.url)).content for s in result.data.segments]
+        probes = [probe(r, tmp_path, f"p{i}") for i, r in enumerate(renditions)]
+        assert [(p.width, p.height, p.frames) for p in probes] == [(82, 144, 30), (136, 240, 15)]
+        assert [s.pixels for s in result.data.segments] == [p.pixels for p in probes]
+        assert await balances.balance(gw.address, session) == (
+            after + 2 * ev(info) - ADJUSTED * sum(p.pixels for p in probes))
+    finally:
+        gw.close()
+        await nc.close()
+
+
+@pytest.mark.xfail(strict=True, reason="negotiator-side (not this helper's to change): go-livepeer refuses a SegData "
+                   "whose profiles do not parse (unknown format/profile/encoder) or whose duration is out of range "
+                   "in verifySegCreds, with 403 before any payment; Baton's negotiator answers 200 and the worker's "
+                   "bad_input in the body. Remove this mark once the negotiator checks them before payments.receive")
+async def test_a_segdata_with_an_unknown_profile_format_is_refused_403_before_payment_as_go_livepeer(
+        negotiator: RunningNegotiator, worker: ServiceProc, segment: bytes) -> None:
+    bad = lp_rpc_pb2.VideoProfile(name="P144p", width=256, height=144, bitrate=300_000)
+    bad.format = 7  # an enum value go-livepeer's makeFfmpegVideoProfiles refuses (errFormat)
+    gw = TestGateway("127.0.0.1", negotiator.grpc_port)
+    try:
+        info = await wait_transcode_capacity(gw)
+        seg = gw.segment_header(info, manifest=b"e2e-badprofile", seq=1, body_hash=keccak(segment), profiles=(bad,))
+        with gw.http() as client:
+            r = await call(client.post, f"{info.transcoder}/segment", content=segment,
+                           headers={"Livepeer-Payment": gw.payment_header(info), "Livepeer-Segment": seg,
+                                    "Content-Type": "video/MP2T"})
+        assert r.status_code == 403, (r.status_code, r.content[:200])
+    finally:
+        gw.close()

@@ -57,7 +57,8 @@ def test_a_missing_ffmpeg_stops_the_service_with_exit_2_naming_the_setting() -> 
     [({"BATON_TRANSCODE_CONCURRENCY": "0"}, "BATON_TRANSCODE_CONCURRENCY"),
      ({"BATON_TRANSCODE_GPU": "all"}, "BATON_TRANSCODE_GPU"),
      ({"BATON_TRANSCODE_X264_PRESET": "warp"}, "BATON_TRANSCODE_X264_PRESET"),
-     ({"BATON_TRANSCODE_WORK_DIR": "/opt/nowhere"}, "BATON_TRANSCODE_WORK_DIR")],
+     ({"BATON_TRANSCODE_WORK_DIR": "/opt/nowhere"}, "BATON_TRANSCODE_WORK_DIR"),
+     ({"BATON_TRANSCODE_MAX_PIXEL_RATE": "0"}, "BATON_TRANSCODE_MAX_PIXEL_RATE")],
 )
 def test_bad_settings_are_refused_at_start_naming_them(env: dict[str, str], said: str) -> None:
     with pytest.raises(ConfigError, match=said):

@@ -197,7 +197,7 @@ async def test_the_nvenc_session_limit_is_busy_as_orchestrator_busy(segment: byt
     caps = Capabilities(gpu="0", nvenc=frozenset({"h264"}), nvdec=frozenset({"h264"}))
     w = worker(encoder=gpu, caps=caps)
     err = await w.handle(job("nvenc", [VideoProfile(name="s", width=128, height=72, bitrate=100_000)], segment))
-    assert "h264_nvenc" in gpu.argv and "scale_cuda=h=72:w=128" in " ".join(gpu.argv)
+    assert "h264_nvenc" in gpu.argv and r"scale_cuda=h=if(lt(iw\,ih)\,72\,-2):w=if(gte(iw\,ih)\,128\,-2)" in " ".join(gpu.argv)
     assert isinstance(err, JobError) and err.code == "busy" and err.retryable and "OrchestratorBusy" in err.message
     assert w.in_use == 0
 

@@ -136,7 +136,7 @@ async def test_a_segment_through_the_bus_comes_back_as_exact_renditions(
                      'livepeer_segment_transcode_failed_total{error_code="busy"}',
                      'livepeer_segment_transcode_failed_total{error_code="bad_input"}',
                      "livepeer_transcode_time_seconds_count", "livepeer_transcode_score_count",
-                     'baton_transcode_realtime_factor_count{rendition="P360p"}'):
+                     'baton_transcode_realtime_factor_count{rendition="360p"}'):
             assert line in metrics, line
     finally:
         rt.request_stop()

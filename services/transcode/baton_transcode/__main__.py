@@ -55,6 +55,7 @@ class Transcode(ServiceBase[TranscodeSettings]):
         worker = TranscodeWorker(
             worker_id=worker_id, encoder=self.ffmpeg, bodies=ObjectBodies(store), caps=self.caps,
             capacity=s.concurrency, segment_timeout=s.segment_timeout, preset=s.x264_preset, work_dir=s.work_dir,
+            max_pixel_rate=s.max_pixel_rate,
             on_change=advertiser.changed,
         )
         self.worker, self.advertiser = worker, advertiser

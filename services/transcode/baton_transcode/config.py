@@ -31,6 +31,11 @@ class TranscodeSettings(CommonSettings, frozen=True, kw_only=True):
     x264_preset: Annotated[
         str, setting("libx264/libx265 preset for CPU encodes (`ultrafast` … `veryslow`).")
     ] = "veryfast"
+    max_pixel_rate: Annotated[
+        float, setting("Most output pixels per second of video a segment's ladder may ask for (Σ width × height × "
+                      "fps; a profile keeping the source's rate counts at 60 fps); a ladder above it is refused as "
+                      "`bad_input` before anything runs. The default takes a 4K60 ladder.", gt=0)
+    ] = 1e9
     work_dir: Annotated[
         str, setting("Directory for segment and rendition files while a job runs; empty = /dev/shm if writable, "
                     "else the system temp directory.")

@@ -2,11 +2,16 @@
 
 No ffmpeg, no NATS here. :func:`plan_renditions` reads ``VideoProfile`` as
 go-livepeer does (``gop`` in ms, -1 intra-only; ``fps`` 0 keeps the source
-rate; ``fpsDen`` 0 means 1) and refuses, naming the profile, what cannot be
-produced: a codec its container cannot carry (VP8 or VP9 in MPEG-TS, VP8 in
-MP4), an odd or zero size, an enum value go-livepeer does not define.
-:class:`Capabilities` is what the hardware probe found; :func:`plan_accel`
-picks, per segment, where decoding, scaling and each encode run.
+rate; ``fpsDen`` 0 means 1; ``bitrate`` 0 leaves the encoder's default rate
+control) and refuses, naming the profile, what cannot be produced: a codec its
+container cannot carry (VP8 or VP9 in MPEG-TS, VP8 in MP4), a zero size or a
+side above :data:`MAX_SIDE`, an enum value go-livepeer does not define. An odd
+size is rounded up to even (4:2:0 video; go-livepeer's libx264 would refuse
+it). :func:`check_budget` refuses, before anything runs, a ladder whose claimed
+duration × frame rate × pixels is above the worker's limits, and
+:func:`frame_budget` bounds what each rendition may produce (go-livepeer's
+output frame guard). :class:`Capabilities` is what the hardware probe found;
+:func:`plan_accel` picks, per segment, where decoding, scaling and each encode run.
 """
 
 from __future__ import annotations
@@ -24,12 +29,16 @@ __all__ = [
     "CONTENT_TYPES",
     "CPU_ENCODERS",
     "MAX_RENDITIONS",
+    "MAX_RENDITION_BYTES",
     "NVENC_ENCODERS",
     "Accel",
     "Capabilities",
     "Codec",
     "Container",
     "Rendition",
+    "check_budget",
+    "frame_budget",
+    "metric_label",
     "plan_accel",
     "plan_renditions",
     "segment_timeout",
@@ -51,6 +60,18 @@ CARRIES: dict[str, frozenset[str]] = {
 """Which codecs each container carries, as ffmpeg muxes them (no VP8/VP9 in MPEG-TS, no VP8 in MP4)."""
 MAX_RENDITIONS = 16
 MAX_FPS = 240
+"""The highest output frame rate; also the source rate assumed for a frame budget when a profile keeps it."""
+MAX_SIDE = 8192
+"""The longest side of a rendition (NVENC's HEVC limit); the decoder refuses source frames above MAX_SIDE²."""
+MAX_NAME = 255
+MAX_RENDITION_BYTES = 256 * 2**20
+"""The largest rendition file (ffmpeg's ``-fs``): 50 Mbps for 40 s. It bounds the work directory (``/dev/shm``)."""
+MAX_SEGMENT_MS = 300_000
+"""The longest segment a worker takes (5 minutes); go-livepeer gateways cut 2 s segments."""
+ASSUMED_FPS = 60
+"""The frame rate a profile that keeps the source's rate counts at in :func:`check_budget` (as a gateway's fee estimate)."""
+_INT32 = 2**31 - 1
+_LABELS = frozenset({144, 240, 360, 480, 576, 720, 1080, 1440, 2160})
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +82,10 @@ class Rendition:
     name: str
     width: int
     height: int
+    """The profile's box, rounded up to even. As go-livepeer, the output keeps the source's aspect ratio: a landscape
+    (or square) source gets ``width`` and the height that follows, a portrait one ``height`` and the width that follows."""
     bitrate: int
+    """Bits per second (the target, the VBV maximum and the buffer, as go-livepeer); 0 = the encoder's default."""
     fps: tuple[int, int] | None
     """(numerator, denominator), or None to keep the source's rate."""
     codec: Codec
@@ -85,7 +109,12 @@ class Rendition:
         """Keyframe interval in frames when both the GOP and the frame rate are fixed (as go-livepeer's ``g``)."""
         if self.fps is None or not isinstance(self.gop, float):
             return None
-        return max(1, int(self.gop * self.fps[0] / self.fps[1]))
+        return min(_INT32, max(1, int(self.gop * self.fps[0] / self.fps[1])))
+
+
+def _even(size: int) -> int:
+    """An odd size rounded up to even: 853 (480 × 16/9) becomes 854, as 4:2:0 video needs."""
+    return size + size % 2
 
 
 def _enum(value: int, table: dict[int, str], what: str, name: str) -> str:
@@ -103,10 +132,16 @@ def plan_renditions(profiles: Sequence[VideoProfile]) -> tuple[Rendition, ...]:
     out = []
     names: set[str] = set()
     for i, p in enumerate(profiles):
-        name = p.name or f"{p.width}x{p.height}_{p.bitrate}"
+        name = p.name or f"net_{p.width}x{p.height}_{p.bitrate}"  # go-livepeer's "net_" + DefaultProfileName
+        if len(name) > MAX_NAME or any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+            raise BadProfile(f"profile {name[:40]!r}: a name has at most {MAX_NAME} characters and no control characters")
         if name in names:
             raise BadProfile(f"profile {name!r} appears twice; rendition names must be unique")
         names.add(name)
+        for what, value, top in (("bitrate", p.bitrate, _INT32), ("gop", p.gop, _INT32), ("fps", p.fps, 2**32 - 1),
+                                 ("fpsDen", p.fpsDen, 2**32 - 1)):
+            if abs(value) > top:  # the protobuf's int32/uint32: ffmpeg's options overflow beyond
+                raise BadProfile(f"profile {name!r}: {what} {value} is out of go-livepeer's range (at most {top})")
         codec = _enum(p.encoder, CODECS, "encoder", name)
         container = _enum(p.format, FORMATS, "format", name)
         h264 = _enum(p.profile, H264_PROFILES, "H.264 profile", name)
@@ -118,10 +153,8 @@ def plan_renditions(profiles: Sequence[VideoProfile]) -> tuple[Rendition, ...]:
         if h264 and codec != "h264":
             raise BadProfile(f"profile {name!r}: H.264 profile {h264} given for a {codec.upper()} encode")
         for what, size in (("width", p.width), ("height", p.height)):
-            if size <= 0 or size % 2:
-                raise BadProfile(f"profile {name!r}: {what} {size} must be even and above 0 (4:2:0 video)")
-        if p.bitrate <= 0:
-            raise BadProfile(f"profile {name!r}: bitrate {p.bitrate} must be above 0 bits per second")
+            if not 0 < size <= MAX_SIDE:
+                raise BadProfile(f"profile {name!r}: {what} {size} must be above 0 and at most {MAX_SIDE}")
         if p.chromaFormat != 0:
             raise BadProfile(f"profile {name!r}: only 4:2:0 chroma is transcoded (chromaFormat {p.chromaFormat})")
         fps = None
@@ -131,6 +164,8 @@ def plan_renditions(profiles: Sequence[VideoProfile]) -> tuple[Rendition, ...]:
                 raise BadProfile(f"profile {name!r}: {p.fps}/{den} fps is above {MAX_FPS}")
             g = math.gcd(p.fps, den)
             fps = (p.fps // g, den // g)
+            if max(fps) > _INT32:  # ffmpeg's rationals are 32-bit
+                raise BadProfile(f"profile {name!r}: frame rate {p.fps}/{den} does not fit a 32-bit fraction")
         if p.gop == 0:
             gop: float | Literal["intra"] | None = None
         elif p.gop == GOP_INTRA_ONLY:
@@ -141,7 +176,7 @@ def plan_renditions(profiles: Sequence[VideoProfile]) -> tuple[Rendition, ...]:
             raise BadProfile(f"profile {name!r}: gop {p.gop} ms is invalid (0 = default, -1 = intra-only, else > 0)")
         out.append(
             Rendition(
-                index=i, name=name, width=p.width, height=p.height, bitrate=p.bitrate, fps=fps,
+                index=i, name=name, width=_even(p.width), height=_even(p.height), bitrate=p.bitrate, fps=fps,
                 codec=codec,  # type: ignore[arg-type]
                 container=container,  # type: ignore[arg-type]
                 h264_profile="high" if h264 == "constrained_high" else h264,
@@ -200,6 +235,39 @@ def plan_accel(renditions: Sequence[Rendition], caps: Capabilities, source_codec
     nvdec = bool(caps.gpu) and source_codec in caps.nvdec
     on_gpu = nvdec and any(e.endswith("_nvenc") for e in encoders)
     return Accel(decode="nvdec" if nvdec else "cpu", frames_on_gpu=on_gpu, encoders=encoders, gpu=caps.gpu)
+
+
+def check_budget(renditions: Sequence[Rendition], duration_ms: int, max_pixel_rate: float) -> None:
+    """Refuse, before anything runs, a segment longer than :data:`MAX_SEGMENT_MS` or a ladder above ``max_pixel_rate``.
+
+    The rate is Σ width × height × fps over the ladder (a profile keeping the source's rate counts at
+    :data:`ASSUMED_FPS`), so a segment's work is at most its claimed duration × that rate.
+    """
+    if duration_ms > MAX_SEGMENT_MS:
+        raise BadProfile(f"segment duration {duration_ms} ms is above {MAX_SEGMENT_MS} ms")
+    rate = sum(r.width * r.height * (r.fps[0] / r.fps[1] if r.fps else ASSUMED_FPS) for r in renditions)
+    if rate > max_pixel_rate:
+        raise BadProfile(f"the ladder asks for {rate / 1e6:,.0f} million pixels per second, above this worker's "
+                         f"{max_pixel_rate / 1e6:,.0f} million (BATON_TRANSCODE_MAX_PIXEL_RATE)")
+
+
+def frame_budget(r: Rendition, duration_ms: int) -> int | None:
+    """The most frames ``r`` may have for a segment that claims ``duration_ms``: 1.25 × that duration plus 1 s, at
+    the rendition's rate (:data:`MAX_FPS` for one at the source's rate), plus one frame.
+
+    A guard against a segment whose timestamps jump (the ``fps`` filter would fill the gap with copies, billed as
+    pixels): more frames fail as lpms's ``Output frame count larger than expected``. The margin leaves room for a
+    gateway whose playlist rounds segment durations. None without a duration to go by.
+    """
+    if duration_ms <= 0:
+        return None
+    fps = r.fps[0] / r.fps[1] if r.fps else MAX_FPS
+    return math.ceil((duration_ms / 1000 * 1.25 + 1.0) * fps) + 1
+
+
+def metric_label(r: Rendition) -> str:
+    """A bounded label for a rendition's metrics (names are the gateway's to choose): ``720p``, or ``other``."""
+    return f"{r.height}p" if r.height in _LABELS else "other"
 
 
 def segment_timeout(minimum: float, duration_ms: int, deadline_left: float) -> float:

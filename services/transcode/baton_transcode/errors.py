@@ -13,6 +13,8 @@ from typing import ClassVar
 from baton_common.schemas.jobs import JOB_ERROR_STATUS, JobErrorCode
 
 __all__ = [
+    "INVALID_VIDEO",
+    "OUTPUT_FRAMES",
     "BadProfile",
     "BadSegment",
     "BodyMissing",
@@ -23,6 +25,13 @@ __all__ = [
     "TranscodeError",
     "WrongJob",
 ]
+
+
+INVALID_VIDEO = "TranscoderInvalidVideo"
+"""lpms's ErrTranscoderVid, word for word: no video stream, or no video frame (an audio-only segment). go-livepeer
+gateways match the exact text (``ffmpeg.NonRetryableErrs``) and do not retry it on another orchestrator."""
+OUTPUT_FRAMES = "Output frame count larger than expected"
+"""lpms's output frame guard (lpms_ERR_OUTPUT_GUARD_FRAME_BUDGET), word for word: also non-retryable at a gateway."""
 
 
 class TranscodeError(Exception):

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import os
 import shutil
+import signal
 import tempfile
 import time
 from dataclasses import dataclass
@@ -48,20 +49,24 @@ class Ffmpeg:
         self.binary = path
 
     async def run(self, argv: list[str], timeout: float) -> Completed:
-        """Run ``argv`` (its first item is replaced by this binary) for at most ``timeout`` seconds."""
+        """Run ``argv`` (its first item is replaced by this binary) for at most ``timeout`` seconds.
+
+        The command runs in its own process group, and a run past ``timeout`` (or cancelled) has the whole
+        group killed: nothing it started outlives it or holds its stderr open.
+        """
         start = time.monotonic()
         proc = await asyncio.create_subprocess_exec(
             self.binary, *argv[1:], stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, start_new_session=True,
         )
         try:
             _, err = await asyncio.wait_for(proc.communicate(), timeout=max(0.01, timeout))
         except TimeoutError:
-            proc.kill()
+            _kill_group(proc.pid)
             _, err = await proc.communicate()
             return Completed(-9, err.decode(errors="replace"), time.monotonic() - start, timed_out=True)
         except asyncio.CancelledError:
-            proc.kill()
+            _kill_group(proc.pid)
             await proc.wait()
             raise
         return Completed(proc.returncode or 0, err.decode(errors="replace"), time.monotonic() - start)
@@ -125,6 +130,14 @@ class Ffmpeg:
         caps = Capabilities(gpu=gpu, nvenc=frozenset(nvenc), nvdec=frozenset(nvdec), gpu_name=name, notes=tuple(notes))
         log.info("hardware detected", extra={"gpu": gpu, "nvenc": sorted(nvenc), "nvdec": sorted(nvdec), "notes": notes})
         return caps
+
+
+def _kill_group(pid: int) -> None:
+    """SIGKILL the process group ``pid`` leads (the child was started with ``start_new_session``)."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def nvml_gpu(index: str) -> Gpu | None:

@@ -19,8 +19,10 @@ _OUTPUT_HEADER = re.compile(r"^Output #(\d+), [\w,]+, to '")
 _VIDEO_STREAM = re.compile(r"^\s+Stream #(\d+):(\d+)\S*: Video: (\w+).*?, (\d+)x(\d+)[ ,]")
 _FPS = re.compile(r", (\d+(?:\.\d+)?) fps,")
 _SUMMARY = re.compile(r"^\s+Output stream #(\d+):(\d+) \(video\): (\d+) frames encoded(?:; (\d+) packets muxed)?")
-_CONTEXT = re.compile(r"^\[[\w-]+ @ 0x[0-9a-f]+\] ")
+_CONTEXT = re.compile(r"^(?:\[[\w-]+ @ 0x[0-9a-f]+\] )+")
 """ffmpeg's ``[mpegts @ 0x55…] `` prefix: a pointer, nothing for a gateway."""
+_NO_VIDEO = re.compile(r"^Stream specifier ':v:0' in filtergraph description .* matches no streams", re.M)
+"""What ffmpeg says when the input has no video stream at all (an audio-only segment)."""
 _DURATION = re.compile(r"^\s+Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
 
 
@@ -82,7 +84,7 @@ def input_duration(log: str) -> float:
 
 
 FailureKind = str
-"""``session_limit``, ``bad_input`` or ``encoder``."""
+"""``session_limit``, ``no_video``, ``bad_format``, ``bad_input`` or ``encoder``."""
 
 _SESSION_LIMIT = ("OpenEncodeSessionEx failed: out of memory", "incompatible client key")
 _BAD_INPUT = (
@@ -98,6 +100,7 @@ _BAD_INPUT = (
     "Cannot determine format of input stream",
     "unspecified pixel format",
     "unspecified size",
+    "exceeds specified max pixel count",  # a source frame above MAX_SIDE² (the decoder's -max_pixels)
 )
 
 
@@ -105,6 +108,10 @@ def classify_failure(log: str, *, nvenc: bool) -> FailureKind:
     """Why an ffmpeg run failed: the NVENC session limit, an input that does not decode, or the encoder."""
     if nvenc and any(s in log for s in _SESSION_LIMIT):
         return "session_limit"
+    if _NO_VIDEO.search(log):
+        return "no_video"
+    if "Format not on whitelist" in log:  # an HLS playlist, a concat list, an image... posing as a segment
+        return "bad_format"
     if any(s in log for s in _BAD_INPUT):
         return "bad_input"
     return "encoder"

@@ -23,8 +23,21 @@ from baton_common.schemas.jobs import INLINE_BODY_MAX, JobError, JobRequest, Job
 from baton_common.schemas.transcode import TRANSCODE_PIPELINE, TranscodeParams
 
 from . import metrics
-from .domain import Capabilities, Rendition, plan_accel, plan_renditions, segment_timeout, source_codec
+from .domain import (
+    MAX_RENDITION_BYTES,
+    Capabilities,
+    Rendition,
+    check_budget,
+    frame_budget,
+    metric_label,
+    plan_accel,
+    plan_renditions,
+    segment_timeout,
+    source_codec,
+)
 from .errors import (
+    INVALID_VIDEO,
+    OUTPUT_FRAMES,
     BadSegment,
     DeadlineExceeded,
     EncoderFailed,
@@ -60,6 +73,8 @@ class TranscodeWorker:
         segment_timeout: float,
         preset: str = "veryfast",
         work_dir: str = "",
+        max_pixel_rate: float = 1e9,
+        max_rendition_bytes: int = MAX_RENDITION_BYTES,
         on_change: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -68,6 +83,8 @@ class TranscodeWorker:
         self.capacity = capacity
         self.min_timeout = segment_timeout
         self.preset = preset
+        self.max_pixel_rate = max_pixel_rate
+        self.max_rendition_bytes = max_rendition_bytes
         self.work_dir = work_dir or default_work_dir()
         self.on_change = on_change
         self.clock = clock
@@ -106,6 +123,7 @@ class TranscodeWorker:
         except msgspec.ValidationError as exc:
             raise WrongJob(f"bad transcode params: {exc}") from None
         renditions = plan_renditions(params.profiles)
+        check_budget(renditions, params.duration_ms, self.max_pixel_rate)
         left = req.deadline - self.clock()
         if left <= 0:
             raise DeadlineExceeded(f"the job's deadline passed {-left:.1f} s before it reached worker {self.worker_id}")
@@ -129,20 +147,36 @@ class TranscodeWorker:
             source = Path(tmp) / "in"
             source.write_bytes(body)
             paths = [str(Path(tmp) / f"{r.index}.{r.extension}") for r in renditions]
-            argv = build_argv(renditions, accel, str(source), paths, preset=self.preset)
+            budgets = [frame_budget(r, params.duration_ms) for r in renditions]
+            argv = build_argv(renditions, accel, str(source), paths, preset=self.preset, frames=budgets,
+                              max_bytes=self.max_rendition_bytes)
             done = await self.encoder.run(argv, timeout)
             if done.timed_out:
                 raise DeadlineExceeded(f"segment {params.seq} took longer than its {timeout:.1f} s timeout")
             if done.returncode != 0:
                 self._raise_failure(done.log.replace(str(source), "segment").replace(tmp + "/", ""), accel.uses_nvenc)
             streams = encoded_video(done.log)
+            # Every rendition is checked before any is stored: a refused segment leaves nothing in baton-bodies.
+            checked = []
+            for r, path, budget in zip(renditions, paths, budgets, strict=True):
+                stream = streams.get(r.index)
+                if stream is None or stream.frames == 0:
+                    log.info("no video frames", extra={"job_id": req.job_id, "rendition": r.name})
+                    raise BadSegment(INVALID_VIDEO)
+                if budget is not None and stream.frames > budget:
+                    log.info("rendition over its frame budget", extra={
+                        "job_id": req.job_id, "rendition": r.name, "budget": budget, "duration_ms": params.duration_ms})
+                    raise BadSegment(OUTPUT_FRAMES)
+                if not Path(path).is_file():
+                    raise EncoderFailed(f"ffmpeg wrote no file for rendition {r.name!r}")
+                if Path(path).stat().st_size >= self.max_rendition_bytes:
+                    raise BadSegment(f"rendition {r.name!r} reached the {self.max_rendition_bytes / 2**20:g} MiB "
+                                     f"limit of one rendition")
+                checked.append((r, path, stream))
             outputs: list[Output] = []
             total = 0
             inline_left = INLINE_BODY_MAX  # for the whole reply: NATS keeps its 1 MB max payload
-            for r, path in zip(renditions, paths, strict=True):
-                stream = streams.get(r.index)
-                if stream is None or stream.frames == 0:
-                    raise BadSegment(f"the segment has no decodable video (rendition {r.name!r} got no frames)")
+            for r, path, stream in checked:
                 data = Path(path).read_bytes()
                 if len(data) <= inline_left:
                     inline_left -= len(data)
@@ -152,7 +186,7 @@ class TranscodeWorker:
                     outputs.append(Output(name=r.name, content_type=r.content_type, ref=ref, pixels=stream.pixels))
                 total += stream.pixels
                 if done.seconds > 0 and stream.media_seconds:
-                    metrics.REALTIME_FACTOR.labels(r.name).observe(stream.media_seconds / done.seconds)
+                    metrics.REALTIME_FACTOR.labels(metric_label(r)).observe(stream.media_seconds / done.seconds)
         duration = input_duration(done.log) or params.duration_ms / 1000
         metrics.SEGMENTS.inc()
         metrics.PIXELS.inc(total / 1e6)
@@ -170,6 +204,10 @@ class TranscodeWorker:
         kind = classify_failure(log_text, nvenc=nvenc)
         if kind == "session_limit":
             raise NvencSessionLimit("OrchestratorBusy: the GPU's NVENC session limit is reached")
+        if kind == "no_video":
+            raise BadSegment(INVALID_VIDEO)
+        if kind == "bad_format":
+            raise BadSegment("the segment is not a media file this worker reads (MPEG-TS, MP4/MOV, Matroska/WebM, FLV)")
         why = failure_line(log_text)
         if kind == "bad_input":
             raise BadSegment(f"the segment does not decode: {why}")
