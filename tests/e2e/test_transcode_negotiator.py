@@ -190,22 +190,23 @@ async def test_hostile_segments_get_go_livepeers_texts_cost_nothing_and_a_portra
         await nc.close()
 
 
-@pytest.mark.xfail(strict=True, reason="negotiator-side (not this helper's to change): go-livepeer refuses a SegData "
-                   "whose profiles do not parse (unknown format/profile/encoder) or whose duration is out of range "
-                   "in verifySegCreds, with 403 before any payment; Baton's negotiator answers 200 and the worker's "
-                   "bad_input in the body. Remove this mark once the negotiator checks them before payments.receive")
 async def test_a_segdata_with_an_unknown_profile_format_is_refused_403_before_payment_as_go_livepeer(
-        negotiator: RunningNegotiator, worker: ServiceProc, segment: bytes) -> None:
+        negotiator: RunningNegotiator, worker: ServiceProc, segment: bytes, e2e_nats: PrivateNats) -> None:
     bad = lp_rpc_pb2.VideoProfile(name="P144p", width=256, height=144, bitrate=300_000)
     bad.format = 7  # an enum value go-livepeer's makeFfmpegVideoProfiles refuses (errFormat)
     gw = TestGateway("127.0.0.1", negotiator.grpc_port)
+    nc = await nats.connect(e2e_nats.url)
     try:
+        balances = Balances(KvBalanceStore(await nc.jetstream().key_value(BALANCES.bucket)))
         info = await wait_transcode_capacity(gw)
         seg = gw.segment_header(info, manifest=b"e2e-badprofile", seq=1, body_hash=keccak(segment), profiles=(bad,))
         with gw.http() as client:
             r = await call(client.post, f"{info.transcoder}/segment", content=segment,
                            headers={"Livepeer-Payment": gw.payment_header(info), "Livepeer-Segment": seg,
                                     "Content-Type": "video/MP2T"})
-        assert r.status_code == 403, (r.status_code, r.content[:200])
+        assert (r.status_code, r.text) == (403, "unknown VideoProfile format for protobufs\n")
+        # Refused before the payment: its ticket credited nothing.
+        assert await balances.balance(gw.address, info.auth_token.session_id) is None
     finally:
         gw.close()
+        await nc.close()

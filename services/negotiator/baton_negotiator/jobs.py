@@ -29,7 +29,15 @@ from baton_common.capabilities import pipeline_by_name
 from baton_common.pm import Scope, Validation, keccak256, price_info_for, ticket_params_to_pb
 from baton_common.proto import lp_rpc_pb2
 from baton_common.schemas.jobs import JobChunk, JobResult
-from baton_common.schemas.transcode import TranscodeParams, VideoProfile
+from baton_common.schemas.transcode import (
+    CHROMA_FORMATS,
+    CODECS,
+    FORMATS,
+    H264_PROFILES,
+    MAX_SEGMENT_MS,
+    TranscodeParams,
+    VideoProfile,
+)
 
 from . import metrics
 from .billing import AUDIO_MIN_UNITS, billed_units, job_params, model_of, segment_estimate
@@ -182,6 +190,7 @@ class Jobs:
     async def segment(self, req: Request, body: bytes, *, fetch: Callable[[], Awaitable[bytes]] | None = None) -> None:
         """A segment (``body``, or fetched by ``fetch`` once credentials and balance pass) transcoded."""
         creds = self._credentials(req)
+        check_segment(creds.segment)  # as go-livepeer's verifySegCreds: 403 before any payment is taken
         self.sessions.check(creds.session_id)  # capped: 503 before any payment is taken
         sender, payments = creds.sender, self.orch.payments
         validation = await payments.receive(creds.payment, creds.session_id, Scope.base())
@@ -334,6 +343,21 @@ def scope_pair(manifest: str) -> tuple[int, str] | None:
 class Refusal409(NegotiatorError):
     code = "no_fixed_price"
     status_code = 409
+
+
+def check_segment(seg: lp_rpc_pb2.SegData) -> None:
+    """The profiles and duration go-livepeer's ``verifySegCreds`` parses, refused (403) with its error texts."""
+    if not 0 <= seg.duration <= MAX_SEGMENT_MS:
+        raise BadSegmentHeader("invalid duration")
+    for p in seg.fullProfiles3 or seg.fullProfiles2 or seg.fullProfiles:
+        if p.format not in FORMATS:
+            raise BadSegmentHeader("unknown VideoProfile format for protobufs")
+        if p.profile not in H264_PROFILES:
+            raise BadSegmentHeader("unknown VideoProfile profile for protobufs")
+        if p.encoder not in CODECS:
+            raise BadSegmentHeader("unknown VideoProfile encoder for protobufs")
+        if p.chromaFormat not in CHROMA_FORMATS:
+            raise BadSegmentHeader("unknown VideoProfile ChromaFormat")
 
 
 def _profile(profile: lp_rpc_pb2.VideoProfile) -> VideoProfile:

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from baton_common.schemas.transcode import CODECS, FORMATS, GOP_INTRA_ONLY, H264_PROFILES, VideoProfile
+from baton_common.schemas.transcode import CODECS, FORMATS, GOP_INTRA_ONLY, H264_PROFILES, MAX_SEGMENT_MS, VideoProfile
 
 from .errors import BadProfile
 
@@ -66,8 +66,6 @@ MAX_SIDE = 8192
 MAX_NAME = 255
 MAX_RENDITION_BYTES = 256 * 2**20
 """The largest rendition file (ffmpeg's ``-fs``): 50 Mbps for 40 s. It bounds the work directory (``/dev/shm``)."""
-MAX_SEGMENT_MS = 300_000
-"""The longest segment a worker takes (5 minutes); go-livepeer gateways cut 2 s segments."""
 ASSUMED_FPS = 60
 """The frame rate a profile that keeps the source's rate counts at in :func:`check_budget` (as a gateway's fee estimate)."""
 _INT32 = 2**31 - 1

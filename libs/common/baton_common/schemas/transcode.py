@@ -26,10 +26,12 @@ from typing import Annotated
 import msgspec
 
 __all__ = [
+    "CHROMA_FORMATS",
     "CODECS",
     "FORMATS",
     "H264_PROFILES",
     "GOP_INTRA_ONLY",
+    "MAX_SEGMENT_MS",
     "TRANSCODE_PIPELINE",
     "TranscodeParams",
     "VideoProfile",
@@ -48,6 +50,11 @@ CODECS = {0: "h264", 1: "h265", 2: "vp8", 3: "vp9"}
 H264_PROFILES = {0: "", 1: "baseline", 2: "main", 3: "high", 4: "constrained_high"}
 """``VideoProfile.Profile``: ENCODER_DEFAULT = 0, H264_BASELINE = 1, H264_MAIN = 2, H264_HIGH = 3,
 H264_CONSTRAINED_HIGH = 4."""
+
+CHROMA_FORMATS = {0: "420", 1: "422", 2: "444"}
+"""``VideoProfile.ChromaSubsampling``: CHROMA_420 = 0, CHROMA_422 = 1, CHROMA_444 = 2."""
+MAX_SEGMENT_MS = 300_000
+"""The longest segment (``SegData.duration``) taken: 5 minutes, go-livepeer's ``common.MaxDuration``."""
 
 Size = Annotated[int, msgspec.Meta(ge=0, le=16384)]
 
