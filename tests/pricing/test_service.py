@@ -284,3 +284,18 @@ def test_schema_is_served(pricing: PricingProc) -> None:
     assert {"/prices", "/prices/history", "/setPriceForBroadcaster", "/setOrchestratorConfig"} <= set(schema["paths"])
     assert json.dumps(schema).count("bearer") >= 1
     assert ADMIN_TOKEN not in json.dumps(schema)
+
+
+@pytest.mark.parametrize("since", ["nan", "NaN", "-inf", "1e400", "-1", "abc"])
+def test_a_history_query_with_a_time_that_is_no_time_is_a_400(pricing: PricingProc, since: str) -> None:
+    with pricing.client(READER_TOKEN) as bob:
+        r = bob.get("/prices/history", params={"since": since})
+        assert r.status_code == 400, (r.status_code, r.text)
+        assert "since" in r.text
+        assert bob.get("/prices/history").status_code == 200
+
+
+@pytest.mark.parametrize("limit", ["0", "1001", "-5", "x"])
+def test_a_history_limit_out_of_range_is_a_400(pricing: PricingProc, limit: str) -> None:
+    with pricing.client(READER_TOKEN) as bob:
+        assert bob.get("/prices/history", params={"limit": limit}).status_code == 400

@@ -11,6 +11,7 @@ their form fields as go-livepeer's CLI server does (body or query string).
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ import msgspec
 from litestar import Litestar, MediaType, Request, Response, get, post, put
 from litestar.connection import ASGIConnection
 from litestar.enums import RequestEncodingType
-from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException
+from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException, ValidationException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
@@ -185,6 +186,8 @@ def build_admin_app(book: PriceBook, tokens: Tokens) -> Litestar:
         since: Annotated[float, Parameter(ge=0, le=1e11, description="Unix time; default 366 days ago.")] | None = None,
     ) -> list[AuditEvent]:
         """The last price changes from the audit log (BATON_AUDIT), oldest first."""
+        if since is not None and not (math.isfinite(since) and 0 <= since <= 1e11):  # Parameter's bounds skip NaN
+            raise ValidationException(f"since must be a Unix time between 0 and 1e11, got {since!r}")
         start = since if since is not None else time.time() - 366 * 86400
         return await book.store.history(limit=limit, since=start)
 
