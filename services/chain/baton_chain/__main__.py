@@ -88,7 +88,8 @@ class Chain(ServiceBase[ChainSettings]):
                                         complete=credit_completer(balances, nonces))
         await self.publisher.load_known_senders()
         reward = RewardService(self.eth, sender, reward=s.reward, initialize_round=s.initialize_round,
-                               attempts=s.reward_attempts, backoff=s.reward_backoff)
+                               attempts=s.reward_attempts, backoff=s.reward_backoff,
+                               max_backoff=s.reward_max_backoff)
         redeemer = Redeemer(self.eth, sender, winners, bytes.fromhex(account.address[2:]),
                             redeem_gas=s.redeem_gas_used, on_sender=self.publisher.track,
                             journal=TxJournal(await bus.bind(CHAIN_TXS), account.address))

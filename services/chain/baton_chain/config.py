@@ -87,8 +87,13 @@ class ChainSettings(CommonSettings, frozen=True, kw_only=True):
         int, setting("L1 blocks behind the last block that nonce cleanup stays, for replicas whose view lags.",
                      ge=0)
     ] = 10
-    reward_attempts: Annotated[int, setting("Tries of reward within one round before the alert.", ge=1)] = 5
-    reward_backoff: Annotated[float, setting("Seconds before the second reward try; doubles each time.", gt=0)] = 5.0
+    reward_attempts: Annotated[
+        int, setting("Failed reward tries within one round before the alert; reward is retried all the same "
+                     "until the round ends.", ge=1)
+    ] = 5
+    reward_backoff: Annotated[float, setting("Seconds before the second reward try; doubles each time, up to "
+                                             "reward_max_backoff.", gt=0)] = 5.0
+    reward_max_backoff: Annotated[float, setting("Longest wait in seconds between two reward tries.", gt=0)] = 300.0
 
     @property
     def eth_urls(self) -> list[str]:
