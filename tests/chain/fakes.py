@@ -5,6 +5,9 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
+from eth_abi import encode as abi_encode
+
+from baton_chain.abi import EVENTS
 from baton_common.pm import SignedTicket
 from baton_common.pm.ticket import Ticket
 
@@ -50,6 +53,7 @@ class FakeEth:
         self.head = head
         self.l1_per_l2 = l1_per_l2
         self.logs_calls: list[tuple[int, int | str]] = []
+        self.events: list[tuple[int, SignedTicket, bytes]] = []  # WinningTicketRedeemed: (block, ticket, tx)
         self.addresses = {"TicketBroker": "0x" + "33" * 20}
 
     async def call(self, fn: str, *args: Any, **kw: Any) -> Any:
@@ -85,7 +89,11 @@ class FakeEth:
         self.logs_calls.append((from_block, to_block))
         if "logs" in self.fail:
             raise self.fail["logs"]
-        return []
+        types = list(EVENTS[event].inputs[2:])
+        high = self.head if to_block == "latest" else int(to_block)
+        return [{"data": abi_encode(types, [t.ticket.face_value, t.ticket.win_prob, t.ticket.sender_nonce,
+                                            t.recipient_rand, t.ticket.aux_data()]), "transactionHash": tx}
+                for block, t, tx in self.events if from_block <= block <= high]
 
     async def tx_sender(self, tx: bytes) -> str:
         return "0x" + ME.hex()

@@ -5,13 +5,20 @@ from __future__ import annotations
 
 import logging
 
+import asyncio
+
+import pytest
 from prometheus_client import REGISTRY
+from web3.exceptions import Web3RPCError
 
 import baton_chain.reward as reward_mod
-from baton_chain.errors import GasPriceAboveCap
+from baton_chain.errors import GasPriceAboveCap, RpcUnavailable
+from baton_chain.redeemer import LOG_CHUNK, Redeemer, run_redeemer
+from baton_common.pm.winners import WinnerRedeemed
 from baton_chain.reward import RewardService
 
-from .fakes import Lease
+from .fakes import ME as ME_BYTES
+from .fakes import FakeEth, FakeSender, Lease, Winners, ticket
 
 ME = "0x" + "11" * 20
 
@@ -88,3 +95,41 @@ async def test_reward_keeps_trying_through_a_long_fee_spike_and_alerts(monkeypat
     assert max(gaps) <= 305
     assert metric("livepeer_reward_call_errors") - errors_before == len(sender.calls) - 1
     assert metric("baton_chain_reward_failed") == 0  # cleared by the success
+
+
+@pytest.mark.parametrize("failure", [
+    Web3RPCError("eth_getLogs is limited to a 10,000 block range"),  # a JSON-RPC refusal
+    RpcUnavailable("no Ethereum node answered (2 tried): ReadTimeout"),  # the search timing out
+], ids=["rpc-refusal", "timeout"])
+async def test_one_tickets_failing_event_search_does_not_starve_the_others(failure, caplog) -> None:
+    used, good = ticket(1), ticket(2)
+    eth = FakeEth(used={used.ticket_hash})
+    eth.fail["logs"] = failure
+    sender = FakeSender()
+    winners = Winners([used, good])
+    redeemer = Redeemer(eth, sender, winners, ME_BYTES, redeem_gas=350_000)
+    errors = metric("livepeer_ticket_redemption_errors", sender="0x" + "22" * 20)
+    task = asyncio.create_task(run_redeemer(redeemer, 0.01))
+    await asyncio.sleep(0.2)
+    task.cancel()
+    assert len(sender.sent) == 1  # the good ticket behind it is redeemed
+    assert isinstance(winners.settled[good.ticket_hash], WinnerRedeemed)
+    assert used.ticket_hash not in winners.settled  # still pending, tried again on a later pass
+    assert metric("livepeer_ticket_redemption_errors", sender="0x" + "22" * 20) > errors
+    assert any(getattr(r, "ticket", None) == "0x" + used.ticket_hash.hex() for r in caplog.records)
+
+
+async def test_our_redemption_found_across_a_rounds_worth_of_l2_blocks() -> None:
+    """Arbitrum: rounds count L1 blocks (5760 a round), the node's head is an L2 block (25 per L1 block here).
+    Our own redemption from 1.2 rounds ago (a crash before its receipt) is found, in ranges a provider accepts."""
+    t = ticket(1, creation_round=5)
+    eth = FakeEth(used={t.ticket_hash}, current_round=6, head=6 * 5760 * 25 + 50_000, l1_per_l2=1 / 25)
+    ours = b"\xbb" * 32
+    eth.events.append((int(5.9 * 5760 * 25), t, ours))  # ~ 0.16 rounds after round 5 began
+    winners = Winners([t])
+    redeemer = Redeemer(eth, FakeSender(), winners, ME_BYTES, redeem_gas=350_000)
+    await redeemer.pass_once()
+    record = winners.settled[t.ticket_hash]
+    assert isinstance(record, WinnerRedeemed) and record.tx_hash == ours  # not refused ticket_used
+    assert all(isinstance(high, int) and high - low < LOG_CHUNK for low, high in eth.logs_calls)
+    assert max(high for _, high in eth.logs_calls) == eth.head

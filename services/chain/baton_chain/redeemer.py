@@ -70,6 +70,8 @@ from .view import LiveChainData
 __all__ = ["Redeemer", "run_redeemer"]
 
 log = logging.getLogger("baton.chain.redeemer")
+LOG_CHUNK = 10_000
+"""Blocks per eth_getLogs call (the range most RPC providers accept)."""
 
 
 def _hex(b: bytes) -> str:
@@ -94,6 +96,7 @@ class Redeemer:
         self.deferred: dict[bytes, str] = {}
         self.last_error: dict[bytes, str] = {}
         self._seen: set[bytes] = set()
+        self._round_starts: dict[int, int] = {}
         self._on_sender = on_sender
 
     async def pass_once(self) -> None:
@@ -115,9 +118,13 @@ class Redeemer:
                 await self._one(ticket, current, validity)
             except NotLeaseHolder:
                 return
-            except ChainError as exc:  # the node is down: the next pass tries again
-                log.warning("redemption pass stopped", extra={"error": str(exc)[:300]})
-                return
+            except Exception as exc:  # one ticket's failure never holds back the next: it is tried on a later pass
+                error = exc.code if isinstance(exc, ChainError) else type(exc).__name__
+                REDEMPTION_ERRORS.labels(sender=_hex(ticket.ticket.sender)).inc()
+                self.last_error.setdefault(ticket.ticket_hash, f"{error}: {str(exc)[:200]}")
+                log.warning("winning ticket not handled this pass; the pass goes on",
+                            extra={"ticket": _hex(ticket.ticket_hash), "error": f"{error}: {str(exc)[:300]}"},
+                            exc_info=not isinstance(exc, ChainError))
 
     async def _settle(self, ticket: SignedTicket, result: WinnerSettled) -> None:
         await self.winners.settle(ticket.ticket_hash, result)
@@ -258,22 +265,51 @@ class Redeemer:
         return None
 
     async def find_redemption(self, ticket: SignedTicket) -> tuple[bytes, str] | None:
-        """The transaction that redeemed ``ticket`` and the account that sent it, from its event."""
+        """The transaction that redeemed ``ticket`` and the account that sent it, from its event.
+
+        Searched from the block where the ticket's creation round began (a ticket is redeemable only from
+        then) to the head, newest first, in chunks of ``LOG_CHUNK`` blocks (what RPC providers accept)."""
         t = ticket.ticket
         head = (await self.view._once(("block",), self.eth.block)).number
-        length = await self.eth.call("RoundsManager.roundLength")
-        validity = await self.view.ticket_validity_period()
-        start = max(0, head - (validity + 2) * length)
-        logs = await self.eth.logs("TicketBroker.WinningTicketRedeemed", start, "latest",
-                                   bytes.fromhex(to_checksum_address(t.sender)[2:]), t.recipient)
+        start = await self._round_start_block(t.creation_round)
         types = list(EVENTS["TicketBroker.WinningTicketRedeemed"].inputs[2:])
-        for entry in logs:
-            face, prob, nonce, rand, aux = abi_decode(types, bytes(entry["data"]))
-            if (face, prob, nonce, rand, aux) == (t.face_value, t.win_prob, t.sender_nonce, ticket.recipient_rand,
-                                                  t.aux_data()):
-                tx = bytes(entry["transactionHash"])
-                return tx, await self.eth.tx_sender(tx)
+        want = (t.face_value, t.win_prob, t.sender_nonce, ticket.recipient_rand, t.aux_data())
+        high = head
+        while high >= start:
+            low = max(start, high - LOG_CHUNK + 1)
+            logs = await self.eth.logs("TicketBroker.WinningTicketRedeemed", low, high,
+                                       bytes.fromhex(to_checksum_address(t.sender)[2:]), t.recipient)
+            for entry in logs:
+                if tuple(abi_decode(types, bytes(entry["data"]))) == want:
+                    tx = bytes(entry["transactionHash"])
+                    return tx, await self.eth.tx_sender(tx)
+            high = low - 1
         return None
+
+    async def _round_start_block(self, round_: int) -> int:
+        """The first block (the node's own numbering: L2 on Arbitrum) at or after the L1 block where
+        ``round_`` began; rounds count L1 blocks, so on Arbitrum this is a binary search over L2 blocks."""
+        if round_ in self._round_starts:
+            return self._round_starts[round_]
+        head = await self.view._once(("block",), self.eth.block)
+        length = await self.eth.call("RoundsManager.roundLength")
+        current = await self.eth.call("RoundsManager.currentRound")
+        current_start = await self.eth.call("RoundsManager.currentRoundStartBlock")
+        target = max(0, current_start - max(0, current - round_) * length)
+        if head.l1_number == head.number:  # no L2: rounds count this chain's own blocks
+            found = min(target, head.number)
+        else:
+            low, high = 0, head.number  # the first block whose L1 number reaches target
+            while low < high:
+                mid = (low + high) // 2
+                if (await self.eth.block_at(mid)).l1_number >= target:
+                    high = mid
+                else:
+                    low = mid + 1
+            found = low
+        self._round_starts = {r: b for r, b in self._round_starts.items() if r >= round_ - 8}
+        self._round_starts[round_] = found
+        return found
 
 
 async def run_redeemer(redeemer: Redeemer, interval: float) -> None:
