@@ -15,6 +15,7 @@ import baton_chain.reward as reward_mod
 from baton_chain.errors import GasPriceAboveCap, RpcUnavailable
 from baton_chain.redeemer import LOG_CHUNK, Redeemer, run_redeemer
 from baton_common.pm.winners import WinnerRedeemed
+from baton_common.pm_nats import KvWinningTickets
 from baton_chain.reward import RewardService
 
 from .fakes import ME as ME_BYTES
@@ -133,3 +134,26 @@ async def test_our_redemption_found_across_a_rounds_worth_of_l2_blocks() -> None
     assert isinstance(record, WinnerRedeemed) and record.tx_hash == ours  # not refused ticket_used
     assert all(isinstance(high, int) and high - low < LOG_CHUNK for low, high in eth.logs_calls)
     assert max(high for _, high in eth.logs_calls) == eth.head
+
+
+async def test_an_undecodable_winner_record_is_skipped_and_counted(nc, prefix, caplog) -> None:
+    """A newer negotiator's record tag (rolling upgrade) in baton-pm-winners: the other winners are still
+    redeemed; the bad key is counted and logged, its value never."""
+    kv = await nc.jetstream().create_key_value(bucket=f"{prefix}_winners")
+    store = KvWinningTickets(kv)
+    first, second = ticket(1), ticket(2)
+    assert await store.store(first)
+    await kv.put("ff" * 32, b'{"type":"winner.pending.v2","ticket":{"secret":"s3cr3t-value"}}')
+    assert await store.store(second)
+    sender = FakeSender()
+    redeemer = Redeemer(FakeEth(), sender, store, ME_BYTES, redeem_gas=350_000)
+    await redeemer.pass_once()
+    assert len(sender.sent) == 2
+    assert await store.pending() == []
+    assert isinstance(await store.record(first.ticket_hash), WinnerRedeemed)
+    assert isinstance(await store.record(second.ticket_hash), WinnerRedeemed)
+    assert metric("baton_chain_bad_winner_records") == 1
+    assert store.bad_records == {"ff" * 32: 2}
+    bad = [r for r in caplog.records if getattr(r, "key", None) == "ff" * 32]
+    assert len(bad) == 1  # logged once
+    assert "s3cr3t" not in caplog.text

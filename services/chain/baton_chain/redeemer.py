@@ -58,6 +58,7 @@ from .errors import ChainError, NotLeaseHolder, TxReverted
 from .eth import Eth, TxSender
 from .journal import TxJournal, redeem_key
 from .metrics import (
+    BAD_WINNER_RECORDS,
     PENDING_FACE_VALUE,
     PENDING_REDEMPTIONS,
     REDEMPTION_ERRORS,
@@ -103,6 +104,7 @@ class Redeemer:
         self.view.fresh()
         pending = await self.winners.pending()
         PENDING_REDEMPTIONS.set(len(pending))
+        BAD_WINNER_RECORDS.set(len(getattr(self.winners, "bad_records", {})))
         PENDING_FACE_VALUE.set(sum(t.ticket.face_value for t in pending))
         for t in pending:
             if t.ticket_hash not in self._seen:
