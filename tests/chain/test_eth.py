@@ -7,9 +7,9 @@ import asyncio
 import pytest
 from eth_account import Account
 from web3 import Web3
-from web3.exceptions import TransactionNotFound
+from web3.exceptions import TransactionNotFound, Web3RPCError
 
-from baton_chain.errors import GasPriceAboveCap, NotLeaseHolder, RpcUnavailable
+from baton_chain.errors import GasPriceAboveCap, InsufficientFunds, NotLeaseHolder, RpcNodeError, RpcUnavailable
 from baton_chain.eth import RpcPool, TxSender
 
 from .livepeer import free_port
@@ -142,3 +142,46 @@ async def test_the_journal_hears_of_each_transaction_before_the_node_does(node, 
     mined = bytes(receipt["transactionHash"])
     assert mined in [h for _, h, _ in journaled]  # whichever landed, the journal had it first
     assert await sender.receipt(mined) is not None and await sender.receipt(b"\1" * 32) is None
+
+
+@pytest.mark.parametrize("message", [
+    "{'code': -32005, 'message': 'daily request count exceeded, request rate limited'}",
+    "header not found",
+    "missing trie node 4f2a... (path )",
+    "{'code': -32603, 'message': 'internal error'}",
+    "query returned more than 10000 results",
+])
+async def test_a_nodes_own_json_rpc_error_fails_over_to_the_backup(message) -> None:
+    pool = RpcPool(["http://primary.invalid", "http://backup.invalid"])
+    tried: list[int] = []
+
+    async def op(w3):
+        tried.append(pool.nodes.index(w3))
+        if pool.nodes.index(w3) == 0:
+            raise Web3RPCError(message)
+        return 42
+
+    assert await pool.run(op) == 42
+    assert tried == [0, 1] and pool.current == 1 and pool.healthy == [False, True]
+    with pytest.raises(RpcNodeError, match="every Ethereum node returned an error"):  # a ChainError, handled
+        await RpcPool(["http://only.invalid"]).run(lambda w3: (_ for _ in ()).throw(Web3RPCError(message)))
+
+
+async def test_a_refused_nonce_is_the_nodes_answer_not_a_failover() -> None:
+    pool = RpcPool(["http://primary.invalid", "http://backup.invalid"])
+    tried: list[int] = []
+
+    async def op(w3):
+        tried.append(pool.nodes.index(w3))
+        raise Web3RPCError("{'code': -32000, 'message': 'nonce too low'}")
+
+    with pytest.raises(Web3RPCError):
+        await pool.run(op)
+    assert tried == [0]
+
+
+async def test_a_key_without_eth_for_gas_says_so(node) -> None:
+    poor = Account.create()
+    sender = TxSender(RpcPool([node.url]), poor, Held(), poll=0.02, gas_limit=21_000)
+    with pytest.raises(InsufficientFunds, match="cannot pay for gas"):
+        await sender.send(Account.create().address, b"", what="poor")

@@ -12,7 +12,7 @@ from prometheus_client import REGISTRY
 from web3.exceptions import Web3RPCError
 
 import baton_chain.reward as reward_mod
-from baton_chain.errors import GasPriceAboveCap, RpcUnavailable
+from baton_chain.errors import GasPriceAboveCap, InsufficientFunds, RpcUnavailable
 from baton_chain.redeemer import LOG_CHUNK, Redeemer, run_redeemer
 from baton_common.pm.winners import WinnerRedeemed
 from baton_common.pm_nats import KvWinningTickets
@@ -157,3 +157,21 @@ async def test_an_undecodable_winner_record_is_skipped_and_counted(nc, prefix, c
     bad = [r for r in caplog.records if getattr(r, "key", None) == "ff" * 32]
     assert len(bad) == 1  # logged once
     assert "s3cr3t" not in caplog.text
+
+
+async def test_a_redemption_the_key_cannot_pay_gas_for_is_counted_with_its_cause(caplog) -> None:
+    t = ticket(1)
+
+    class Poor(FakeSender):
+        async def send(self, *a, **kw):
+            raise InsufficientFunds("the orchestrator's key cannot pay for gas: insufficient funds for gas")
+
+    winners = Winners([t])
+    redeemer = Redeemer(FakeEth(), Poor(), winners, ME_BYTES, redeem_gas=350_000)
+    before = metric("livepeer_ticket_redemption_errors", sender="0x" + "22" * 20)
+    await redeemer.pass_once()
+    assert metric("livepeer_ticket_redemption_errors", sender="0x" + "22" * 20) == before + 1
+    assert winners.settled == {}  # still pending
+    assert redeemer.last_error[t.ticket_hash].startswith("insufficient_funds_for_gas")
+    assert any("insufficient_funds_for_gas: the orchestrator's key cannot pay" in getattr(r, "error", "")
+               for r in caplog.records)

@@ -5,7 +5,9 @@ from __future__ import annotations
 __all__ = [
     "ChainError",
     "GasPriceAboveCap",
+    "InsufficientFunds",
     "NotLeaseHolder",
+    "RpcNodeError",
     "RpcUnavailable",
     "TxNotMined",
     "TxReverted",
@@ -21,6 +23,19 @@ class RpcUnavailable(ChainError):
     """No Ethereum node answered (every URL failed or timed out)."""
 
     code = "rpc_unavailable"
+
+
+class RpcNodeError(ChainError):
+    """Every node answered with a JSON-RPC error of its own (rate limit, ``header not found``, ``missing trie
+    node``, internal error, a refused eth_getLogs range): the node's trouble, not the call's answer."""
+
+    code = "rpc_node_error"
+
+
+class InsufficientFunds(ChainError):
+    """The orchestrator's key has too little ETH to pay for the transaction's gas."""
+
+    code = "insufficient_funds_for_gas"
 
 
 class TxReverted(ChainError):

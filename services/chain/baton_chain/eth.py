@@ -1,8 +1,12 @@
 """Adapter to Ethereum through web3.py: RPC failover, contract reads, and one transaction sender.
 
 - :class:`RpcPool` holds one ``AsyncWeb3`` per URL. A call goes to the node
-  that last answered; a transport error or timeout moves it to the next one.
-  A contract revert or a JSON-RPC error is the node's answer, not its failure.
+  that last answered; a transport error, a timeout or a JSON-RPC error of the
+  node's own (rate limit, ``header not found``, ``missing trie node``,
+  internal error, a refused log range) moves it to the next one, and when none
+  is left it raises a ChainError. A contract revert, a missing transaction and
+  a transaction refused for its nonce or fee are the node's answer, not its
+  failure; "insufficient funds for gas" raises :class:`InsufficientFunds`.
   URLs may carry API keys: only their index and host are ever logged.
 - :class:`Eth` reads the protocol (addresses resolved through the Controller).
 - :class:`TxSender` signs with the orchestrator's key and owns its nonces: one
@@ -29,7 +33,16 @@ from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 
 from .abi import EVENTS, FUNCTIONS, SENDER_FUNDS_EVENTS
-from .errors import ChainError, GasPriceAboveCap, NotLeaseHolder, RpcUnavailable, TxNotMined, TxReverted
+from .errors import (
+    ChainError,
+    GasPriceAboveCap,
+    InsufficientFunds,
+    NotLeaseHolder,
+    RpcNodeError,
+    RpcUnavailable,
+    TxNotMined,
+    TxReverted,
+)
 
 __all__ = ["CONTRACTS", "Block", "Eth", "RpcPool", "TxSender", "revert_reason"]
 
@@ -48,6 +61,21 @@ def url_label(index: int, url: str) -> str:
 def revert_reason(exc: ContractLogicError) -> str:
     message = str(exc.message if getattr(exc, "message", None) else exc)
     return message.removeprefix("execution reverted: ").removeprefix("execution reverted")  or "execution reverted"
+
+
+TX_ANSWERS = ("nonce too low", "nonce too high", "already known", "known transaction", "underpriced",
+              "intrinsic gas too low", "exceeds block gas limit", "less than block base fee", "invalid sender",
+              "execution reverted")
+"""JSON-RPC error messages that answer the call itself (a send's nonce or fee): retried by the sender, never
+on another node."""
+
+
+def rpc_message(exc: Web3RPCError) -> str:
+    """The node's error message of a JSON-RPC error reply."""
+    error = (exc.rpc_response or {}).get("error") if isinstance(exc.rpc_response, dict) else None
+    if isinstance(error, dict) and error.get("message"):
+        return str(error["message"])
+    return str(exc.message)
 
 
 class RpcPool:
@@ -70,9 +98,25 @@ class RpcPool:
             index = (self.current + step) % n
             try:
                 result = await op(self.nodes[index])
-            except (ContractLogicError, Web3RPCError, TransactionNotFound, ChainError):
+            except (ContractLogicError, TransactionNotFound, ChainError):
                 self.healthy[index] = True
                 raise
+            except Web3RPCError as exc:
+                text = rpc_message(exc).lower()
+                if "insufficient funds" in text:
+                    self.healthy[index] = True
+                    raise InsufficientFunds(f"the orchestrator's key cannot pay for gas: {rpc_message(exc)[:200]}"
+                                            ) from None
+                if any(answer in text for answer in TX_ANSWERS):
+                    self.healthy[index] = True
+                    raise
+                # the node's own trouble: rate limit, header not found, missing trie node, internal error
+                if self.healthy[index]:
+                    log.warning("Ethereum node returned an error",
+                                extra={"node": url_label(index, self.urls[index]), "error": rpc_message(exc)[:200]})
+                self.healthy[index] = False
+                last = exc
+                continue
             except Exception as exc:  # transport: refused, reset, timeout, bad gateway
                 if self.healthy[index]:
                     log.warning("Ethereum node failed", extra={"node": url_label(index, self.urls[index]),
@@ -86,6 +130,8 @@ class RpcPool:
                 self.current = index
                 self._on_failover(index)
             return result
+        if isinstance(last, Web3RPCError):
+            raise RpcNodeError(f"every Ethereum node returned an error ({n} tried): {rpc_message(last)[:200]}")
         raise RpcUnavailable(f"no Ethereum node answered ({n} tried): {type(last).__name__}")
 
     async def close(self) -> None:
@@ -242,7 +288,7 @@ class TxSender:
             await self.pool.run(lambda w3: w3.eth.call({"from": self.address, "to": to, "data": data}, block))
         except ContractLogicError as exc:
             return revert_reason(exc)
-        except Web3RPCError as exc:
+        except (Web3RPCError, ChainError) as exc:
             return str(exc)[:200]
         return "transaction failed"
 
@@ -366,7 +412,7 @@ class TxSender:
                     return await self.pool.run(lambda w3, h=h: w3.eth.get_transaction_receipt(h))
                 except TransactionNotFound:
                     continue
-                except RpcUnavailable:
+                except ChainError:  # the nodes are in trouble: asked again after the poll
                     break
             if time.monotonic() > deadline:
                 return None

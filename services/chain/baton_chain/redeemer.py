@@ -222,7 +222,7 @@ class Redeemer:
             REDEMPTION_ERRORS.labels(sender=_hex(t.sender)).inc()
             self.last_error[ticket.ticket_hash] = f"{exc.code}: {exc}"
             log.warning("redemption failed; retried on a later block",
-                        extra={"ticket": _hex(ticket.ticket_hash), "error": str(exc)[:300]})
+                        extra={"ticket": _hex(ticket.ticket_hash), "error": f"{exc.code}: {str(exc)[:300]}"})
             return
         finally:
             self.view.forget_sender(t.sender)
