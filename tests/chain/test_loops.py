@@ -3,9 +3,8 @@ forfeit a round or starve other tickets."""
 
 from __future__ import annotations
 
-import logging
-
 import asyncio
+import logging
 
 import pytest
 from prometheus_client import REGISTRY
@@ -14,9 +13,9 @@ from web3.exceptions import Web3RPCError
 import baton_chain.reward as reward_mod
 from baton_chain.errors import GasPriceAboveCap, InsufficientFunds, RpcUnavailable
 from baton_chain.redeemer import LOG_CHUNK, Redeemer, run_redeemer
+from baton_chain.reward import RewardService
 from baton_common.pm.winners import WinnerRedeemed
 from baton_common.pm_nats import KvWinningTickets
-from baton_chain.reward import RewardService
 
 from .fakes import ME as ME_BYTES
 from .fakes import FakeEth, FakeSender, Lease, Winners, ticket
@@ -92,7 +91,7 @@ async def test_reward_keeps_trying_through_a_long_fee_spike_and_alerts(monkeypat
             break
     assert sender.succeeded is not None, f"{len(sender.calls)} tries, none after the spike"
     assert 40 * 60 < sender.succeeded <= 40 * 60 + 305  # tried again within the backoff cap after fees came down
-    gaps = [b - a for a, b in zip(sender.calls, sender.calls[1:])]
+    gaps = [b - a for a, b in zip(sender.calls, sender.calls[1:], strict=False)]
     assert max(gaps) <= 305
     assert metric("livepeer_reward_call_errors") - errors_before == len(sender.calls) - 1
     assert metric("baton_chain_reward_failed") == 0  # cleared by the success

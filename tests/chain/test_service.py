@@ -5,23 +5,25 @@ from __future__ import annotations
 import asyncio
 import http.server
 import subprocess
-import threading
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from types import SimpleNamespace
 
 import httpx
 import nats
 import pytest
 
+from baton_chain.__main__ import Chain
 from baton_chain.chain import EthHealth, EthUnreachable
 from baton_chain.config import ChainSettings
+from baton_chain.errors import EmptyResult
+from baton_chain.eth import Eth
 from baton_common.config import ConfigError, load_settings
 from baton_common.schemas import HEARTBEAT_BUCKET, heartbeat_key
 from tests.common.pm.pm_evm import Anvil
 from tests.helpers import free_port, service_env, wait_ready
-
-from .conftest import orchestrator  # noqa: F401  (fixture)
 
 
 @pytest.fixture(scope="module")
@@ -137,3 +139,40 @@ async def test_the_rpc_urls_api_key_is_in_no_log_readyz_heartbeat_or_metric(
     assert "starting" in logs and '"eth_url": "***"' in logs
     for seen in (logs, readyz, metrics, heartbeat):
         assert KEY not in seen and "/v2/" not in seen
+
+
+def test_a_network_whose_chain_id_the_node_does_not_have_stops_at_start(anvil: Anvil, nats_url: str,
+                                                                        orchestrator) -> None:
+    proc = subprocess.run([sys.executable, "-m", "baton_chain"], capture_output=True, timeout=60,
+                          env=service_env(nats_url, BATON_HTTP_PORT=str(free_port()), BATON_NETWORK="arbitrum-one-mainnet",
+                                          BATON_CHAIN_ETH_URL=anvil.url,
+                                          BATON_CHAIN_ETH_KEYSTORE_PATH=str(orchestrator.keystore),
+                                          BATON_CHAIN_ETH_PASSWORD=str(orchestrator.password_file)))
+    assert proc.returncode == 2
+    assert ("configuration error: BATON_NETWORK (-network) arbitrum-one-mainnet is chain id 42161, but the "
+            "Ethereum node at BATON_CHAIN_ETH_URL (-ethUrl) #0 127.0.0.1 is chain id 31337") in proc.stderr.decode()
+
+
+async def test_a_contract_read_without_data_is_a_clear_chain_error() -> None:
+    class Codeless:
+        async def run(self, op):
+            return b""  # eth_call at an address without code
+
+    eth = Eth(Codeless(), "0x" + "12" * 20)
+    with pytest.raises(EmptyResult, match="Controller.getContract at 0x1212.* returned no data: no such contract"):
+        await eth.resolve()
+
+
+async def test_a_chain_task_that_dies_stops_the_process_and_shows_in_readiness() -> None:
+    reasons: list[str] = []
+    chain = Chain(load_settings(ChainSettings, "chain", env={}, argv=[]))
+    chain.ctx = SimpleNamespace(fatal=reasons.append)
+
+    async def broken() -> None:
+        raise ValueError("a bug")
+
+    chain._spawn(broken(), "redeem")
+    await asyncio.sleep(0.05)
+    assert reasons == ["chain task redeem: ValueError: a bug"]
+    check = chain.checks()["chain_tasks"]
+    assert not check.ok and check.required and "redeem: ValueError" in check.detail

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from baton_common.config import CommonSettings, setting
 
-__all__ = ["CONTROLLERS", "PRICE_FEEDS", "ChainSettings"]
+__all__ = ["CHAIN_IDS", "CONTROLLERS", "PRICE_FEEDS", "ChainSettings"]
 
 CONTROLLERS = {
     "arbitrum-one-mainnet": "0xD8E8328501E9645d16Cf49539efC04f734606ee4",
@@ -17,6 +17,8 @@ CONTROLLERS = {
     "rinkeby": "0x9a9827455911a858E55f07911904fACC0D66027E",
 }
 """go-livepeer's Controller address per -network (starter.go); any other network needs -ethController."""
+CHAIN_IDS = {"arbitrum-one-mainnet": 42161, "mainnet": 1, "arbitrum-one-rinkeby": 421611, "rinkeby": 4}
+"""The chain id each of go-livepeer's -network values must find at -ethUrl."""
 PRICE_FEEDS = {"arbitrum-one-mainnet": "0x639Fe6ab55C921f74e7fac1ee960C0B6293ba612"}
 """go-livepeer's default -priceFeedAddr (Chainlink ETH/USD on Arbitrum One)."""
 

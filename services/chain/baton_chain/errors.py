@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "ChainError",
+    "EmptyResult",
     "GasPriceAboveCap",
     "InsufficientFunds",
     "NotLeaseHolder",
@@ -23,6 +24,13 @@ class RpcUnavailable(ChainError):
     """No Ethereum node answered (every URL failed or timed out)."""
 
     code = "rpc_unavailable"
+
+
+class EmptyResult(ChainError):
+    """A contract read returned no data: no contract at that address on this node (the wrong network or
+    -ethController, or a node still syncing)."""
+
+    code = "empty_result"
 
 
 class RpcNodeError(ChainError):

@@ -35,6 +35,7 @@ from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCErro
 from .abi import EVENTS, FUNCTIONS, SENDER_FUNDS_EVENTS
 from .errors import (
     ChainError,
+    EmptyResult,
     GasPriceAboveCap,
     InsufficientFunds,
     NotLeaseHolder,
@@ -195,8 +196,15 @@ class Eth:
         spec = FUNCTIONS[fn]
         address = to or self.addresses[spec.contract]
         data = spec.data(*args)
-        raw = await self.pool.run(lambda w3: w3.eth.call({"to": address, "data": data}, block))
-        return spec.result(bytes(raw))
+        raw = bytes(await self.pool.run(lambda w3: w3.eth.call({"to": address, "data": data}, block)))
+        if not raw and spec.outputs:
+            raise EmptyResult(f"{fn} at {address} returned no data: no such contract on this node (is -network or "
+                              "-ethController right, or is the node still syncing?)")
+        try:
+            return spec.result(raw)
+        except Exception as exc:  # eth_abi: a short or malformed answer
+            raise EmptyResult(f"{fn} at {address} returned data that does not decode ({type(exc).__name__})"
+                              ) from None
 
     async def block(self) -> _Block:
         return _Block(await self.pool.run(lambda w3: w3.eth.get_block("latest")))
