@@ -185,3 +185,15 @@ async def test_a_key_without_eth_for_gas_says_so(node) -> None:
     sender = TxSender(RpcPool([node.url]), poor, Held(), poll=0.02, gas_limit=21_000)
     with pytest.raises(InsufficientFunds, match="cannot pay for gas"):
         await sender.send(Account.create().address, b"", what="poor")
+
+
+async def test_already_known_means_our_transaction_was_accepted(funded) -> None:
+    acct, _ = funded
+
+    class Pool:
+        async def run(self, op):
+            raise Web3RPCError("{'code': -32000, 'message': 'already known'}")
+
+    sender = TxSender(Pool(), acct, Held())
+    tx = {"chainId": 31337, "nonce": 0, "to": acct.address, "data": b"", "gas": 21_000, "value": 0, "gasPrice": 1}
+    assert await sender._sign_and_send(tx) == bytes(acct.sign_transaction(tx).hash)

@@ -137,16 +137,25 @@ async def test_winners_redeem_once_after_expiry_across_kill_between_send_and_rec
     assert lp.redeemed_events(me, start) == []
     assert all(isinstance(r, WinnerPending) for r in await payments.records(tickets))
 
-    # The first redemption is sent, then the service dies before it reads the receipt.
+    # The first redemption is sent, then the service dies before it reads the receipt, and is back while that
+    # transaction is still in the node's pool: it waits for it rather than sending the same ticket again.
     lp.w3.provider.make_request("evm_setAutomine", [False])
     lp.mine(15)  # params expired
     wait_for(lambda: lp.w3.eth.get_transaction_count(me, "pending") > lp.w3.eth.get_transaction_count(me), 60,
              "a redemption in the node's pool")
     service.kill9()
+    first_nonce = lp.w3.eth.get_transaction_count(me)
+    service.start()
+    wait_for(lambda: service.output().count("protocol contracts resolved") == 2, 60, "the restart")
+    for _ in range(60):  # its first pass, which finds that transaction in the pool
+        if "redemption already in the node's pool" in service.output():
+            break
+        await asyncio.sleep(0.1)
+    lp.mine(1)  # the one sent before the kill lands
+    assert len(lp.redeemed_events(me, start)) == 1
+    await asyncio.sleep(1)
     lp.mine(1)
     lp.w3.provider.make_request("evm_setAutomine", [True])
-    assert len(lp.redeemed_events(me, start)) == 1
-    service.start()
 
     records = await payments.settled(tickets)
     assert all(isinstance(r, WinnerRedeemed) for r in records), records
@@ -163,6 +172,12 @@ async def test_winners_redeem_once_after_expiry_across_kill_between_send_and_rec
     lp.mine(1)
     await asyncio.sleep(1)
     assert len(lp.redeemed_events(me, start)) == 3, "a ticket was redeemed twice"
+    redemptions = [lp.w3.eth.get_transaction_receipt(h) for n in range(start, lp.block() + 1)
+                   for h in lp.w3.eth.get_block(n)["transactions"]]
+    redemptions = [r for r in redemptions if r["from"].lower() == me.lower()
+                   and r["to"].lower() == lp.TicketBroker.address.lower()]
+    assert [r["status"] for r in redemptions] == [1, 1, 1], "a redemption of ours reverted (gas lost)"
+    assert lp.w3.eth.get_transaction_count(me) >= first_nonce + 2
     assert service.metric("livepeer_value_redeemed") == 3 * FACE
     # The one sent before the kill was settled from the journal (its receipt), not from an event search,
     # and the journal keeps nothing once every ticket is settled.

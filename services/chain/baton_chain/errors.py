@@ -10,6 +10,7 @@ __all__ = [
     "NotLeaseHolder",
     "RpcNodeError",
     "RpcUnavailable",
+    "Superseded",
     "TxNotMined",
     "TxReverted",
 ]
@@ -73,3 +74,9 @@ class NotLeaseHolder(ChainError):
     """Another chain instance holds the sender lease; this one sends nothing."""
 
     code = "not_lease_holder"
+
+
+class Superseded(ChainError):
+    """Not sent: a transaction of ours from before the start already did its work."""
+
+    code = "superseded"

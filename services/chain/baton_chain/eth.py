@@ -41,6 +41,7 @@ from .errors import (
     NotLeaseHolder,
     RpcNodeError,
     RpcUnavailable,
+    Superseded,
     TxNotMined,
     TxReverted,
 )
@@ -330,8 +331,23 @@ class TxSender:
         signed = self.account.sign_transaction(tx)
         if journal is not None:
             await journal(int(tx["nonce"]), bytes(signed.hash))
-        await self.pool.run(lambda w3: w3.eth.send_raw_transaction(signed.raw_transaction))
+        try:
+            await self.pool.run(lambda w3: w3.eth.send_raw_transaction(signed.raw_transaction))
+        except Web3RPCError as exc:
+            text = rpc_message(exc).lower()
+            if "already known" not in text and "known transaction" not in text:
+                raise
+            # this very transaction is in the node's pool already (a send retried after a lost answer): accepted
+            log.info("transaction already known to the node", extra={"tx": "0x" + bytes(signed.hash).hex()})
         return bytes(signed.hash)
+
+    async def in_pool(self, tx_hash: bytes) -> bool:
+        """Whether the node holds the transaction, not yet mined."""
+        try:
+            tx = await self.pool.run(lambda w3: w3.eth.get_transaction(tx_hash))
+        except TransactionNotFound:
+            return False
+        return tx.get("blockNumber") is None
 
     async def receipt(self, tx_hash: bytes) -> Any:
         """The transaction's receipt, or None while the node has none."""
@@ -342,11 +358,14 @@ class TxSender:
 
     async def send(self, to: str, data: bytes, *, what: str,
                    on_sent: Callable[[bytes], Awaitable[None]] | None = None,
-                   journal: Journal | None = None) -> dict[str, Any]:
+                   journal: Journal | None = None,
+                   still_needed: Callable[[], Awaitable[bool]] | None = None) -> dict[str, Any]:
         """Send, wait for the receipt and return it; raises TxReverted when the contract refuses.
 
         ``journal`` is told each signed transaction's (nonce, hash) before it is sent, replacements
-        included; ``on_sent`` each hash after it is sent, before its receipt is awaited.
+        included; ``on_sent`` each hash after it is sent, before its receipt is awaited. After waiting for
+        transactions of ours from before a start, ``still_needed`` is asked again (one of those may have done
+        this one's work, e.g. redeemed the same ticket): False raises :class:`Superseded` and sends nothing.
         """
         if not self.lease.held():
             raise NotLeaseHolder("another chain instance holds the sender lease")
@@ -360,6 +379,8 @@ class TxSender:
                     # before a crash), so this one is not a duplicate the contract would refuse.
                     await self.wait_in_flight(self.tx_timeout)
                     self._nonce = (await self.nonces())[1]
+                    if still_needed is not None and not await still_needed():
+                        raise Superseded(f"{what}: done by a transaction of ours sent before the start")
                 fees = await self.pool.run(self._fees)
                 tx = {"chainId": self._chain_id, "nonce": self._nonce, "to": to, "data": data, "gas": gas,
                       "value": 0, **fees}
@@ -369,7 +390,7 @@ class TxSender:
                     tx_hash = await self._sign_and_send(tx, journal)
                 except Web3RPCError as exc:
                     text = str(exc).lower()
-                    if "nonce" in text or "already known" in text or "underpriced" in text:
+                    if "nonce" in text or "underpriced" in text:
                         log.warning("nonce out of step, resynchronizing", extra={"what": what, "attempt": attempt})
                         self._nonce = None
                         continue

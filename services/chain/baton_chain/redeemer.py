@@ -54,7 +54,7 @@ from baton_common.pm_nats import KvWinningTickets
 
 from .abi import EVENTS, FUNCTIONS
 from .domain import RefusalCode, classify_revert
-from .errors import ChainError, NotLeaseHolder, TxReverted
+from .errors import ChainError, NotLeaseHolder, Superseded, TxReverted
 from .eth import Eth, TxSender
 from .journal import TxJournal, redeem_key
 from .metrics import (
@@ -192,13 +192,28 @@ class Redeemer:
 
     async def _redeem(self, ticket: SignedTicket) -> None:
         t = ticket.ticket
+        if self.journal is not None:
+            for tx_hash in await self.journal.hashes(redeem_key(ticket.ticket_hash)):
+                if await self.sender.in_pool(tx_hash):  # ours from before a restart: it lands, or is dropped
+                    self.deferred[ticket.ticket_hash] = "our redemption transaction is still in the node's pool"
+                    log.info("redemption already in the node's pool; waiting for it",
+                             extra={"ticket": _hex(ticket.ticket_hash), "tx": _hex(tx_hash)})
+                    return
         data = FUNCTIONS["TicketBroker.redeemWinningTicket"].data(*redeem_args(ticket))
         self.in_flight[t.sender] += t.face_value
         journal = None if self.journal is None else functools.partial(
             self.journal.record, redeem_key(ticket.ticket_hash), "redeemWinningTicket")
+
+        async def still_needed() -> bool:
+            return not await self.eth.call("TicketBroker.usedTickets", ticket.ticket_hash)
+
         try:
             receipt = await self.sender.send(self.eth.addresses["TicketBroker"], data, what="redeemWinningTicket",
-                                             journal=journal)
+                                             journal=journal, still_needed=still_needed)
+        except Superseded:
+            log.info("ticket used meanwhile by a transaction of ours from before the start; settled on the next "
+                     "pass", extra={"ticket": _hex(ticket.ticket_hash)})
+            return
         except TxReverted as exc:
             REDEMPTION_ERRORS.labels(sender=_hex(t.sender)).inc()
             code = classify_revert(exc.reason)
