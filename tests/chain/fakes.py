@@ -106,8 +106,7 @@ class FakeSender:
         self.sent: list[bytes] = []
         self.tx_timeout = 300.0
 
-    async def send(self, to: str, data: bytes, *, what: str, journal: Any = None, on_sent: Any = None,
-                   recheck: Any = None) -> dict[str, Any]:
+    async def send(self, to: str, data: bytes, *, what: str, **kw: Any) -> dict[str, Any]:
         self.sent.append(data)
         return {"transactionHash": b"\xaa" * 32, "status": 1, "logs": []}
 

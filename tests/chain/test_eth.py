@@ -9,7 +9,14 @@ from eth_account import Account
 from web3 import Web3
 from web3.exceptions import TransactionNotFound, Web3RPCError
 
-from baton_chain.errors import GasPriceAboveCap, InsufficientFunds, NotLeaseHolder, RpcNodeError, RpcUnavailable
+from baton_chain.errors import (
+    GasPriceAboveCap,
+    InsufficientFunds,
+    NotLeaseHolder,
+    RpcNodeError,
+    RpcUnavailable,
+    TxNotMined,
+)
 from baton_chain.eth import RpcPool, TxSender
 
 from .livepeer import free_port
@@ -197,3 +204,23 @@ async def test_already_known_means_our_transaction_was_accepted(funded) -> None:
     sender = TxSender(Pool(), acct, Held())
     tx = {"chainId": 31337, "nonce": 0, "to": acct.address, "data": b"", "gas": 21_000, "value": 0, "gasPrice": 1}
     assert await sender._sign_and_send(tx) == bytes(acct.sign_transaction(tx).hash)
+
+
+async def test_a_transaction_given_up_on_is_taken_over_by_the_next_send(node, funded) -> None:
+    acct, w3 = funded
+    w3.provider.make_request("evm_setAutomine", [False])
+    sender = TxSender(RpcPool([node.url]), acct, Held(), tx_timeout=0.3, max_replacements=0, poll=0.05)
+    with pytest.raises(TxNotMined, match="no receipt for nonce 0"):
+        await sender.send(Account.create().address, b"", what="stuck")
+    to = Account.create().address
+    task = asyncio.create_task(sender.send(to, b"", what="next"))
+    await asyncio.sleep(0.2)
+    w3.provider.make_request("evm_mine", [])
+    receipt = await task
+    w3.provider.make_request("evm_setAutomine", [True])
+    mined = w3.eth.get_transaction(receipt["transactionHash"])
+    assert (mined["nonce"], mined["to"]) == (0, to)  # the next one took nonce 0 over instead of queueing behind it
+    assert w3.eth.get_transaction_count(acct.address) == 1
+    assert w3.eth.get_transaction_count(acct.address, "pending") == 1  # nothing left stuck in the pool
+    receipt = await sender.send(to, b"", what="after")
+    assert w3.eth.get_transaction(receipt["transactionHash"])["nonce"] == 1

@@ -13,7 +13,9 @@
   lock hands them out, so concurrent sends never collide; a "nonce too low"
   resynchronizes from the node. A transaction not mined within the timeout is
   replaced (same nonce, fees bumped 12.5%) while the bump stays within
-  -maxGasPrice. Every send first asks the lease whether this instance may send.
+  -maxGasPrice; one still unmined after that is taken over by the next send
+  (same nonce, fees above it), so later transactions never queue behind it.
+  Every send first asks the lease whether this instance may send.
   A caller's ``journal`` is given each signed transaction's nonce and hash
   before it is sent (the redeemer's crash recovery).
 """
@@ -53,6 +55,7 @@ log = logging.getLogger("baton.chain.eth")
 T = TypeVar("T")
 CONTRACTS = ("BondingManager", "RoundsManager", "TicketBroker", "Minter", "ServiceRegistry")
 ZERO_ADDRESS = "0x" + "00" * 20
+FEE_KEYS = ("gasPrice", "maxFeePerGas", "maxPriorityFeePerGas")
 
 
 def url_label(index: int, url: str) -> str:
@@ -266,6 +269,13 @@ class TxSender:
         self._lock = asyncio.Lock()
         self._nonce: int | None = None
         self._chain_id: int | None = None
+        self._stuck: dict[int, dict[str, int]] = {}
+        """Nonces whose send gave up ("not mined"), with the fees their last transaction paid."""
+
+    @property
+    def started(self) -> bool:
+        """Whether this sender has placed a transaction since the start (it knows its next nonce)."""
+        return self._nonce is not None
 
     async def nonces(self) -> tuple[int, int]:
         """(confirmed, pending) transaction counts of the account."""
@@ -319,6 +329,24 @@ class TxSender:
             max_fee = min(max_fee, cap)
             tip = min(tip, max_fee - base)
         return {"maxFeePerGas": max_fee, "maxPriorityFeePerGas": max(tip, 0)}
+
+    async def _stuck_nonce(self) -> int | None:
+        """The lowest nonce of ours that a send gave up on and that is still unmined, or None."""
+        if not self._stuck:
+            return None
+        latest, _ = await self.nonces()
+        for n in [n for n in self._stuck if n < latest]:  # mined meanwhile (or replaced)
+            del self._stuck[n]
+        return min(self._stuck) if self._stuck else None
+
+    def _above(self, fees: dict[str, int], old: dict[str, int]) -> dict[str, int]:
+        """Fees that may replace a transaction that paid ``old``: the network's, or ``old`` bumped if higher."""
+        bumped = self._bumped(old)
+        if bumped is None:
+            raise GasPriceAboveCap("a stuck transaction of ours can only be replaced above -maxGasPrice")
+        if set(bumped) != set(fees):
+            return bumped
+        return {k: max(fees[k], bumped[k]) for k in fees}
 
     def _bumped(self, fees: dict[str, int]) -> dict[str, int] | None:
         out = {k: v + max(1, -(-v // 8)) for k, v in fees.items()}  # +12.5%, what geth requires at least (10%)
@@ -382,7 +410,11 @@ class TxSender:
                     if still_needed is not None and not await still_needed():
                         raise Superseded(f"{what}: done by a transaction of ours sent before the start")
                 fees = await self.pool.run(self._fees)
-                tx = {"chainId": self._chain_id, "nonce": self._nonce, "to": to, "data": data, "gas": gas,
+                nonce = self._nonce
+                stuck = await self._stuck_nonce()
+                if stuck is not None:  # replace the stuck one, so nothing queues behind it
+                    nonce, fees = stuck, self._above(fees, self._stuck[stuck])
+                tx = {"chainId": self._chain_id, "nonce": nonce, "to": to, "data": data, "gas": gas,
                       "value": 0, **fees}
                 if "gasPrice" not in fees:
                     tx["type"] = 2
@@ -393,9 +425,14 @@ class TxSender:
                     if "nonce" in text or "underpriced" in text:
                         log.warning("nonce out of step, resynchronizing", extra={"what": what, "attempt": attempt})
                         self._nonce = None
+                        self._stuck.clear()
                         continue
                     raise
-                self._nonce += 1
+                if stuck is not None:
+                    del self._stuck[stuck]
+                    log.warning("stuck transaction replaced by the next one", extra={"what": what, "nonce": stuck})
+                else:
+                    self._nonce += 1
                 break
             else:
                 raise TxNotMined(f"{what}: could not place a transaction with a fresh nonce")
@@ -408,13 +445,15 @@ class TxSender:
             receipt = await self._wait(hashes, self.tx_timeout)
             if receipt is not None:
                 break
-            bumped = self._bumped({k: tx[k] for k in ("gasPrice", "maxFeePerGas", "maxPriorityFeePerGas") if k in tx})
+            bumped = self._bumped({k: tx[k] for k in FEE_KEYS if k in tx})
             if replacements >= self.max_replacements or bumped is None:
                 latest, _ = await self.nonces()
                 if latest > tx["nonce"]:  # mined meanwhile, or replaced by another of ours
                     receipt = await self._wait(hashes, self.poll * 4)
                     if receipt is not None:
                         break
+                if latest <= tx["nonce"]:  # still unmined: the next send takes this nonce over
+                    self._stuck[int(tx["nonce"])] = {k: int(tx[k]) for k in FEE_KEYS if k in tx}
                 raise TxNotMined(f"{what}: no receipt for nonce {tx['nonce']} after {replacements} replacements")
             tx = {**tx, **bumped}
             replacements += 1

@@ -163,7 +163,9 @@ class RewardService:
         return pool_hints(self.address, new_stake, pool, max_size)
 
     async def _call_reward(self, transcoder: Transcoder, current: int) -> None:
-        if not await self.sender.wait_in_flight(self.sender.tx_timeout):
+        # after a start only: a transaction of ours still pending then may be a reward (a stuck one later is
+        # taken over by the sender's next send, so waiting for it would only delay the reward)
+        if not getattr(self.sender, "started", False) and not await self.sender.wait_in_flight(self.sender.tx_timeout):
             raise ChainError("an earlier transaction of ours is still pending")
         # after waiting, the chain may show a reward we sent before a restart
         fresh = Transcoder.of(await self.eth.call("BondingManager.getTranscoder", self.address))
