@@ -4,18 +4,23 @@ forfeit a round or starve other tickets."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 
 import pytest
 from prometheus_client import REGISTRY
 from web3.exceptions import Web3RPCError
 
 import baton_chain.reward as reward_mod
+from baton_chain.bus import ChainPublisher
 from baton_chain.errors import GasPriceAboveCap, InsufficientFunds, RpcUnavailable
 from baton_chain.redeemer import LOG_CHUNK, Redeemer, run_redeemer
 from baton_chain.reward import RewardService
 from baton_common.pm.winners import WinnerRedeemed
 from baton_common.pm_nats import KvWinningTickets
+from baton_common.schemas import decode, encode
+from baton_common.schemas.chain import HEAD_KEY, L1Head
 
 from .fakes import ME as ME_BYTES
 from .fakes import FakeEth, FakeSender, Lease, Winners, ticket
@@ -174,3 +179,15 @@ async def test_a_redemption_the_key_cannot_pay_gas_for_is_counted_with_its_cause
     assert redeemer.last_error[t.ticket_hash].startswith("insufficient_funds_for_gas")
     assert any("insufficient_funds_for_gas: the orchestrator's key cannot pay" in getattr(r, "error", "")
                for r in caplog.records)
+
+
+async def test_a_lagging_instance_never_rewinds_the_published_head(nc, prefix, caplog) -> None:
+    kv = await nc.jetstream().create_key_value(bucket=f"{prefix}_chain")
+    await kv.put(HEAD_KEY, encode(L1Head(l1_block=1000, read_at=time.time(), block=1000)))
+    publisher = ChainPublisher(FakeEth(head=990), kv, None, "0x" + "11" * 20)  # a node 10 blocks behind
+    for _ in range(2):
+        with contextlib.suppress(KeyError):  # the fake has nothing past the head (a publish would go on)
+            await publisher.poll()
+    assert decode((await kv.get(HEAD_KEY)).value, L1Head).l1_block == 1000
+    assert [r.getMessage() for r in caplog.records].count(
+        "the node is behind the chain data already published; publishing resumes when it catches up") == 1
