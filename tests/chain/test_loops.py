@@ -15,6 +15,8 @@ from web3.exceptions import Web3RPCError
 import baton_chain.reward as reward_mod
 from baton_chain.bus import ChainPublisher
 from baton_chain.errors import GasPriceAboveCap, InsufficientFunds, RpcUnavailable
+from baton_chain.journal import TxJournal
+from baton_chain.lease import SenderLease
 from baton_chain.redeemer import LOG_CHUNK, Redeemer, run_redeemer
 from baton_chain.reward import RewardService
 from baton_common.pm.winners import WinnerRedeemed
@@ -191,3 +193,25 @@ async def test_a_lagging_instance_never_rewinds_the_published_head(nc, prefix, c
     assert decode((await kv.get(HEAD_KEY)).value, L1Head).l1_block == 1000
     assert [r.getMessage() for r in caplog.records].count(
         "the node is behind the chain data already published; publishing resumes when it catches up") == 1
+
+
+async def test_replicas_sharing_an_instance_id_never_take_the_lease_from_each_other(nc, prefix) -> None:
+    """compose's --scale chain=2: both containers have BATON_INSTANCE_ID=baton-chain, on different hosts."""
+    kv = await nc.jetstream().create_key_value(bucket=f"{prefix}_lease", ttl=15)
+    a = SenderLease(kv, "baton-chain", ME, 15, host="container-a")
+    b = SenderLease(kv, "baton-chain", ME, 15, host="container-b")
+    assert await a.try_once()
+    for _ in range(3):
+        assert not await b.try_once() and not b.held()
+        assert await a.try_once() and a.held()
+    restarted = SenderLease(kv, "baton-chain", ME, 15, host="container-a")  # container-a's process restarted
+    assert await restarted.try_once()
+    assert (await a.holder_now()) == restarted.holder != a.holder
+
+
+async def test_the_journal_keeps_every_hash_when_two_writers_race(nc, prefix) -> None:
+    kv = await nc.jetstream().create_key_value(bucket=f"{prefix}_txs")
+    one, two = TxJournal(kv, ME), TxJournal(kv, ME)
+    await asyncio.gather(*(j.record("redeem.ab", "redeemWinningTicket", 7, bytes([i]) * 32)
+                           for i, j in enumerate([one, two] * 4)))
+    assert sorted(await one.hashes("redeem.ab")) == sorted(bytes([i]) * 32 for i in range(8))

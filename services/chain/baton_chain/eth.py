@@ -455,6 +455,8 @@ class TxSender:
                 if latest <= tx["nonce"]:  # still unmined: the next send takes this nonce over
                     self._stuck[int(tx["nonce"])] = {k: int(tx[k]) for k in FEE_KEYS if k in tx}
                 raise TxNotMined(f"{what}: no receipt for nonce {tx['nonce']} after {replacements} replacements")
+            if not self.lease.held():  # another instance may be sending now: it will see this one in the pool
+                raise NotLeaseHolder(f"{what}: lease lost while nonce {tx['nonce']} waits; not replaced")
             tx = {**tx, **bumped}
             replacements += 1
             try:
