@@ -237,3 +237,32 @@ async def test_underfunded_sender_ends_with_its_reason(setup, chain_process, orc
     assert isinstance(record, WinnerRefused) and record.code == "sender_underfunded", record
     assert "insufficient sender funds" in record.reason
     assert len(lp.redeemed_events(orchestrator.address)) == 1
+
+
+async def test_a_ticket_paid_only_in_part_waits_a_round_and_counts_what_was_paid(setup, chain_process, orchestrator):
+    """Reserve 1.5 F, no deposit: the first winner takes F of the round's allocation. The second, which the
+    sender can pay only in part, waits while it stays redeemable past the next round, then is redeemed in its
+    last round for what is there; livepeer_value_redeemed counts what TicketBroker transferred."""
+    lp, payments = setup
+    gateway = Gateway.random()
+    sender = to_checksum_address(gateway.address)
+    lp.fund_sender(sender, 0, FACE * 3 // 2)
+    service = chain_process()
+    service.start()
+    await payments.ready()
+    first, second = await payments.pay(gateway, 2)
+    created = lp.round()
+    lp.mine(45)  # params expired
+    (redeemed,) = await payments.settled([first])
+    assert isinstance(redeemed, WinnerRedeemed)
+    lp.mine(3)
+    await asyncio.sleep(1.5)
+    assert isinstance(await payments.winners.record(second.ticket_hash), WinnerPending)  # waits, funds < F
+    assert lp.round() == created
+    lp.next_round()  # its last redeemable round
+    (record,) = await payments.settled([second])
+    assert isinstance(record, WinnerRedeemed), record
+    fees = lp.BondingManager.functions.pendingFees(orchestrator.address, lp.round()).call()
+    assert fees == FACE * 3 // 2  # F, then the F / 2 left
+    assert service.metric("livepeer_value_redeemed") == FACE * 3 // 2
+    assert "redeemed for less than its face value" in service.output()

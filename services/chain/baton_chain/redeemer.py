@@ -12,7 +12,10 @@ pending ticket, in this order (spec 3.7):
    refused ``ticket_expired``, or ``sender_underfunded`` when the sender's funds
    were what held it back;
 3. ``RedemptionGate.check`` defers it until its params have expired and the
-   sender's funds and its face value cover the redemption's cost;
+   sender's funds and its face value cover the redemption's cost, and while
+   the sender's funds fall short of its face value but it stays redeemable
+   past the next round (in its last round it is redeemed for what is there;
+   ``livepeer_value_redeemed`` counts the amount transferred);
 4. the creation round's block hash must be on chain and match;
 5. ``redeemWinningTicket``, waiting for the receipt. A revert TicketBroker
    gives for good (``domain.NON_RETRYABLE``) settles it refused with the
@@ -36,6 +39,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from typing import Any
 
 from eth_abi import decode as abi_decode
 from eth_utils import to_checksum_address
@@ -93,7 +97,7 @@ class Redeemer:
         # The gate only needs the issuer's reserve_alloc, which reads chain data (no secret, no nonces).
         issuer = TicketParamsIssuer(ParamsPolicy(recipient=recipient, redeem_gas=redeem_gas), b"\0" * 32,
                                     self.view, MemoryNonceStore())
-        self.gate = RedemptionGate(issuer, self.view, redeem_gas)
+        self.gate = RedemptionGate(issuer, self.view, redeem_gas, wait_for_face_value=True)
         self.deferred: dict[bytes, str] = {}
         self.last_error: dict[bytes, str] = {}
         self._seen: set[bytes] = set()
@@ -244,9 +248,21 @@ class Redeemer:
             self.in_flight[t.sender] -= t.face_value
             if self.in_flight[t.sender] <= 0:
                 del self.in_flight[t.sender]
-        VALUE_REDEEMED.labels(sender=_hex(t.sender)).inc(t.face_value)
-        await self._settle(ticket, WinnerRedeemed(ticket=ticket, tx_hash=bytes(receipt["transactionHash"]),
-                                                  at=time.time()))
+        await self._redeemed(ticket, receipt)
+
+    async def _redeemed(self, ticket: SignedTicket, receipt: Any, tx_hash: bytes | None = None) -> None:
+        """Settle it redeemed; ``livepeer_value_redeemed`` counts what TicketBroker transferred (its
+        WinningTicketTransfer event: less than the face value when the sender's funds fell short)."""
+        t = ticket.ticket
+        tx = tx_hash if tx_hash is not None else bytes(receipt["transactionHash"])
+        amount = transferred(receipt, t.sender, t.recipient) if receipt is not None else None
+        value = t.face_value if amount is None else amount
+        if value < t.face_value:
+            log.warning("winning ticket redeemed for less than its face value: the sender's funds fell short",
+                        extra={"ticket": _hex(ticket.ticket_hash), "sender": _hex(t.sender),
+                               "face_value": t.face_value, "transferred": value, "tx": _hex(tx)})
+        VALUE_REDEEMED.labels(sender=_hex(t.sender)).inc(value)
+        await self._settle(ticket, WinnerRedeemed(ticket=ticket, tx_hash=tx, at=time.time()))
 
     async def _settle_used(self, ticket: SignedTicket) -> None:
         """A used ticket: ours if a journaled transaction of ours for it succeeded, or our WinningTicketRedeemed
@@ -255,8 +271,7 @@ class Redeemer:
         if journaled is not None:
             log.info("redemption found in the transaction journal", extra={"ticket": _hex(ticket.ticket_hash),
                                                                            "tx": _hex(journaled)})
-            VALUE_REDEEMED.labels(sender=_hex(ticket.ticket.sender)).inc(ticket.ticket.face_value)
-            await self._settle(ticket, WinnerRedeemed(ticket=ticket, tx_hash=journaled, at=time.time()))
+            await self._redeemed(ticket, await self.sender.receipt(journaled), journaled)
             return
         found = await self.find_redemption(ticket)
         if found is None:
@@ -265,8 +280,7 @@ class Redeemer:
             return
         tx, sent_by = found
         if sent_by.lower() == self.sender.address.lower():
-            VALUE_REDEEMED.labels(sender=_hex(ticket.ticket.sender)).inc(ticket.ticket.face_value)
-            await self._settle(ticket, WinnerRedeemed(ticket=ticket, tx_hash=tx, at=time.time()))
+            await self._redeemed(ticket, await self.sender.receipt(tx), tx)
         else:
             await self._refuse(ticket, RefusalCode.USED,
                                f"ticket is used: redeemed by another account ({sent_by}) in transaction {_hex(tx)}")
@@ -327,6 +341,16 @@ class Redeemer:
         self._round_starts = {r: b for r, b in self._round_starts.items() if r >= round_ - 8}
         self._round_starts[round_] = found
         return found
+
+
+def transferred(receipt: Any, sender: bytes, recipient: bytes) -> int | None:
+    """The amount of the receipt's WinningTicketTransfer from ``sender`` to ``recipient``, or None."""
+    event = EVENTS["TicketBroker.WinningTicketTransfer"]
+    for entry in receipt.get("logs", []) or []:
+        topics = [bytes(t) for t in entry.get("topics", [])]
+        if len(topics) == 3 and topics[0] == event.topic and topics[1][-20:] == sender and topics[2][-20:] == recipient:
+            return int(abi_decode(["uint256"], bytes(entry["data"]))[0])
+    return None
 
 
 async def run_redeemer(redeemer: Redeemer, interval: float) -> None:
