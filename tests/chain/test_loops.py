@@ -215,3 +215,26 @@ async def test_the_journal_keeps_every_hash_when_two_writers_race(nc, prefix) ->
     await asyncio.gather(*(j.record("redeem.ab", "redeemWinningTicket", 7, bytes([i]) * 32)
                            for i, j in enumerate([one, two] * 4)))
     assert sorted(await one.hashes("redeem.ab")) == sorted(bytes([i]) * 32 for i in range(8))
+
+
+async def test_settled_winners_are_read_once_not_on_every_pass(nc, prefix) -> None:
+    kv = await nc.jetstream().create_key_value(bucket=f"{prefix}_winners")
+    gets: list[str] = []
+    real_get = kv.get
+
+    async def counting_get(key, *args, **kwargs):
+        gets.append(key)
+        return await real_get(key, *args, **kwargs)
+
+    kv.get = counting_get
+    store = KvWinningTickets(kv)
+    tickets = [ticket(i) for i in range(5)]
+    for t in tickets:
+        await store.store(t)
+    for t in tickets[:4]:
+        await store.settle(t.ticket_hash, WinnerRedeemed(ticket=t, tx_hash=b"\1" * 32))
+    assert await store.pending() == [tickets[4]]
+    gets.clear()
+    for _ in range(3):  # three more passes
+        assert await store.pending() == [tickets[4]]
+    assert gets == [tickets[4].ticket_hash.hex()] * 3  # only the pending one is read again
