@@ -14,7 +14,7 @@ from baton_chain.bus import PriceFeedError, eth_is_base
 from baton_chain.config import ChainSettings
 from baton_chain.domain import RefusalCode, Transcoder, classify_revert, pool_hints, should_reward
 from baton_chain.keystore import load_account
-from baton_common.config import ConfigError, load_settings
+from baton_common.config import ConfigError, load_settings, redacted
 from tests.helpers import service_env
 
 from .conftest import LIGHT_SCRYPT_N
@@ -149,3 +149,27 @@ def test_price_feed_functions_match_the_aggregator_interface(stand_ins) -> None:
         fn = FUNCTIONS[key]
         assert fn.signature in by_sig
         assert tuple(o["type"] for o in by_sig[fn.signature]["outputs"]) == fn.outputs
+
+
+def test_eth_url_is_secret_and_bad_values_get_clear_errors_without_it(tmp_path) -> None:
+    key = "sk_live_SECRET123"
+    base = {"BATON_NETWORK": "arbitrum-one-mainnet", "BATON_CHAIN_ETH_KEYSTORE_PATH": str(tmp_path)}
+
+    def load(**env: str) -> ChainSettings:
+        return load_settings(ChainSettings, "chain", env={**base, **env}, argv=[])
+
+    shown = redacted(load(BATON_CHAIN_ETH_URL=f"https://arb.example/v2/{key}"))  # what the start log shows
+    assert shown["eth_url"] == "***"
+    with pytest.raises(ConfigError) as bad:
+        load(BATON_CHAIN_ETH_URL=f"https://ok.example/{key},arb.example/v2/{key}")
+    assert "URL #1 must be an http(s) URL" in str(bad.value) and key not in str(bad.value)
+    with pytest.raises(ConfigError, match="URL #0 is a wss:// URL: Baton speaks JSON-RPC over http") as ws:
+        load(BATON_CHAIN_ETH_URL=f"wss://arb.example/ws/{key}")
+    assert key not in str(ws.value)
+    with pytest.raises(ConfigError, match="NONCE_CLEANUP_MARGIN"):
+        load(BATON_CHAIN_ETH_URL="http://a:8545", BATON_CHAIN_NONCE_CLEANUP_MARGIN="0")
+    with pytest.raises(ConfigError, match="looks like a file path, but no such file") as pw:
+        load(BATON_CHAIN_ETH_URL="http://a:8545", BATON_CHAIN_ETH_PASSWORD="/run/secrets/eth-pasword")
+    assert "eth-pasword" not in str(pw.value)
+    (tmp_path / "pw").write_text("x\n")
+    assert load(BATON_CHAIN_ETH_URL="http://a:8545", BATON_CHAIN_ETH_PASSWORD=str(tmp_path / "pw"))

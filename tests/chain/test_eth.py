@@ -7,9 +7,16 @@ import asyncio
 import pytest
 from eth_account import Account
 from web3 import Web3
-from web3.exceptions import TransactionNotFound
+from web3.exceptions import TransactionNotFound, Web3RPCError
 
-from baton_chain.errors import GasPriceAboveCap, NotLeaseHolder, RpcUnavailable
+from baton_chain.errors import (
+    GasPriceAboveCap,
+    InsufficientFunds,
+    NotLeaseHolder,
+    RpcNodeError,
+    RpcUnavailable,
+    TxNotMined,
+)
 from baton_chain.eth import RpcPool, TxSender
 
 from .livepeer import free_port
@@ -142,3 +149,78 @@ async def test_the_journal_hears_of_each_transaction_before_the_node_does(node, 
     mined = bytes(receipt["transactionHash"])
     assert mined in [h for _, h, _ in journaled]  # whichever landed, the journal had it first
     assert await sender.receipt(mined) is not None and await sender.receipt(b"\1" * 32) is None
+
+
+@pytest.mark.parametrize("message", [
+    "{'code': -32005, 'message': 'daily request count exceeded, request rate limited'}",
+    "header not found",
+    "missing trie node 4f2a... (path )",
+    "{'code': -32603, 'message': 'internal error'}",
+    "query returned more than 10000 results",
+])
+async def test_a_nodes_own_json_rpc_error_fails_over_to_the_backup(message) -> None:
+    pool = RpcPool(["http://primary.invalid", "http://backup.invalid"])
+    tried: list[int] = []
+
+    async def op(w3):
+        tried.append(pool.nodes.index(w3))
+        if pool.nodes.index(w3) == 0:
+            raise Web3RPCError(message)
+        return 42
+
+    assert await pool.run(op) == 42
+    assert tried == [0, 1] and pool.current == 1 and pool.healthy == [False, True]
+    with pytest.raises(RpcNodeError, match="every Ethereum node returned an error"):  # a ChainError, handled
+        await RpcPool(["http://only.invalid"]).run(lambda w3: (_ for _ in ()).throw(Web3RPCError(message)))
+
+
+async def test_a_refused_nonce_is_the_nodes_answer_not_a_failover() -> None:
+    pool = RpcPool(["http://primary.invalid", "http://backup.invalid"])
+    tried: list[int] = []
+
+    async def op(w3):
+        tried.append(pool.nodes.index(w3))
+        raise Web3RPCError("{'code': -32000, 'message': 'nonce too low'}")
+
+    with pytest.raises(Web3RPCError):
+        await pool.run(op)
+    assert tried == [0]
+
+
+async def test_a_key_without_eth_for_gas_says_so(node) -> None:
+    poor = Account.create()
+    sender = TxSender(RpcPool([node.url]), poor, Held(), poll=0.02, gas_limit=21_000)
+    with pytest.raises(InsufficientFunds, match="cannot pay for gas"):
+        await sender.send(Account.create().address, b"", what="poor")
+
+
+async def test_already_known_means_our_transaction_was_accepted(funded) -> None:
+    acct, _ = funded
+
+    class Pool:
+        async def run(self, op):
+            raise Web3RPCError("{'code': -32000, 'message': 'already known'}")
+
+    sender = TxSender(Pool(), acct, Held())
+    tx = {"chainId": 31337, "nonce": 0, "to": acct.address, "data": b"", "gas": 21_000, "value": 0, "gasPrice": 1}
+    assert await sender._sign_and_send(tx) == bytes(acct.sign_transaction(tx).hash)
+
+
+async def test_a_transaction_given_up_on_is_taken_over_by_the_next_send(node, funded) -> None:
+    acct, w3 = funded
+    w3.provider.make_request("evm_setAutomine", [False])
+    sender = TxSender(RpcPool([node.url]), acct, Held(), tx_timeout=0.3, max_replacements=0, poll=0.05)
+    with pytest.raises(TxNotMined, match="no receipt for nonce 0"):
+        await sender.send(Account.create().address, b"", what="stuck")
+    to = Account.create().address
+    task = asyncio.create_task(sender.send(to, b"", what="next"))
+    await asyncio.sleep(0.2)
+    w3.provider.make_request("evm_mine", [])
+    receipt = await task
+    w3.provider.make_request("evm_setAutomine", [True])
+    mined = w3.eth.get_transaction(receipt["transactionHash"])
+    assert (mined["nonce"], mined["to"]) == (0, to)  # the next one took nonce 0 over instead of queueing behind it
+    assert w3.eth.get_transaction_count(acct.address) == 1
+    assert w3.eth.get_transaction_count(acct.address, "pending") == 1  # nothing left stuck in the pool
+    receipt = await sender.send(to, b"", what="after")
+    assert w3.eth.get_transaction(receipt["transactionHash"])["nonce"] == 1

@@ -137,16 +137,25 @@ async def test_winners_redeem_once_after_expiry_across_kill_between_send_and_rec
     assert lp.redeemed_events(me, start) == []
     assert all(isinstance(r, WinnerPending) for r in await payments.records(tickets))
 
-    # The first redemption is sent, then the service dies before it reads the receipt.
+    # The first redemption is sent, then the service dies before it reads the receipt, and is back while that
+    # transaction is still in the node's pool: it waits for it rather than sending the same ticket again.
     lp.w3.provider.make_request("evm_setAutomine", [False])
     lp.mine(15)  # params expired
     wait_for(lambda: lp.w3.eth.get_transaction_count(me, "pending") > lp.w3.eth.get_transaction_count(me), 60,
              "a redemption in the node's pool")
     service.kill9()
+    first_nonce = lp.w3.eth.get_transaction_count(me)
+    service.start()
+    wait_for(lambda: service.output().count("protocol contracts resolved") == 2, 60, "the restart")
+    for _ in range(60):  # its first pass, which finds that transaction in the pool
+        if "redemption already in the node's pool" in service.output():
+            break
+        await asyncio.sleep(0.1)
+    lp.mine(1)  # the one sent before the kill lands
+    assert len(lp.redeemed_events(me, start)) == 1
+    await asyncio.sleep(1)
     lp.mine(1)
     lp.w3.provider.make_request("evm_setAutomine", [True])
-    assert len(lp.redeemed_events(me, start)) == 1
-    service.start()
 
     records = await payments.settled(tickets)
     assert all(isinstance(r, WinnerRedeemed) for r in records), records
@@ -163,6 +172,12 @@ async def test_winners_redeem_once_after_expiry_across_kill_between_send_and_rec
     lp.mine(1)
     await asyncio.sleep(1)
     assert len(lp.redeemed_events(me, start)) == 3, "a ticket was redeemed twice"
+    redemptions = [lp.w3.eth.get_transaction_receipt(h) for n in range(start, lp.block() + 1)
+                   for h in lp.w3.eth.get_block(n)["transactions"]]
+    redemptions = [r for r in redemptions if r["from"].lower() == me.lower()
+                   and r["to"].lower() == lp.TicketBroker.address.lower()]
+    assert [r["status"] for r in redemptions] == [1, 1, 1], "a redemption of ours reverted (gas lost)"
+    assert lp.w3.eth.get_transaction_count(me) >= first_nonce + 2
     assert service.metric("livepeer_value_redeemed") == 3 * FACE
     # The one sent before the kill was settled from the journal (its receipt), not from an event search,
     # and the journal keeps nothing once every ticket is settled.
@@ -222,3 +237,32 @@ async def test_underfunded_sender_ends_with_its_reason(setup, chain_process, orc
     assert isinstance(record, WinnerRefused) and record.code == "sender_underfunded", record
     assert "insufficient sender funds" in record.reason
     assert len(lp.redeemed_events(orchestrator.address)) == 1
+
+
+async def test_a_ticket_paid_only_in_part_waits_a_round_and_counts_what_was_paid(setup, chain_process, orchestrator):
+    """Reserve 1.5 F, no deposit: the first winner takes F of the round's allocation. The second, which the
+    sender can pay only in part, waits while it stays redeemable past the next round, then is redeemed in its
+    last round for what is there; livepeer_value_redeemed counts what TicketBroker transferred."""
+    lp, payments = setup
+    gateway = Gateway.random()
+    sender = to_checksum_address(gateway.address)
+    lp.fund_sender(sender, 0, FACE * 3 // 2)
+    service = chain_process()
+    service.start()
+    await payments.ready()
+    first, second = await payments.pay(gateway, 2)
+    created = lp.round()
+    lp.mine(45)  # params expired
+    (redeemed,) = await payments.settled([first])
+    assert isinstance(redeemed, WinnerRedeemed)
+    lp.mine(3)
+    await asyncio.sleep(1.5)
+    assert isinstance(await payments.winners.record(second.ticket_hash), WinnerPending)  # waits, funds < F
+    assert lp.round() == created
+    lp.next_round()  # its last redeemable round
+    (record,) = await payments.settled([second])
+    assert isinstance(record, WinnerRedeemed), record
+    fees = lp.BondingManager.functions.pendingFees(orchestrator.address, lp.round()).call()
+    assert fees == FACE * 3 // 2  # F, then the F / 2 left
+    assert service.metric("livepeer_value_redeemed") == FACE * 3 // 2
+    assert "redeemed for less than its face value" in service.output()

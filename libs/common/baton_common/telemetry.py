@@ -77,7 +77,7 @@ def setup_logging(service: str, instance: str, level: str = "info", fmt: str = "
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("nats", "hypercorn.error", "hypercorn.access", "httpx"):
+    for noisy in ("nats", "hypercorn.error", "hypercorn.access", "httpx", "web3"):  # web3 logs request URLs
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 

@@ -6,6 +6,12 @@ loads the orchestrator's key, resolves the protocol through the Controller,
 and runs four loops: the sender lease, chain data (with nonce cleanup), reward
 and redemption. Only the lease holder sends transactions; every instance
 publishes chain data and answers sender lookups.
+
+At start, a -network with a known chain id (go-livepeer's four) is checked
+against the node: a definite mismatch is a configuration error (exit 2; found
+later, when the node was down at start, exit 1). A loop task that dies of an
+unexpected error stops the process (exit 1, so its supervisor restarts it),
+rather than leaving it running with its probes green.
 """
 
 from __future__ import annotations
@@ -13,10 +19,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable
 
 import httpx
 
-from baton_common.errors import ServiceError
+from baton_common.errors import ConfigError, ServiceError
 from baton_common.pm import Balances, credit_completer
 from baton_common.pm_nats import KvBalanceStore, KvNonceStore, KvWinningTickets
 from baton_common.runtime import ServiceBase, ServiceContext, run_service
@@ -34,9 +41,9 @@ from baton_common.schemas.payments import BALANCES, NONCES, WINNERS
 
 from .bus import ChainPublisher
 from .chain import EthHealth
-from .config import ChainSettings
+from .config import CHAIN_IDS, ChainSettings
 from .errors import ChainError
-from .eth import Eth, RpcPool, TxSender
+from .eth import Eth, RpcPool, TxSender, url_label
 from .journal import TxJournal
 from .keystore import load_account
 from .lease import SenderLease
@@ -54,6 +61,10 @@ class NotReady(ServiceError):
     status_code = 503
 
 
+class ChainIdMismatch(Exception):
+    """The node is on another chain than -network: fatal, never retried."""
+
+
 class Chain(ServiceBase[ChainSettings]):
     name = "chain"
 
@@ -62,8 +73,49 @@ class Chain(ServiceBase[ChainSettings]):
         self.lease: SenderLease | None = None
         self.publisher: ChainPublisher | None = None
         self.tasks: list[asyncio.Task[None]] = []
+        self.crashed = ""
+        self.ctx: ServiceContext | None = None
+        self._check_chain_id_now()
+
+    def _chain_id_error(self, index: int, chain_id: int) -> str:
+        s = self.settings
+        return (f"BATON_NETWORK (-network) {s.network} is chain id {CHAIN_IDS[s.network]}, but the Ethereum node at "
+                f"BATON_CHAIN_ETH_URL (-ethUrl) {url_label(index, s.eth_urls[index])} is chain id {chain_id}")
+
+    def _check_chain_id_now(self) -> None:
+        """A definite mismatch between -network and the node is a configuration error (exit 2). A node that
+        does not answer now is checked again by the chain task once it does."""
+        s = self.settings
+        if s.network not in CHAIN_IDS:
+            return
+        for index, url in enumerate(s.eth_urls):
+            try:
+                body = httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []},
+                                  timeout=min(s.rpc_timeout, 5.0)).json()
+                chain_id = int(body["result"], 16)
+            except Exception:  # unreachable, refused, not JSON-RPC: the chain task retries
+                continue
+            if chain_id != CHAIN_IDS[s.network]:
+                raise ConfigError(self._chain_id_error(index, chain_id))
+            return
+
+    def _spawn(self, coro: Awaitable[None], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        task.add_done_callback(self._task_done)
+        self.tasks.append(task)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        self.crashed = f"{task.get_name()}: {type(exc).__name__}: {str(exc)[:300]}"
+        log.error("chain task died; exiting so the supervisor restarts the service",
+                  extra={"task": task.get_name(), "error": self.crashed}, exc_info=exc)
+        if self.ctx is not None:
+            self.ctx.fatal(f"chain task {self.crashed}")
 
     async def start(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
         s = self.settings
         self.http = httpx.AsyncClient(timeout=3.0)
         self.resolved = asyncio.Event()
@@ -88,7 +140,8 @@ class Chain(ServiceBase[ChainSettings]):
                                         complete=credit_completer(balances, nonces))
         await self.publisher.load_known_senders()
         reward = RewardService(self.eth, sender, reward=s.reward, initialize_round=s.initialize_round,
-                               attempts=s.reward_attempts, backoff=s.reward_backoff)
+                               attempts=s.reward_attempts, backoff=s.reward_backoff,
+                               max_backoff=s.reward_max_backoff)
         redeemer = Redeemer(self.eth, sender, winners, bytes.fromhex(account.address[2:]),
                             redeem_gas=s.redeem_gas_used, on_sender=self.publisher.track,
                             journal=TxJournal(await bus.bind(CHAIN_TXS), account.address))
@@ -98,8 +151,8 @@ class Chain(ServiceBase[ChainSettings]):
         log.info("on-chain", extra={"account": account.address, "network": s.network, "controller": s.controller,
                                     "rpc_urls": len(s.eth_urls), "reward": reward_mode,
                                     "price_feed": s.price_feed or "none"})
-        self.tasks.append(asyncio.create_task(self.lease.run(), name="lease"))
-        self.tasks.append(asyncio.create_task(self._run(reward, redeemer), name="chain"))
+        self._spawn(self.lease.run(), "lease")
+        self._spawn(self._run(reward, redeemer), "chain")
 
     async def _lookup(self, request: SenderLookup) -> SenderInfo:
         if self.publisher is None or not self.resolved.is_set():
@@ -112,8 +165,13 @@ class Chain(ServiceBase[ChainSettings]):
     async def _run(self, reward: RewardService, redeemer: Redeemer) -> None:
         """Resolve the contracts (retrying while the node is down), then run the loops."""
         delay = 1.0
+        expected = CHAIN_IDS.get(self.settings.network)
         while True:
             try:
+                if expected is not None:
+                    chain_id = int(await self.pool.run(lambda w3: w3.eth.chain_id))
+                    if chain_id != expected:
+                        raise ChainIdMismatch(self._chain_id_error(self.pool.current, chain_id))
                 addresses = await self.eth.resolve()
                 break
             except ChainError as exc:
@@ -123,10 +181,10 @@ class Chain(ServiceBase[ChainSettings]):
         log.info("protocol contracts resolved", extra={"contracts": addresses})
         self.resolved.set()
         interval = self.settings.poll_interval
-        self.tasks.append(asyncio.create_task(self._publish(interval), name="publish"))
-        self.tasks.append(asyncio.create_task(run_reward(reward, interval), name="reward"))
+        self._spawn(self._publish(interval), "publish")
+        self._spawn(run_reward(reward, interval), "reward")
         if self.settings.redeem:
-            self.tasks.append(asyncio.create_task(run_redeemer(redeemer, interval), name="redeem"))
+            self._spawn(run_redeemer(redeemer, interval), "redeem")
 
     async def _publish(self, interval: float) -> None:
         assert self.publisher is not None
@@ -153,6 +211,8 @@ class Chain(ServiceBase[ChainSettings]):
 
     def checks(self) -> dict[str, Check]:
         checks = {"network": Check(ok=True, detail=self.settings.network)}
+        if self.crashed:
+            checks["chain_tasks"] = Check(ok=False, detail=f"died: {self.crashed}", required=True)
         if self.lease is not None:
             checks["sender_lease"] = Check(ok=True, detail="held" if self.lease.held() else "standby")
         return checks

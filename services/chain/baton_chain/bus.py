@@ -1,6 +1,8 @@
 """Chain data into the ``baton-chain`` KV bucket, the sender cold path, and nonce cleanup per L1 block.
 
-Each poll reads the latest block. On a new L1 block: ``head``, and the nonce
+Each poll reads the latest block. A block below the ``head`` already in the
+bucket (another instance's node is ahead: a lagging node or a standby) is not
+published: chain data never goes backwards. On a new L1 block: ``head``, and the nonce
 store's cleanup with ``margin`` blocks behind it (a negotiator replica whose
 view lags by less than that still finds every record it needs). On a new block,
 and at least every ``CHAIN_REFRESH`` seconds: the round, its block hash, the
@@ -29,13 +31,15 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 
+import msgspec
 from eth_utils import to_checksum_address
+from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from baton_common.errors import BadRequest
 from baton_common.pm import CreditEntry
 from baton_common.pm_nats import KvNonceStore
-from baton_common.schemas import encode
+from baton_common.schemas import decode, encode
 from baton_common.schemas.chain import (
     CHAIN_REFRESH,
     ETH_USD_KEY,
@@ -115,6 +119,7 @@ class ChainPublisher:
         self._scanned = -1
         """The last block whose TicketBroker logs were read."""
         self._logs_failing = False
+        self._behind = False
 
     async def load_known_senders(self) -> None:
         try:
@@ -122,6 +127,16 @@ class ChainPublisher:
         except Exception:  # an empty bucket raises NoKeysError
             keys = []
         self.senders.update(s for s in map(sender_of_key, keys) if s)
+
+    async def _published_l1(self) -> int:
+        """The L1 block in the bucket's ``head`` (written by any instance), or -1."""
+        try:
+            entry = await self.kv.get(HEAD_KEY)
+            return decode(entry.value or b"", L1Head).l1_block
+        except KeyNotFoundError:
+            return -1
+        except msgspec.DecodeError:  # unreadable: ours replaces it
+            return -1
 
     async def _put(self, key: str, value: object) -> None:
         await self.kv.put(key, encode(value))
@@ -138,6 +153,14 @@ class ChainPublisher:
             await self._eth_usd({"read_at": now, "block": l1})  # on its own clock, new block or not
         if not full:
             return
+        published = await self._published_l1()
+        if l1 < published:  # this instance's node lags another instance's: never rewind what others read
+            if not self._behind:
+                log.warning("the node is behind the chain data already published; publishing resumes when it "
+                            "catches up", extra={"block": l1, "published": published})
+            self._behind = True
+            return
+        self._behind = False
         self._l1 = l1
         read = {"read_at": now, "block": l1}
         await self._put(HEAD_KEY, L1Head(l1_block=l1, **read))

@@ -6,19 +6,27 @@ from typing import Any
 
 import httpx
 
-__all__ = ["EthHealth"]
+__all__ = ["EthHealth", "EthUnreachable"]
+
+
+class EthUnreachable(Exception):
+    """The node did not answer; the message names the method and the cause, never the URL."""
 
 
 class EthHealth:
-    """Asks the node for its chain id and latest block."""
+    """Asks the node for its chain id and latest block; its errors never show the URL (API keys)."""
 
     def __init__(self, url: str, client: httpx.AsyncClient) -> None:
         self.url = url
         self.client = client
 
     async def _call(self, method: str) -> Any:
-        resp = await self.client.post(self.url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": []})
-        resp.raise_for_status()
+        try:
+            resp = await self.client.post(self.url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": []})
+        except httpx.HTTPError as exc:
+            raise EthUnreachable(f"{method}: {type(exc).__name__}") from None
+        if resp.status_code >= 400:
+            raise EthUnreachable(f"{method}: HTTP {resp.status_code} {resp.reason_phrase}")
         body = resp.json()
         if "error" in body:
             raise RuntimeError(f"{method}: {body['error'].get('message', body['error'])}")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from baton_common.config import CommonSettings, setting
 
-__all__ = ["CONTROLLERS", "PRICE_FEEDS", "ChainSettings"]
+__all__ = ["CHAIN_IDS", "CONTROLLERS", "PRICE_FEEDS", "ChainSettings"]
 
 CONTROLLERS = {
     "arbitrum-one-mainnet": "0xD8E8328501E9645d16Cf49539efC04f734606ee4",
@@ -15,6 +17,8 @@ CONTROLLERS = {
     "rinkeby": "0x9a9827455911a858E55f07911904fACC0D66027E",
 }
 """go-livepeer's Controller address per -network (starter.go); any other network needs -ethController."""
+CHAIN_IDS = {"arbitrum-one-mainnet": 42161, "mainnet": 1, "arbitrum-one-rinkeby": 421611, "rinkeby": 4}
+"""The chain id each of go-livepeer's -network values must find at -ethUrl."""
 PRICE_FEEDS = {"arbitrum-one-mainnet": "0x639Fe6ab55C921f74e7fac1ee960C0B6293ba612"}
 """go-livepeer's default -priceFeedAddr (Chainlink ETH/USD on Arbitrum One)."""
 
@@ -26,8 +30,9 @@ def _address(value: str) -> bool:
 class ChainSettings(CommonSettings, frozen=True, kw_only=True):
     http_port: Annotated[int, setting("Port of the health and metrics HTTP server.", ge=0, le=65535)] = 7937
     eth_url: Annotated[
-        str, setting("Ethereum JSON-RPC URL (go-livepeer's -ethUrl); required unless network is offchain. "
-                     "Several, comma-separated, fail over in order.", flag="ethUrl")
+        str, setting("Ethereum JSON-RPC URL, http:// or https:// (go-livepeer's -ethUrl); required unless network "
+                     "is offchain. Several, comma-separated, fail over in order. Secret (API keys in the path): "
+                     "logs show only each URL's host.", flag="ethUrl", secret=True)
     ] = ""
     eth_controller: Annotated[
         str, setting("Livepeer Controller address (-ethController); empty: go-livepeer's default for -network.",
@@ -85,10 +90,15 @@ class ChainSettings(CommonSettings, frozen=True, kw_only=True):
     ] = 0
     nonce_cleanup_margin: Annotated[
         int, setting("L1 blocks behind the last block that nonce cleanup stays, for replicas whose view lags.",
-                     ge=0)
+                     ge=1)
     ] = 10
-    reward_attempts: Annotated[int, setting("Tries of reward within one round before the alert.", ge=1)] = 5
-    reward_backoff: Annotated[float, setting("Seconds before the second reward try; doubles each time.", gt=0)] = 5.0
+    reward_attempts: Annotated[
+        int, setting("Failed reward tries within one round before the alert; reward is retried all the same "
+                     "until the round ends.", ge=1)
+    ] = 5
+    reward_backoff: Annotated[float, setting("Seconds before the second reward try; doubles each time, up to "
+                                             "reward_max_backoff.", gt=0)] = 5.0
+    reward_max_backoff: Annotated[float, setting("Longest wait in seconds between two reward tries.", gt=0)] = 300.0
 
     @property
     def eth_urls(self) -> list[str]:
@@ -110,9 +120,19 @@ class ChainSettings(CommonSettings, frozen=True, kw_only=True):
         super().__post_init__()
         if self.network != "offchain" and not self.eth_urls:
             raise ValueError(f"network {self.network!r} needs an Ethereum node: set BATON_CHAIN_ETH_URL (-ethUrl)")
-        for url in self.eth_urls:
-            if not url.startswith(("http://", "https://", "ws://", "wss://")):
-                raise ValueError(f"BATON_CHAIN_ETH_URL (-ethUrl) must be an http(s) or ws(s) URL, got {url!r}")
+        for index, url in enumerate(self.eth_urls):
+            scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+            if scheme in ("ws", "wss"):
+                raise ValueError(f"BATON_CHAIN_ETH_URL (-ethUrl) URL #{index} is a {scheme}:// URL: Baton speaks "
+                                 "JSON-RPC over http(s) only; use the provider's https:// endpoint")
+            if scheme not in ("http", "https") or not urlsplit(url).hostname:
+                raise ValueError(f"BATON_CHAIN_ETH_URL (-ethUrl) URL #{index} must be an http(s) URL "
+                                 f"(http://host:port/...), got one starting {url[:8]!r}")
+        if self.nonce_cleanup_margin < 1:
+            raise ValueError("BATON_CHAIN_NONCE_CLEANUP_MARGIN must be at least 1 block")
+        if self.eth_password.startswith(("/", "./", "../")) and not os.path.isfile(self.eth_password):
+            raise ValueError("BATON_CHAIN_ETH_PASSWORD (-ethPassword) looks like a file path, but no such file "
+                             "exists (a password file is read; a literal password must not start with / or ./)")
         if self.network == "offchain":
             return
         if not self.controller:

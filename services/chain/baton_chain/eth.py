@@ -1,15 +1,21 @@
 """Adapter to Ethereum through web3.py: RPC failover, contract reads, and one transaction sender.
 
 - :class:`RpcPool` holds one ``AsyncWeb3`` per URL. A call goes to the node
-  that last answered; a transport error or timeout moves it to the next one.
-  A contract revert or a JSON-RPC error is the node's answer, not its failure.
+  that last answered; a transport error, a timeout or a JSON-RPC error of the
+  node's own (rate limit, ``header not found``, ``missing trie node``,
+  internal error, a refused log range) moves it to the next one, and when none
+  is left it raises a ChainError. A contract revert, a missing transaction and
+  a transaction refused for its nonce or fee are the node's answer, not its
+  failure; "insufficient funds for gas" raises :class:`InsufficientFunds`.
   URLs may carry API keys: only their index and host are ever logged.
 - :class:`Eth` reads the protocol (addresses resolved through the Controller).
 - :class:`TxSender` signs with the orchestrator's key and owns its nonces: one
   lock hands them out, so concurrent sends never collide; a "nonce too low"
   resynchronizes from the node. A transaction not mined within the timeout is
   replaced (same nonce, fees bumped 12.5%) while the bump stays within
-  -maxGasPrice. Every send first asks the lease whether this instance may send.
+  -maxGasPrice; one still unmined after that is taken over by the next send
+  (same nonce, fees above it), so later transactions never queue behind it.
+  Every send first asks the lease whether this instance may send.
   A caller's ``journal`` is given each signed transaction's nonce and hash
   before it is sent (the redeemer's crash recovery).
 """
@@ -29,7 +35,18 @@ from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 
 from .abi import EVENTS, FUNCTIONS, SENDER_FUNDS_EVENTS
-from .errors import ChainError, GasPriceAboveCap, NotLeaseHolder, RpcUnavailable, TxNotMined, TxReverted
+from .errors import (
+    ChainError,
+    EmptyResult,
+    GasPriceAboveCap,
+    InsufficientFunds,
+    NotLeaseHolder,
+    RpcNodeError,
+    RpcUnavailable,
+    Superseded,
+    TxNotMined,
+    TxReverted,
+)
 
 __all__ = ["CONTRACTS", "Block", "Eth", "RpcPool", "TxSender", "revert_reason"]
 
@@ -38,6 +55,7 @@ log = logging.getLogger("baton.chain.eth")
 T = TypeVar("T")
 CONTRACTS = ("BondingManager", "RoundsManager", "TicketBroker", "Minter", "ServiceRegistry")
 ZERO_ADDRESS = "0x" + "00" * 20
+FEE_KEYS = ("gasPrice", "maxFeePerGas", "maxPriorityFeePerGas")
 
 
 def url_label(index: int, url: str) -> str:
@@ -48,6 +66,21 @@ def url_label(index: int, url: str) -> str:
 def revert_reason(exc: ContractLogicError) -> str:
     message = str(exc.message if getattr(exc, "message", None) else exc)
     return message.removeprefix("execution reverted: ").removeprefix("execution reverted")  or "execution reverted"
+
+
+TX_ANSWERS = ("nonce too low", "nonce too high", "already known", "known transaction", "underpriced",
+              "intrinsic gas too low", "exceeds block gas limit", "less than block base fee", "invalid sender",
+              "execution reverted")
+"""JSON-RPC error messages that answer the call itself (a send's nonce or fee): retried by the sender, never
+on another node."""
+
+
+def rpc_message(exc: Web3RPCError) -> str:
+    """The node's error message of a JSON-RPC error reply."""
+    error = (exc.rpc_response or {}).get("error") if isinstance(exc.rpc_response, dict) else None
+    if isinstance(error, dict) and error.get("message"):
+        return str(error["message"])
+    return str(exc.message)
 
 
 class RpcPool:
@@ -70,9 +103,25 @@ class RpcPool:
             index = (self.current + step) % n
             try:
                 result = await op(self.nodes[index])
-            except (ContractLogicError, Web3RPCError, TransactionNotFound, ChainError):
+            except (ContractLogicError, TransactionNotFound, ChainError):
                 self.healthy[index] = True
                 raise
+            except Web3RPCError as exc:
+                text = rpc_message(exc).lower()
+                if "insufficient funds" in text:
+                    self.healthy[index] = True
+                    raise InsufficientFunds(f"the orchestrator's key cannot pay for gas: {rpc_message(exc)[:200]}"
+                                            ) from None
+                if any(answer in text for answer in TX_ANSWERS):
+                    self.healthy[index] = True
+                    raise
+                # the node's own trouble: rate limit, header not found, missing trie node, internal error
+                if self.healthy[index]:
+                    log.warning("Ethereum node returned an error",
+                                extra={"node": url_label(index, self.urls[index]), "error": rpc_message(exc)[:200]})
+                self.healthy[index] = False
+                last = exc
+                continue
             except Exception as exc:  # transport: refused, reset, timeout, bad gateway
                 if self.healthy[index]:
                     log.warning("Ethereum node failed", extra={"node": url_label(index, self.urls[index]),
@@ -86,6 +135,8 @@ class RpcPool:
                 self.current = index
                 self._on_failover(index)
             return result
+        if isinstance(last, Web3RPCError):
+            raise RpcNodeError(f"every Ethereum node returned an error ({n} tried): {rpc_message(last)[:200]}")
         raise RpcUnavailable(f"no Ethereum node answered ({n} tried): {type(last).__name__}")
 
     async def close(self) -> None:
@@ -149,8 +200,15 @@ class Eth:
         spec = FUNCTIONS[fn]
         address = to or self.addresses[spec.contract]
         data = spec.data(*args)
-        raw = await self.pool.run(lambda w3: w3.eth.call({"to": address, "data": data}, block))
-        return spec.result(bytes(raw))
+        raw = bytes(await self.pool.run(lambda w3: w3.eth.call({"to": address, "data": data}, block)))
+        if not raw and spec.outputs:
+            raise EmptyResult(f"{fn} at {address} returned no data: no such contract on this node (is -network or "
+                              "-ethController right, or is the node still syncing?)")
+        try:
+            return spec.result(raw)
+        except Exception as exc:  # eth_abi: a short or malformed answer
+            raise EmptyResult(f"{fn} at {address} returned data that does not decode ({type(exc).__name__})"
+                              ) from None
 
     async def block(self) -> _Block:
         return _Block(await self.pool.run(lambda w3: w3.eth.get_block("latest")))
@@ -211,6 +269,13 @@ class TxSender:
         self._lock = asyncio.Lock()
         self._nonce: int | None = None
         self._chain_id: int | None = None
+        self._stuck: dict[int, dict[str, int]] = {}
+        """Nonces whose send gave up ("not mined"), with the fees their last transaction paid."""
+
+    @property
+    def started(self) -> bool:
+        """Whether this sender has placed a transaction since the start (it knows its next nonce)."""
+        return self._nonce is not None
 
     async def nonces(self) -> tuple[int, int]:
         """(confirmed, pending) transaction counts of the account."""
@@ -242,7 +307,7 @@ class TxSender:
             await self.pool.run(lambda w3: w3.eth.call({"from": self.address, "to": to, "data": data}, block))
         except ContractLogicError as exc:
             return revert_reason(exc)
-        except Web3RPCError as exc:
+        except (Web3RPCError, ChainError) as exc:
             return str(exc)[:200]
         return "transaction failed"
 
@@ -265,6 +330,24 @@ class TxSender:
             tip = min(tip, max_fee - base)
         return {"maxFeePerGas": max_fee, "maxPriorityFeePerGas": max(tip, 0)}
 
+    async def _stuck_nonce(self) -> int | None:
+        """The lowest nonce of ours that a send gave up on and that is still unmined, or None."""
+        if not self._stuck:
+            return None
+        latest, _ = await self.nonces()
+        for n in [n for n in self._stuck if n < latest]:  # mined meanwhile (or replaced)
+            del self._stuck[n]
+        return min(self._stuck) if self._stuck else None
+
+    def _above(self, fees: dict[str, int], old: dict[str, int]) -> dict[str, int]:
+        """Fees that may replace a transaction that paid ``old``: the network's, or ``old`` bumped if higher."""
+        bumped = self._bumped(old)
+        if bumped is None:
+            raise GasPriceAboveCap("a stuck transaction of ours can only be replaced above -maxGasPrice")
+        if set(bumped) != set(fees):
+            return bumped
+        return {k: max(fees[k], bumped[k]) for k in fees}
+
     def _bumped(self, fees: dict[str, int]) -> dict[str, int] | None:
         out = {k: v + max(1, -(-v // 8)) for k, v in fees.items()}  # +12.5%, what geth requires at least (10%)
         top = out.get("maxFeePerGas", out.get("gasPrice", 0))
@@ -276,8 +359,23 @@ class TxSender:
         signed = self.account.sign_transaction(tx)
         if journal is not None:
             await journal(int(tx["nonce"]), bytes(signed.hash))
-        await self.pool.run(lambda w3: w3.eth.send_raw_transaction(signed.raw_transaction))
+        try:
+            await self.pool.run(lambda w3: w3.eth.send_raw_transaction(signed.raw_transaction))
+        except Web3RPCError as exc:
+            text = rpc_message(exc).lower()
+            if "already known" not in text and "known transaction" not in text:
+                raise
+            # this very transaction is in the node's pool already (a send retried after a lost answer): accepted
+            log.info("transaction already known to the node", extra={"tx": "0x" + bytes(signed.hash).hex()})
         return bytes(signed.hash)
+
+    async def in_pool(self, tx_hash: bytes) -> bool:
+        """Whether the node holds the transaction, not yet mined."""
+        try:
+            tx = await self.pool.run(lambda w3: w3.eth.get_transaction(tx_hash))
+        except TransactionNotFound:
+            return False
+        return tx.get("blockNumber") is None
 
     async def receipt(self, tx_hash: bytes) -> Any:
         """The transaction's receipt, or None while the node has none."""
@@ -288,11 +386,14 @@ class TxSender:
 
     async def send(self, to: str, data: bytes, *, what: str,
                    on_sent: Callable[[bytes], Awaitable[None]] | None = None,
-                   journal: Journal | None = None) -> dict[str, Any]:
+                   journal: Journal | None = None,
+                   still_needed: Callable[[], Awaitable[bool]] | None = None) -> dict[str, Any]:
         """Send, wait for the receipt and return it; raises TxReverted when the contract refuses.
 
         ``journal`` is told each signed transaction's (nonce, hash) before it is sent, replacements
-        included; ``on_sent`` each hash after it is sent, before its receipt is awaited.
+        included; ``on_sent`` each hash after it is sent, before its receipt is awaited. After waiting for
+        transactions of ours from before a start, ``still_needed`` is asked again (one of those may have done
+        this one's work, e.g. redeemed the same ticket): False raises :class:`Superseded` and sends nothing.
         """
         if not self.lease.held():
             raise NotLeaseHolder("another chain instance holds the sender lease")
@@ -306,8 +407,14 @@ class TxSender:
                     # before a crash), so this one is not a duplicate the contract would refuse.
                     await self.wait_in_flight(self.tx_timeout)
                     self._nonce = (await self.nonces())[1]
+                    if still_needed is not None and not await still_needed():
+                        raise Superseded(f"{what}: done by a transaction of ours sent before the start")
                 fees = await self.pool.run(self._fees)
-                tx = {"chainId": self._chain_id, "nonce": self._nonce, "to": to, "data": data, "gas": gas,
+                nonce = self._nonce
+                stuck = await self._stuck_nonce()
+                if stuck is not None:  # replace the stuck one, so nothing queues behind it
+                    nonce, fees = stuck, self._above(fees, self._stuck[stuck])
+                tx = {"chainId": self._chain_id, "nonce": nonce, "to": to, "data": data, "gas": gas,
                       "value": 0, **fees}
                 if "gasPrice" not in fees:
                     tx["type"] = 2
@@ -315,12 +422,17 @@ class TxSender:
                     tx_hash = await self._sign_and_send(tx, journal)
                 except Web3RPCError as exc:
                     text = str(exc).lower()
-                    if "nonce" in text or "already known" in text or "underpriced" in text:
+                    if "nonce" in text or "underpriced" in text:
                         log.warning("nonce out of step, resynchronizing", extra={"what": what, "attempt": attempt})
                         self._nonce = None
+                        self._stuck.clear()
                         continue
                     raise
-                self._nonce += 1
+                if stuck is not None:
+                    del self._stuck[stuck]
+                    log.warning("stuck transaction replaced by the next one", extra={"what": what, "nonce": stuck})
+                else:
+                    self._nonce += 1
                 break
             else:
                 raise TxNotMined(f"{what}: could not place a transaction with a fresh nonce")
@@ -333,14 +445,18 @@ class TxSender:
             receipt = await self._wait(hashes, self.tx_timeout)
             if receipt is not None:
                 break
-            bumped = self._bumped({k: tx[k] for k in ("gasPrice", "maxFeePerGas", "maxPriorityFeePerGas") if k in tx})
+            bumped = self._bumped({k: tx[k] for k in FEE_KEYS if k in tx})
             if replacements >= self.max_replacements or bumped is None:
                 latest, _ = await self.nonces()
                 if latest > tx["nonce"]:  # mined meanwhile, or replaced by another of ours
                     receipt = await self._wait(hashes, self.poll * 4)
                     if receipt is not None:
                         break
+                if latest <= tx["nonce"]:  # still unmined: the next send takes this nonce over
+                    self._stuck[int(tx["nonce"])] = {k: int(tx[k]) for k in FEE_KEYS if k in tx}
                 raise TxNotMined(f"{what}: no receipt for nonce {tx['nonce']} after {replacements} replacements")
+            if not self.lease.held():  # another instance may be sending now: it will see this one in the pool
+                raise NotLeaseHolder(f"{what}: lease lost while nonce {tx['nonce']} waits; not replaced")
             tx = {**tx, **bumped}
             replacements += 1
             try:
@@ -366,7 +482,7 @@ class TxSender:
                     return await self.pool.run(lambda w3, h=h: w3.eth.get_transaction_receipt(h))
                 except TransactionNotFound:
                     continue
-                except RpcUnavailable:
+                except ChainError:  # the nodes are in trouble: asked again after the poll
                     break
             if time.monotonic() > deadline:
                 return None

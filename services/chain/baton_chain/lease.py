@@ -1,7 +1,10 @@
 """The sender lease in NATS KV: only the instance holding it sends transactions.
 
-An instance restarted under the same instance id takes its own lease back at
-once (instance ids must differ between replicas, as their heartbeats need).
+The holder is named by instance id, host and a random id of the process
+(``chain-a@host#1f2e3d4c``), so replicas that share an instance id (compose's
+``--scale chain=2``) never take the lease from each other. A process restarted
+under the same instance id on the same host (a container restarted by its
+supervisor: the old process is gone) takes its own lease back at once.
 The holder renews by compare-and-set every third of the TTL. It counts itself
 the holder only until its last confirmed renewal plus the TTL minus one renewal
 period, so it stops sending before the bucket could drop the key and a standby
@@ -13,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
+import socket
 import time
 
 import nats.errors
@@ -29,9 +34,11 @@ LEASE_KEY = "sender"
 
 
 class SenderLease:
-    def __init__(self, kv: KeyValue, holder: str, account: str, ttl: float) -> None:
+    def __init__(self, kv: KeyValue, holder: str, account: str, ttl: float, *, host: str = "") -> None:
         self.kv = kv
-        self.holder = holder
+        self.home = f"{holder}@{host or socket.gethostname()}"
+        """What a restart of this process shares with it: instance id and host."""
+        self.holder = f"{self.home}#{secrets.token_hex(4)}"
         self.account = account
         self.ttl = ttl
         self.period = ttl / 3
@@ -58,9 +65,9 @@ class SenderLease:
                 try:
                     self._revision = await self.kv.create(LEASE_KEY, value)
                 except (KeyWrongLastSequenceError, nats.js.errors.APIError):
-                    # Our own lease from before a restart (same instance id): take it back.
+                    # Our own lease from before a restart (same instance id and host): take it back.
                     entry = await self.kv.get(LEASE_KEY)
-                    if decode(entry.value or b"", ChainLease).holder != self.holder:
+                    if decode(entry.value or b"", ChainLease).holder.rpartition("#")[0] != self.home:
                         raise
                     self._revision = await self.kv.update(LEASE_KEY, value, last=entry.revision)
                 log.info("sender lease acquired", extra={"holder": self.holder})

@@ -12,6 +12,7 @@ from prometheus_client import Counter, Gauge
 from baton_common.metrics import LivepeerCounter
 
 __all__ = [
+    "BAD_WINNER_RECORDS",
     "ETH_BALANCE",
     "ETH_USD",
     "ETH_USD_UPDATED",
@@ -50,8 +51,10 @@ MAX_GAS_PRICE = Gauge("livepeer_max_gas_price", "-maxGasPrice, in gwei (0 = no c
 LAST_REWARD_ROUND = Gauge("baton_chain_last_reward_round", "The orchestrator's last reward round on chain")
 ROUNDS_MISSED = Counter("baton_chain_rounds_missed", "Rounds that ended active and without this orchestrator's reward")
 REWARD_ALERT = Gauge("baton_chain_reward_failed",
-                     "1 while reward failed after its last try in the current round, else 0")
+                     "1 while reward has failed reward_attempts times in the current round (it is still retried), else 0")
 PENDING_REDEMPTIONS = Gauge("baton_chain_pending_redemptions", "Winning tickets waiting for redemption")
+BAD_WINNER_RECORDS = Gauge("baton_chain_bad_winner_records",
+                           "Records in the winners bucket that do not decode, skipped by redemption (keys logged)")
 PENDING_FACE_VALUE = Gauge("baton_chain_pending_face_value_wei", "Face value of the winning tickets waiting, in wei")
 TICKETS_SETTLED = Counter("baton_chain_tickets_settled", "Winning tickets settled, by result", ["result"])
 ETH_BALANCE = Gauge("baton_chain_eth_balance_wei", "ETH balance of the orchestrator's key, in wei")

@@ -12,7 +12,10 @@ pending ticket, in this order (spec 3.7):
    refused ``ticket_expired``, or ``sender_underfunded`` when the sender's funds
    were what held it back;
 3. ``RedemptionGate.check`` defers it until its params have expired and the
-   sender's funds and its face value cover the redemption's cost;
+   sender's funds and its face value cover the redemption's cost, and while
+   the sender's funds fall short of its face value but it stays redeemable
+   past the next round (in its last round it is redeemed for what is there;
+   ``livepeer_value_redeemed`` counts the amount transferred);
 4. the creation round's block hash must be on chain and match;
 5. ``redeemWinningTicket``, waiting for the receipt. A revert TicketBroker
    gives for good (``domain.NON_RETRYABLE``) settles it refused with the
@@ -36,6 +39,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from typing import Any
 
 from eth_abi import decode as abi_decode
 from eth_utils import to_checksum_address
@@ -54,10 +58,11 @@ from baton_common.pm_nats import KvWinningTickets
 
 from .abi import EVENTS, FUNCTIONS
 from .domain import RefusalCode, classify_revert
-from .errors import ChainError, NotLeaseHolder, TxReverted
+from .errors import ChainError, NotLeaseHolder, Superseded, TxReverted
 from .eth import Eth, TxSender
 from .journal import TxJournal, redeem_key
 from .metrics import (
+    BAD_WINNER_RECORDS,
     PENDING_FACE_VALUE,
     PENDING_REDEMPTIONS,
     REDEMPTION_ERRORS,
@@ -70,6 +75,8 @@ from .view import LiveChainData
 __all__ = ["Redeemer", "run_redeemer"]
 
 log = logging.getLogger("baton.chain.redeemer")
+LOG_CHUNK = 10_000
+"""Blocks per eth_getLogs call (the range most RPC providers accept)."""
 
 
 def _hex(b: bytes) -> str:
@@ -90,16 +97,18 @@ class Redeemer:
         # The gate only needs the issuer's reserve_alloc, which reads chain data (no secret, no nonces).
         issuer = TicketParamsIssuer(ParamsPolicy(recipient=recipient, redeem_gas=redeem_gas), b"\0" * 32,
                                     self.view, MemoryNonceStore())
-        self.gate = RedemptionGate(issuer, self.view, redeem_gas)
+        self.gate = RedemptionGate(issuer, self.view, redeem_gas, wait_for_face_value=True)
         self.deferred: dict[bytes, str] = {}
         self.last_error: dict[bytes, str] = {}
         self._seen: set[bytes] = set()
+        self._round_starts: dict[int, int] = {}
         self._on_sender = on_sender
 
     async def pass_once(self) -> None:
         self.view.fresh()
         pending = await self.winners.pending()
         PENDING_REDEMPTIONS.set(len(pending))
+        BAD_WINNER_RECORDS.set(len(getattr(self.winners, "bad_records", {})))
         PENDING_FACE_VALUE.set(sum(t.ticket.face_value for t in pending))
         for t in pending:
             if t.ticket_hash not in self._seen:
@@ -115,9 +124,13 @@ class Redeemer:
                 await self._one(ticket, current, validity)
             except NotLeaseHolder:
                 return
-            except ChainError as exc:  # the node is down: the next pass tries again
-                log.warning("redemption pass stopped", extra={"error": str(exc)[:300]})
-                return
+            except Exception as exc:  # one ticket's failure never holds back the next: it is tried on a later pass
+                error = exc.code if isinstance(exc, ChainError) else type(exc).__name__
+                REDEMPTION_ERRORS.labels(sender=_hex(ticket.ticket.sender)).inc()
+                self.last_error.setdefault(ticket.ticket_hash, f"{error}: {str(exc)[:200]}")
+                log.warning("winning ticket not handled this pass; the pass goes on",
+                            extra={"ticket": _hex(ticket.ticket_hash), "error": f"{error}: {str(exc)[:300]}"},
+                            exc_info=not isinstance(exc, ChainError))
 
     async def _settle(self, ticket: SignedTicket, result: WinnerSettled) -> None:
         await self.winners.settle(ticket.ticket_hash, result)
@@ -183,13 +196,28 @@ class Redeemer:
 
     async def _redeem(self, ticket: SignedTicket) -> None:
         t = ticket.ticket
+        if self.journal is not None:
+            for tx_hash in await self.journal.hashes(redeem_key(ticket.ticket_hash)):
+                if await self.sender.in_pool(tx_hash):  # ours from before a restart: it lands, or is dropped
+                    self.deferred[ticket.ticket_hash] = "our redemption transaction is still in the node's pool"
+                    log.info("redemption already in the node's pool; waiting for it",
+                             extra={"ticket": _hex(ticket.ticket_hash), "tx": _hex(tx_hash)})
+                    return
         data = FUNCTIONS["TicketBroker.redeemWinningTicket"].data(*redeem_args(ticket))
         self.in_flight[t.sender] += t.face_value
         journal = None if self.journal is None else functools.partial(
             self.journal.record, redeem_key(ticket.ticket_hash), "redeemWinningTicket")
+
+        async def still_needed() -> bool:
+            return not await self.eth.call("TicketBroker.usedTickets", ticket.ticket_hash)
+
         try:
             receipt = await self.sender.send(self.eth.addresses["TicketBroker"], data, what="redeemWinningTicket",
-                                             journal=journal)
+                                             journal=journal, still_needed=still_needed)
+        except Superseded:
+            log.info("ticket used meanwhile by a transaction of ours from before the start; settled on the next "
+                     "pass", extra={"ticket": _hex(ticket.ticket_hash)})
+            return
         except TxReverted as exc:
             REDEMPTION_ERRORS.labels(sender=_hex(t.sender)).inc()
             code = classify_revert(exc.reason)
@@ -213,16 +241,28 @@ class Redeemer:
             REDEMPTION_ERRORS.labels(sender=_hex(t.sender)).inc()
             self.last_error[ticket.ticket_hash] = f"{exc.code}: {exc}"
             log.warning("redemption failed; retried on a later block",
-                        extra={"ticket": _hex(ticket.ticket_hash), "error": str(exc)[:300]})
+                        extra={"ticket": _hex(ticket.ticket_hash), "error": f"{exc.code}: {str(exc)[:300]}"})
             return
         finally:
             self.view.forget_sender(t.sender)
             self.in_flight[t.sender] -= t.face_value
             if self.in_flight[t.sender] <= 0:
                 del self.in_flight[t.sender]
-        VALUE_REDEEMED.labels(sender=_hex(t.sender)).inc(t.face_value)
-        await self._settle(ticket, WinnerRedeemed(ticket=ticket, tx_hash=bytes(receipt["transactionHash"]),
-                                                  at=time.time()))
+        await self._redeemed(ticket, receipt)
+
+    async def _redeemed(self, ticket: SignedTicket, receipt: Any, tx_hash: bytes | None = None) -> None:
+        """Settle it redeemed; ``livepeer_value_redeemed`` counts what TicketBroker transferred (its
+        WinningTicketTransfer event: less than the face value when the sender's funds fell short)."""
+        t = ticket.ticket
+        tx = tx_hash if tx_hash is not None else bytes(receipt["transactionHash"])
+        amount = transferred(receipt, t.sender, t.recipient) if receipt is not None else None
+        value = t.face_value if amount is None else amount
+        if value < t.face_value:
+            log.warning("winning ticket redeemed for less than its face value: the sender's funds fell short",
+                        extra={"ticket": _hex(ticket.ticket_hash), "sender": _hex(t.sender),
+                               "face_value": t.face_value, "transferred": value, "tx": _hex(tx)})
+        VALUE_REDEEMED.labels(sender=_hex(t.sender)).inc(value)
+        await self._settle(ticket, WinnerRedeemed(ticket=ticket, tx_hash=tx, at=time.time()))
 
     async def _settle_used(self, ticket: SignedTicket) -> None:
         """A used ticket: ours if a journaled transaction of ours for it succeeded, or our WinningTicketRedeemed
@@ -231,8 +271,7 @@ class Redeemer:
         if journaled is not None:
             log.info("redemption found in the transaction journal", extra={"ticket": _hex(ticket.ticket_hash),
                                                                            "tx": _hex(journaled)})
-            VALUE_REDEEMED.labels(sender=_hex(ticket.ticket.sender)).inc(ticket.ticket.face_value)
-            await self._settle(ticket, WinnerRedeemed(ticket=ticket, tx_hash=journaled, at=time.time()))
+            await self._redeemed(ticket, await self.sender.receipt(journaled), journaled)
             return
         found = await self.find_redemption(ticket)
         if found is None:
@@ -241,8 +280,7 @@ class Redeemer:
             return
         tx, sent_by = found
         if sent_by.lower() == self.sender.address.lower():
-            VALUE_REDEEMED.labels(sender=_hex(ticket.ticket.sender)).inc(ticket.ticket.face_value)
-            await self._settle(ticket, WinnerRedeemed(ticket=ticket, tx_hash=tx, at=time.time()))
+            await self._redeemed(ticket, await self.sender.receipt(tx), tx)
         else:
             await self._refuse(ticket, RefusalCode.USED,
                                f"ticket is used: redeemed by another account ({sent_by}) in transaction {_hex(tx)}")
@@ -258,22 +296,61 @@ class Redeemer:
         return None
 
     async def find_redemption(self, ticket: SignedTicket) -> tuple[bytes, str] | None:
-        """The transaction that redeemed ``ticket`` and the account that sent it, from its event."""
+        """The transaction that redeemed ``ticket`` and the account that sent it, from its event.
+
+        Searched from the block where the ticket's creation round began (a ticket is redeemable only from
+        then) to the head, newest first, in chunks of ``LOG_CHUNK`` blocks (what RPC providers accept)."""
         t = ticket.ticket
         head = (await self.view._once(("block",), self.eth.block)).number
-        length = await self.eth.call("RoundsManager.roundLength")
-        validity = await self.view.ticket_validity_period()
-        start = max(0, head - (validity + 2) * length)
-        logs = await self.eth.logs("TicketBroker.WinningTicketRedeemed", start, "latest",
-                                   bytes.fromhex(to_checksum_address(t.sender)[2:]), t.recipient)
+        start = await self._round_start_block(t.creation_round)
         types = list(EVENTS["TicketBroker.WinningTicketRedeemed"].inputs[2:])
-        for entry in logs:
-            face, prob, nonce, rand, aux = abi_decode(types, bytes(entry["data"]))
-            if (face, prob, nonce, rand, aux) == (t.face_value, t.win_prob, t.sender_nonce, ticket.recipient_rand,
-                                                  t.aux_data()):
-                tx = bytes(entry["transactionHash"])
-                return tx, await self.eth.tx_sender(tx)
+        want = (t.face_value, t.win_prob, t.sender_nonce, ticket.recipient_rand, t.aux_data())
+        high = head
+        while high >= start:
+            low = max(start, high - LOG_CHUNK + 1)
+            logs = await self.eth.logs("TicketBroker.WinningTicketRedeemed", low, high,
+                                       bytes.fromhex(to_checksum_address(t.sender)[2:]), t.recipient)
+            for entry in logs:
+                if tuple(abi_decode(types, bytes(entry["data"]))) == want:
+                    tx = bytes(entry["transactionHash"])
+                    return tx, await self.eth.tx_sender(tx)
+            high = low - 1
         return None
+
+    async def _round_start_block(self, round_: int) -> int:
+        """The first block (the node's own numbering: L2 on Arbitrum) at or after the L1 block where
+        ``round_`` began; rounds count L1 blocks, so on Arbitrum this is a binary search over L2 blocks."""
+        if round_ in self._round_starts:
+            return self._round_starts[round_]
+        head = await self.view._once(("block",), self.eth.block)
+        length = await self.eth.call("RoundsManager.roundLength")
+        current = await self.eth.call("RoundsManager.currentRound")
+        current_start = await self.eth.call("RoundsManager.currentRoundStartBlock")
+        target = max(0, current_start - max(0, current - round_) * length)
+        if head.l1_number == head.number:  # no L2: rounds count this chain's own blocks
+            found = min(target, head.number)
+        else:
+            low, high = 0, head.number  # the first block whose L1 number reaches target
+            while low < high:
+                mid = (low + high) // 2
+                if (await self.eth.block_at(mid)).l1_number >= target:
+                    high = mid
+                else:
+                    low = mid + 1
+            found = low
+        self._round_starts = {r: b for r, b in self._round_starts.items() if r >= round_ - 8}
+        self._round_starts[round_] = found
+        return found
+
+
+def transferred(receipt: Any, sender: bytes, recipient: bytes) -> int | None:
+    """The amount of the receipt's WinningTicketTransfer from ``sender`` to ``recipient``, or None."""
+    event = EVENTS["TicketBroker.WinningTicketTransfer"]
+    for entry in receipt.get("logs", []) or []:
+        topics = [bytes(t) for t in entry.get("topics", [])]
+        if len(topics) == 3 and topics[0] == event.topic and topics[1][-20:] == sender and topics[2][-20:] == recipient:
+            return int(abi_decode(["uint256"], bytes(entry["data"]))[0])
+    return None
 
 
 async def run_redeemer(redeemer: Redeemer, interval: float) -> None:

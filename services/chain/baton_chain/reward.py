@@ -2,9 +2,12 @@
 
 State lives on chain, not here: each check reads the transcoder's
 ``lastRewardRound``, so a restart neither calls twice nor skips a round that is
-still current. A failed call is retried within the round with doubling backoff
-(the RPC pool fails over meanwhile); after the last try the alert gauge goes
-up until the next round. A round that ended active and unrewarded counts as
+still current. A failed call is retried until the round ends, with doubling
+backoff capped at ``max_backoff`` (the RPC pool fails over meanwhile): a round
+is about 19 hours on Arbitrum, so a problem of minutes (fees above
+-maxGasPrice, a flaky node) never forfeits it. After ``attempts`` failed tries
+the alert gauge goes up (and the error is logged) until a try succeeds or the
+round ends. A round that ended active and unrewarded counts as
 missed. Before its first send after a start, the service waits for any of its
 own transactions still in the node's pool (a reward sent just before a crash).
 
@@ -34,7 +37,7 @@ log = logging.getLogger("baton.chain.reward")
 
 class RewardService:
     def __init__(self, eth: Eth, sender: TxSender, *, reward: bool | None, initialize_round: bool,
-                 attempts: int, backoff: float) -> None:
+                 attempts: int, backoff: float, max_backoff: float = 300.0) -> None:
         self.eth = eth
         self.sender = sender
         self.address = sender.address
@@ -42,6 +45,7 @@ class RewardService:
         self.initialize_round = initialize_round
         self.attempts = attempts
         self.backoff = backoff
+        self.max_backoff = max_backoff
         self._round = -1
         self._tries = 0
         self._next_try = 0.0
@@ -72,7 +76,7 @@ class RewardService:
             return
         if self.reward is None and not await self._registered_now(read):
             return
-        if self._tries >= self.attempts or time.monotonic() < self._next_try or not self.sender.lease.held():
+        if time.monotonic() < self._next_try or not self.sender.lease.held():
             return
         self._tries += 1
         try:
@@ -84,16 +88,19 @@ class RewardService:
             reason = exc.reason if isinstance(exc, TxReverted) else f"{type(exc).__name__}: {exc}"
             if isinstance(exc, GasPriceAboveCap):
                 reason = str(exc)
-            self._next_try = time.monotonic() + self.backoff * 2 ** (self._tries - 1)
+            delay = min(self.backoff * 2 ** min(self._tries - 1, 30), self.max_backoff)
+            self._next_try = time.monotonic() + delay
             if self._tries >= self.attempts:
                 REWARD_ALERT.set(1)
-                log.error("reward failed after its last try this round",
-                          extra={"round": current, "tries": self._tries, "error": reason[:300]})
+                log.error("reward failing; retried until the round ends",
+                          extra={"round": current, "tries": self._tries, "error": reason[:300],
+                                 "next_try_s": delay})
             else:
                 log.warning("reward failed, will retry", extra={"round": current, "try": self._tries,
                                                                 "error": reason[:300]})
         else:
             LAST_REWARD_ROUND.set(current)
+            REWARD_ALERT.set(0)
 
     async def _registered_now(self, read: Callable[..., Awaitable[object]]) -> bool:
         """-reward unset: whether the account is a registered orchestrator (logged when that changes)."""
@@ -156,7 +163,9 @@ class RewardService:
         return pool_hints(self.address, new_stake, pool, max_size)
 
     async def _call_reward(self, transcoder: Transcoder, current: int) -> None:
-        if not await self.sender.wait_in_flight(self.sender.tx_timeout):
+        # after a start only: a transaction of ours still pending then may be a reward (a stuck one later is
+        # taken over by the sender's next send, so waiting for it would only delay the reward)
+        if not getattr(self.sender, "started", False) and not await self.sender.wait_in_flight(self.sender.tx_timeout):
             raise ChainError("an earlier transaction of ours is still pending")
         # after waiting, the chain may show a reward we sent before a restart
         fresh = Transcoder.of(await self.eth.call("BondingManager.getTranscoder", self.address))

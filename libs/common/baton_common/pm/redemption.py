@@ -22,10 +22,15 @@ __all__ = [
 class RedemptionGate:
     """Decides whether a queued winner is redeemable at the current block and round."""
 
-    def __init__(self, issuer: TicketParamsIssuer, chain: ChainData, redeem_gas: int) -> None:
+    def __init__(self, issuer: TicketParamsIssuer, chain: ChainData, redeem_gas: int, *,
+                 wait_for_face_value: bool = False) -> None:
         self._issuer = issuer
         self._chain = chain
         self._redeem_gas = redeem_gas
+        self._wait_for_face_value = wait_for_face_value
+        """Defer a ticket the sender's funds would pay only in part while it stays redeemable past the next
+        round: TicketBroker pays deposit plus this round's reserve allocation, and a new round brings a
+        fresh allocation (or the sender may fund again). In its last round it is redeemed for what is there."""
 
     @staticmethod
     def in_window(ticket: SignedTicket, current_round: int, validity_period: int) -> bool:
@@ -59,6 +64,11 @@ class RedemptionGate:
             raise RedemptionDeferred("insufficient sender funds for redeem tx cost")
         if ticket.ticket.face_value <= tx_cost:
             raise RedemptionDeferred("insufficient ticket face value for redeem tx cost")
+        if self._wait_for_face_value and available < ticket.ticket.face_value:
+            next_round = await self._chain.last_initialized_round() + 1
+            if self.in_window(ticket, next_round, await self._chain.ticket_validity_period()):
+                raise RedemptionDeferred("sender funds below the face value; waiting for the next round's reserve "
+                                         "allocation or a deposit")
 
 
 def redeem_args(ticket: SignedTicket) -> tuple[tuple, bytes, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import msgspec
@@ -14,6 +15,8 @@ from ..pm.winners import WinnerPending, WinnerRecord, WinnerSettled, settle
 from .core import STORE_DEADLINE, _get, _RmwStore
 
 __all__ = ["KvBalanceStore", "KvWinningTickets"]
+
+log = logging.getLogger("baton.pm.winners")
 
 
 class KvBalanceStore(_RmwStore):
@@ -49,12 +52,20 @@ def _decode_winner(value: bytes) -> WinnerRecord:
 
 
 class KvWinningTickets(_RmwStore):
-    """One record per ticket hash (hex): created pending, settled by the redeemer, never deleted."""
+    """One record per ticket hash (hex): created pending, settled by the redeemer, never deleted.
+
+    A settled record never changes, so ``pending`` reads each one once per store object and skips it
+    afterwards. A record that does not decode (a newer writer's tag, a truncated value) is skipped and
+    counted in ``bad_records`` by key; its key is logged once, never its value.
+    """
 
     durable = True
 
     def __init__(self, kv: KeyValue, *, deadline: float = STORE_DEADLINE) -> None:
         super().__init__(kv, deadline)
+        self.bad_records: dict[str, int] = {}
+        """Keys whose record did not decode, with the number of reads that skipped it."""
+        self._settled: set[str] = set()
 
     async def store(self, ticket: SignedTicket) -> bool:
         key = ticket.ticket_hash.hex()
@@ -74,10 +85,23 @@ class KvWinningTickets(_RmwStore):
             keys = await self._kv.keys()
         except NoKeysError:
             return []
-        entries = [e for e in [await _get(self._kv, key) for key in keys] if e is not None and e.value]
-        entries.sort(key=lambda e: e.revision or 0)
-        records = [_decode_winner(e.value) for e in entries if e.value]
-        return [r.ticket for r in records if isinstance(r, WinnerPending)]
+        fetched = [await _get(self._kv, key) for key in keys if key not in self._settled]
+        entries = sorted((e for e in fetched if e is not None and e.value), key=lambda e: e.revision or 0)
+        out: list[SignedTicket] = []
+        for entry in entries:
+            try:
+                record = _decode_winner(entry.value)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                self.bad_records[entry.key] = self.bad_records.get(entry.key, 0) + 1
+                if self.bad_records[entry.key] == 1:
+                    log.error("winning ticket record does not decode; skipped",
+                              extra={"key": entry.key, "error": type(exc).__name__})
+                continue
+            if isinstance(record, WinnerPending):
+                out.append(record.ticket)
+            else:
+                self._settled.add(entry.key)
+        return out
 
     async def settle(self, ticket_hash: bytes, result: WinnerSettled) -> WinnerRecord:
         key = ticket_hash.hex()

@@ -64,6 +64,10 @@ class ServiceContext:
         self._on_listener_exit = on_listener_exit
         self._http_drain = http_drain
 
+    def fatal(self, reason: str) -> None:
+        """Stop the process with exit code 1 (its supervisor restarts it): a background task of the service died."""
+        self._on_listener_exit(reason)
+
     def probe(
         self, name: str, check: Callable[[], Awaitable[str]], *, interval: float = 5.0, required: bool = False
     ) -> Probe:

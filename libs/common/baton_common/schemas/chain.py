@@ -181,7 +181,7 @@ class ChainLease(Message, frozen=True, kw_only=True, tag="chain-lease.v1"):
     """
 
     holder: str
-    """The holder's instance id."""
+    """The holder's instance id (Baton writes ``<instance id>@<host>#<process id>``: one per process)."""
     account: str
     """The orchestrator's address it sends from."""
     renewed_at: float
