@@ -262,6 +262,7 @@ async def test_a_ticket_paid_only_in_part_waits_a_round_and_counts_what_was_paid
     lp.next_round()  # its last redeemable round
     (record,) = await payments.settled([second])
     assert isinstance(record, WinnerRedeemed), record
+    assert (redeemed.amount, record.amount) == (FACE, FACE // 2)  # the records say what was paid
     fees = lp.BondingManager.functions.pendingFees(orchestrator.address, lp.round()).call()
     assert fees == FACE * 3 // 2  # F, then the F / 2 left
     assert service.metric("livepeer_value_redeemed") == FACE * 3 // 2

@@ -262,7 +262,7 @@ class Redeemer:
                         extra={"ticket": _hex(ticket.ticket_hash), "sender": _hex(t.sender),
                                "face_value": t.face_value, "transferred": value, "tx": _hex(tx)})
         VALUE_REDEEMED.labels(sender=_hex(t.sender)).inc(value)
-        await self._settle(ticket, WinnerRedeemed(ticket=ticket, tx_hash=tx, at=time.time()))
+        await self._settle(ticket, WinnerRedeemed(ticket=ticket, tx_hash=tx, at=time.time(), amount=amount or 0))
 
     async def _settle_used(self, ticket: SignedTicket) -> None:
         """A used ticket: ours if a journaled transaction of ours for it succeeded, or our WinningTicketRedeemed

@@ -27,6 +27,9 @@ class WinnerRedeemed(msgspec.Struct, frozen=True, tag="winner.redeemed.v1"):
     ticket: SignedTicket
     tx_hash: bytes
     at: float = 0.0
+    amount: int = 0
+    """Wei TicketBroker transferred (its WinningTicketTransfer event): below the face value when the sender's
+    funds fell short; 0 when unknown (found by a used-ticket lookup, or recorded before this field)."""
 
 
 class WinnerRefused(msgspec.Struct, frozen=True, tag="winner.refused.v1"):
