@@ -28,7 +28,8 @@ from baton_common.schemas import ai
 from . import metrics
 from .errors import BadInput, BodyTooLarge, InsufficientCapacity, NegotiatorError, NotFound, refusal_of
 from .jobs import Jobs
-from .media import image_size, parse_form
+from .media import image_size, parse_form_async
+from .orchestrator import requested_pairs
 
 __all__ = ["BodyBudget", "HttpApp", "MAX_JSON_BYTES"]
 
@@ -214,9 +215,22 @@ class HttpApp:
                 raise BadInput("invalid request: the body is not JSON") from None
             await self.jobs.ai(req, pipeline, params)
 
+    def _precheck_capacity(self, req: Request, pipeline: str) -> None:
+        """503 ``insufficient capacity`` before an upload is read when no worker has a free slot for the
+        pipeline (for the models the Livepeer-Segment capabilities name, when they name some), as go-livepeer
+        checks AI capacity before it takes the request; the model in the form is checked again by ``jobs.ai``."""
+        seg = req.creds.segment
+        capability = self._ai[req.path].capability
+        named = {m for c, m in requested_pairs(seg.capabilities if seg.HasField("capabilities") else None)
+                 if c == capability}
+        if not any(m.pipeline == pipeline and m.in_use < m.capacity and (not named or m.model_id in named)
+                   for m in self.jobs.orch.pool.models()):
+            raise InsufficientCapacity()
+
     async def _multipart(self, req: Request, pipeline: str) -> None:
         file_field = ai.FILE_FIELD[pipeline]
-        fields, files = parse_form(req.header("content-type"), await req.body(MAX_UPLOAD_BYTES))
+        self._precheck_capacity(req, pipeline)
+        fields, files = await parse_form_async(req.header("content-type"), await req.body(MAX_UPLOAD_BYTES))
         upload = files.get(file_field)
         if upload is None or not upload.data:
             raise BadInput(f"invalid request: the {file_field} file is required")

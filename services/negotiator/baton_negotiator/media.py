@@ -1,5 +1,10 @@
 """Reading what billing needs from an uploaded file, and multipart/form-data bodies.
 
+Forms are parsed by ``multipart``'s push parser (it looks for the boundary with
+``bytes.find``: linear, whatever the body holds), off the event loop
+(``parse_form_async``), keeping only the parts' payloads: text fields are capped at
+MAX_FIELD_BYTES, at most MAX_PARTS parts.
+
 Image pipelines bill by the input's height x width (spec section 6): PNG, JPEG
 and WebP sizes are read by Pillow from their headers (no decode). Anything else is refused as
 bad input; an image above MAX_IMAGE_PIXELS with 413.
@@ -7,19 +12,22 @@ bad input; an image above MAX_IMAGE_PIXELS with 413.
 
 from __future__ import annotations
 
+import asyncio
 import warnings
-from email.parser import BytesParser
-from email.policy import HTTP
 from io import BytesIO
 
+import multipart
 from PIL import Image
 
 from .errors import BadInput, BodyTooLarge
 
-__all__ = ["MAX_IMAGE_PIXELS", "FormFile", "image_size", "parse_form"]
+__all__ = ["MAX_IMAGE_PIXELS", "FormFile", "image_size", "parse_form", "parse_form_async"]
 
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP")
 MAX_IMAGE_PIXELS = 8192 * 8192
+MAX_FIELD_BYTES = 1024 * 1024
+"""Largest text field of a form (a prompt): a bigger one is refused with 400."""
+MAX_PARTS = 64
 """Largest image (width x height) an image pipeline takes: it bills, and the worker decodes, every pixel."""
 
 
@@ -28,26 +36,50 @@ class FormFile:
         self.filename, self.content_type, self.data = filename, content_type, data
 
 
+def _boundary(content_type: str) -> str:
+    kind, options = multipart.parse_options_header(content_type)
+    boundary = options.get("boundary", "")
+    if kind != "multipart/form-data" or not boundary:
+        raise BadInput("invalid request: the body must be multipart/form-data")
+    return boundary
+
+
 def parse_form(content_type: str, body: bytes) -> tuple[dict[str, str], dict[str, FormFile]]:
     """The text fields and the files of a multipart/form-data body; BadInput if it is not one."""
-    if not content_type.lower().startswith("multipart/form-data") or "boundary=" not in content_type:
-        raise BadInput("invalid request: the body must be multipart/form-data")
-    message = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
-    if not message.is_multipart():
-        raise BadInput("invalid request: the multipart body does not parse")
+    boundary = _boundary(content_type)
     fields: dict[str, str] = {}
     files: dict[str, FormFile] = {}
-    for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        if not name:
-            continue
-        payload = part.get_payload(decode=True) or b""
-        filename = part.get_filename()
-        if filename is not None:
-            files[str(name)] = FormFile(filename, part.get_content_type(), payload)
-        else:
-            fields[str(name)] = payload.decode("utf-8", "replace")
+    try:
+        parser = multipart.PushMultipartParser(boundary, content_length=len(body), max_segment_count=MAX_PARTS)
+        segment, chunks, size = None, [], 0
+        for event in parser.parse(body):
+            if isinstance(event, multipart.MultipartSegment):
+                segment, chunks, size = event, [], 0
+            elif event is None:
+                assert segment is not None
+                data = b"".join(chunks)
+                if segment.name and segment.filename is not None:
+                    files[segment.name] = FormFile(segment.filename, segment.content_type or "", data)
+                elif segment.name:
+                    fields[segment.name] = data.decode(segment.charset or "utf-8", "replace")
+                segment = None
+            else:
+                size += len(event)
+                if segment is not None and segment.filename is None and size > MAX_FIELD_BYTES:
+                    raise BadInput(f"invalid request: form field {segment.name!r} is over {MAX_FIELD_BYTES} bytes")
+                chunks.append(bytes(event))
+        parser.close()
+    except multipart.MultipartError as exc:
+        raise BadInput(f"invalid request: the multipart body does not parse ({exc})") from None
+    except LookupError:  # an unknown charset
+        raise BadInput("invalid request: the multipart body does not parse (unknown charset)") from None
     return fields, files
+
+
+async def parse_form_async(content_type: str, body: bytes) -> tuple[dict[str, str], dict[str, FormFile]]:
+    """``parse_form`` in a worker thread: a big upload never holds the event loop (gRPC, NATS, other jobs)."""
+    _boundary(content_type)
+    return await asyncio.to_thread(parse_form, content_type, body)
 
 
 def image_size(data: bytes) -> tuple[int, int]:
