@@ -23,6 +23,8 @@ READ_TIMEOUT = 4.0
 def offchain(module_nats: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNegotiator]:
     running = start_negotiator(module_nats, tmp_path_factory.mktemp("abuse-state"),
                                BATON_NEGOTIATOR_MAX_BODY_BYTES_IN_FLIGHT="30000000",
+                               BATON_NEGOTIATOR_MAX_BODY_BYTES_PER_CLIENT="20000000",
+                               BATON_NEGOTIATOR_BODY_READ_TIMEOUT=str(READ_TIMEOUT),
                                BATON_NEGOTIATOR_SEGMENT_FETCH_PRIVATE="true")
     yield running
     running.stop()
@@ -77,3 +79,43 @@ async def test_an_upload_with_no_worker_for_its_pipeline_is_503_unread(gateway: 
     finally:
         tls.close()
     assert answer.startswith(b"HTTP/1.1 503") and answer.endswith(b"\r\n\r\ninsufficient capacity\n"), answer[-80:]
+
+
+async def _json_job(gateway: TestGateway, info) -> tuple[int, str]:  # noqa: ANN001
+    seg = gateway.segment_header(info, manifest=b"27_no-such-model", signed=False)
+    with gateway.http() as client:
+        r = await call(client.post, f"{info.transcoder}/text-to-image", json={"prompt": "x", "model_id": "m"},
+                       headers={"Livepeer-Segment": seg})
+    return r.status_code, r.text
+
+
+async def test_a_silent_upload_holds_no_budget_and_is_408_at_the_read_deadline(gateway: TestGateway) -> None:
+    info = await call(gateway.get_orchestrator, signed=False)
+    seg = gateway.segment_header(info, manifest=b"silent", signed=False)
+    # Declares 20 MB (all its client may hold), sends nothing: an honest job still gets past the budget at once.
+    held = await call(_raw_upload, gateway, info.transcoder, "/segment", 20_000_000, b"", {"Livepeer-Segment": seg})
+    try:
+        started = time.monotonic()
+        assert await _json_job(gateway, info) == (503, "insufficient capacity\n")  # no worker: past the budget
+        answer = await call(_read_answer, held)
+        assert answer.startswith(b"HTTP/1.1 408") and b"request body not received within 4 s" in answer, answer
+        assert READ_TIMEOUT - 0.5 < time.monotonic() - started < READ_TIMEOUT + 3
+    finally:
+        held.close()
+
+
+async def test_one_client_cannot_hold_more_than_its_share_of_the_budget(gateway: TestGateway) -> None:
+    """Per client address 20 MB of the 30 MB in flight: a trickling upload that sent 15 MB leaves its client 5."""
+    info = await call(gateway.get_orchestrator, signed=False)
+    seg = gateway.segment_header(info, manifest=b"share", signed=False)
+    held = await call(_raw_upload, gateway, info.transcoder, "/segment", 20_000_000, b"\x47" * 15_000_000,
+                      {"Livepeer-Segment": seg})
+    try:
+        await asyncio.sleep(0.3)
+        with gateway.http() as client:
+            r = await call(client.post, f"{info.transcoder}/segment", content=b"\x47" * 8_000_000,
+                           headers={"Livepeer-Segment": gateway.segment_header(info, manifest=b"s2", signed=False)})
+        assert (r.status_code, r.text) == (503, "insufficient capacity: too many request bytes in flight from this "
+                                                "client, retry later\n")
+    finally:
+        held.close()

@@ -142,8 +142,10 @@ class Negotiator(ServiceBase[NegotiatorSettings]):
         config = hypercorn_config(f"{bind_host}:{s.job_port}", certfile=str(cert), keyfile=str(key))
         config.keep_alive_max_requests = 2**31  # gateways keep one HTTP/2 connection for many jobs
         config.h2_max_concurrent_streams = 1000
+        config.read_timeout = int(s.body_read_timeout) + 1  # a connection that sends nothing is closed
         app = HttpApp(None, fetch_private=s.segment_fetch_private,  # type: ignore[arg-type]
-                      max_body_bytes_in_flight=s.max_body_bytes_in_flight)
+                      max_body_bytes_in_flight=s.max_body_bytes_in_flight,
+                      max_body_bytes_per_client=s.max_body_bytes_per_client, body_read_timeout=s.body_read_timeout)
         listener = ctx.serve_http(app, config=config, name="jobs")
         self.job_port = listener.port
         transcoder_uri = f"https://{host}:{self.job_port}"

@@ -123,6 +123,18 @@ class NegotiatorSettings(CommonSettings, frozen=True, kw_only=True):
                 "300,000,000); past it a request is refused with 503 insufficient capacity before its body is "
                 "read. Credentials are checked before any body is read.", ge=1_000_000),
     ] = 600_000_000
+    max_body_bytes_per_client: Annotated[
+        int,
+        setting("Request body bytes (fetched segments included) the requests of one client address may hold in "
+                "memory together; past it that client's request is refused with 503 insufficient capacity, so one "
+                "client cannot take all of max_body_bytes_in_flight. Bytes count as they arrive.", ge=1_000_000),
+    ] = 320_000_000
+    body_read_timeout: Annotated[
+        float,
+        setting("Seconds a request may take to send its whole body (and Hypercorn's read timeout on a connection "
+                "that sends nothing): a slower or silent upload is refused with 408 and its bytes in flight are "
+                "given back. 60 s carries a 300 MB /segment at 5 MB/s.", gt=0),
+    ] = 60.0
 
     def __post_init__(self) -> None:
         super().__post_init__()

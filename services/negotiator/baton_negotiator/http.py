@@ -44,29 +44,51 @@ _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 
 
 class BodyBudget:
-    """Request body bytes held in memory across all requests, capped (``max_body_bytes_in_flight``).
+    """Request body bytes held in memory, capped across all requests (``max_body_bytes_in_flight``) and per
+    client address (``max_body_bytes_per_client``).
 
-    A body is counted from its first byte (its whole Content-Length when it names one) until its
-    request ends; past the cap a request is refused with 503 ``insufficient capacity`` unread.
+    A body is counted as its bytes arrive (a declared Content-Length that does not fit what is left is refused
+    at once, unread, but reserves nothing: a silent upload holds nothing), until its request ends; past either
+    cap a request is refused with 503 ``insufficient capacity``. Fetched segments are counted the same way.
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, per_client: int | None = None) -> None:
         self.limit = limit
+        self.per_client = per_client or limit
         self.used = 0
+        self.clients: dict[str, int] = {}
 
-    def take(self, size: int) -> None:
+    def fits(self, size: int, client: str = "") -> None:
+        """503 unless ``size`` more bytes would fit now (nothing is taken)."""
         if self.used + size > self.limit:
             raise InsufficientCapacity("insufficient capacity: too many request bytes in flight, retry later")
-        self.used += size
+        if self.clients.get(client, 0) + size > self.per_client:
+            raise InsufficientCapacity("insufficient capacity: too many request bytes in flight from this "
+                                       "client, retry later")
 
-    def give(self, size: int) -> None:
+    def take(self, size: int, client: str = "") -> None:
+        self.fits(size, client)
+        self.used += size
+        self.clients[client] = self.clients.get(client, 0) + size
+
+    def give(self, size: int, client: str = "") -> None:
         self.used = max(self.used - size, 0)
+        left = self.clients.get(client, 0) - size
+        if left > 0:
+            self.clients[client] = left
+        else:
+            self.clients.pop(client, None)
 
 
 class Request:
-    def __init__(self, scope: dict[str, Any], receive: Receive, send: Send, budget: BodyBudget) -> None:
+    def __init__(self, scope: dict[str, Any], receive: Receive, send: Send, budget: BodyBudget,
+                 read_timeout: float = 60.0) -> None:
         self.scope, self.receive, self.send = scope, receive, send
         self.budget = budget
+        self.read_timeout = read_timeout
+        client = scope.get("client")
+        self.client = str(client[0]) if client else ""
+        """The peer's address: the per-client share of the body budget is counted under it."""
         self.held = 0
         """Body bytes of this request counted in ``budget``."""
         self.creds: Any = None
@@ -83,29 +105,34 @@ class Request:
         return self.headers.get(name.lower(), "")
 
     async def body(self, limit: int) -> bytes:
-        """The whole body, at most ``limit`` bytes (413), counted in the budget (503 past it)."""
+        """The whole body, at most ``limit`` bytes (413), counted in the budget (503 past it), in at most
+        ``read_timeout`` seconds (408: a slow or silent upload gives its share of the budget back)."""
         length = self.header("content-length")
         if length.isdigit() and int(length) > limit:
             raise BodyTooLarge(f"request body is {length} bytes; at most {limit} are accepted")
         if length.isdigit():
-            self._hold(int(length))
+            self.budget.fits(int(length), self.client)
         chunks, size = [], 0
-        while True:
-            message = await self.receive()
-            if message["type"] == "http.disconnect":
-                raise BadInput("client disconnected")
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise BodyTooLarge(f"request body is over {limit} bytes")
-            if size > self.held:
-                self._hold(size - self.held)
-            chunks.append(chunk)
-            if not message.get("more_body"):
-                return b"".join(chunks)
+        try:
+            async with asyncio.timeout(self.read_timeout):
+                while True:
+                    message = await self.receive()
+                    if message["type"] == "http.disconnect":
+                        raise BadInput("client disconnected")
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > limit:
+                        raise BodyTooLarge(f"request body is over {limit} bytes")
+                    if size > self.held:
+                        self._hold(size - self.held)
+                    chunks.append(chunk)
+                    if not message.get("more_body"):
+                        return b"".join(chunks)
+        except TimeoutError:
+            raise BodyTimeout(f"request body not received within {self.read_timeout:g} s") from None
 
     def _hold(self, size: int) -> None:
-        self.budget.take(size)
+        self.budget.take(size, self.client)
         self.held += size
 
     async def start(self, status: int, content_type: str, extra: list[tuple[bytes, bytes]] = ()) -> None:  # type: ignore[assignment]
@@ -127,10 +154,12 @@ class Request:
 class HttpApp:
     """The ASGI app; ``jobs`` does the work, this maps paths, errors and metrics."""
 
-    def __init__(self, jobs: Jobs, *, fetch_private: bool = False, max_body_bytes_in_flight: int = 2**62) -> None:
+    def __init__(self, jobs: Jobs, *, fetch_private: bool = False, max_body_bytes_in_flight: int = 2**62,
+                 max_body_bytes_per_client: int | None = None, body_read_timeout: float = 60.0) -> None:
         self.jobs = jobs
         self._fetch_private = fetch_private
-        self.budget = BodyBudget(max_body_bytes_in_flight)
+        self.budget = BodyBudget(max_body_bytes_in_flight, max_body_bytes_per_client)
+        self.body_read_timeout = body_read_timeout
         self._ai = {p.path: p for p in PIPELINES if p.name in ai.PARAMS}  # live-video-to-video: a later issue
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
@@ -141,7 +170,7 @@ class HttpApp:
             return
         if scope["type"] != "http":
             return
-        req = Request(scope, receive, send, self.budget)
+        req = Request(scope, receive, send, self.budget, self.body_read_timeout)
         endpoint = self._endpoint(req.path)
         started = time.perf_counter()
         outcome = Outcome.OK
@@ -162,7 +191,7 @@ class HttpApp:
         else:
             outcome = req.context.get("outcome", Outcome.OK)  # type: ignore[assignment]
         finally:
-            self.budget.give(req.held)
+            self.budget.give(req.held, req.client)
         metrics.REQUESTS.labels(endpoint, str(outcome)).inc()
         metrics.REQUEST_SECONDS.labels(endpoint).observe(time.perf_counter() - started)
 
@@ -316,6 +345,12 @@ def _public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
     return address.is_global and not address.is_multicast
+
+
+class BodyTimeout(NegotiatorError):
+    code = "body_timeout"
+    status_code = 408
+    outcome = Outcome.CLIENT_ERROR
 
 
 class Refusal405(NegotiatorError):
