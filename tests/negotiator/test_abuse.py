@@ -5,8 +5,10 @@ hostile review, each asserted as a gateway or an operator sees it)."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import grpc
 import pytest
@@ -119,3 +121,64 @@ async def test_one_client_cannot_hold_more_than_its_share_of_the_budget(gateway:
                                                 "client, retry later\n")
     finally:
         held.close()
+
+
+class _Origin(BaseHTTPRequestHandler):
+    """/big: 25 MB at once; /trickle: 1 MB then a byte every 2 s (each read well inside httpx's 8 s)."""
+
+    starts: list[float] = []
+
+    def do_GET(self) -> None:  # noqa: N802
+        type(self).starts.append(time.monotonic())
+        try:
+            size = 25_000_000 if self.path == "/big" else 1_000_000
+            self.send_response(200)
+            self.send_header("Content-Length", str(size + 100))
+            self.end_headers()
+            self.wfile.write(b"\x47" * size)
+            self.wfile.flush()
+            for _ in range(50 if self.path == "/trickle" else 0):
+                time.sleep(2)
+                self.wfile.write(b"\x47")
+                self.wfile.flush()
+        except OSError:
+            pass
+
+    def log_message(self, *args) -> None:  # noqa: ANN002
+        pass
+
+
+@pytest.fixture(scope="module")
+def origin() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Origin)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def _uri_segment(gateway: TestGateway, info, uri: str) -> tuple[int, str]:  # noqa: ANN001
+    seg = gateway.segment_header(info, manifest=b"uri", signed=False)
+    with gateway.http() as client:
+        r = client.post(f"{info.transcoder}/segment", content=uri.encode(), timeout=60,
+                        headers={"Livepeer-Segment": seg, "Content-Type": "application/vnd+livepeer.uri"})
+    return r.status_code, r.text
+
+
+async def test_a_trickled_segment_fetch_ends_at_8_s_one_fetch_per_session_at_a_time(gateway: TestGateway,
+                                                                                   origin: str) -> None:
+    info = await call(gateway.get_orchestrator, signed=False)  # one auth token: one session
+    started = time.monotonic()
+    answers = await asyncio.gather(call(_uri_segment, gateway, info, f"{origin}/trickle"),
+                                   call(_uri_segment, gateway, info, f"{origin}/trickle"))
+    took = time.monotonic() - started
+    assert answers == [(400, "could not fetch the segment within 8 s\n")] * 2
+    first, second = _Origin.starts[-2:]
+    assert second - first > 7.5  # the second fetch waited for the first
+    assert 15 < took < 25, took
+
+
+async def test_fetched_segment_bytes_count_in_the_body_budget(gateway: TestGateway, origin: str) -> None:
+    info = await call(gateway.get_orchestrator, signed=False)
+    assert await call(_uri_segment, gateway, info, f"{origin}/big") == (
+        503, "insufficient capacity: too many request bytes in flight from this client, retry later\n")

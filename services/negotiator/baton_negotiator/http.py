@@ -160,6 +160,8 @@ class HttpApp:
         self._fetch_private = fetch_private
         self.budget = BodyBudget(max_body_bytes_in_flight, max_body_bytes_per_client)
         self.body_read_timeout = body_read_timeout
+        self._fetches: dict[str, list[Any]] = {}
+        """Per transcoding session: [the lock its segment fetches take turns on, how many use it]."""
         self._ai = {p.path: p for p in PIPELINES if p.name in ai.PARAMS}  # live-video-to-video: a later issue
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
@@ -226,7 +228,17 @@ class HttpApp:
                 uri, body = body, b""
 
                 async def fetch() -> bytes:  # by jobs.segment, once the request's credentials and balance pass
-                    return await fetch_segment(uri, allow_private=self._fetch_private)
+                    # One fetch per session at a time; its bytes count in the body budget as they arrive.
+                    sid = req.creds.session_id
+                    entry = self._fetches.setdefault(sid, [asyncio.Lock(), 0])
+                    entry[1] += 1
+                    try:
+                        async with entry[0]:
+                            return await fetch_segment(uri, allow_private=self._fetch_private, hold=req._hold)
+                    finally:
+                        entry[1] -= 1
+                        if not entry[1]:
+                            del self._fetches[sid]
             await self.jobs.segment(req, body, fetch=fetch)
         elif endpoint == "/payment":
             await self.jobs.payment(req)
@@ -295,8 +307,10 @@ LIVE_PATH = "/live-video-to-video"
 SEGMENT_FETCH_TIMEOUT = 8.0
 
 
-async def fetch_segment(body: bytes, *, allow_private: bool = False) -> bytes:
-    """go-livepeer: a /segment body of type application/vnd+livepeer.uri is a URL to fetch (400 past 8 s).
+async def fetch_segment(body: bytes, *, allow_private: bool = False,
+                        hold: Callable[[int], None] = lambda _: None) -> bytes:
+    """go-livepeer: a /segment body of type application/vnd+livepeer.uri is a URL to fetch (400 past 8 s,
+    resolving and connecting included). ``hold`` counts each chunk in the body budget as it arrives (503 past it).
 
     The host is resolved here and the request pinned to that address; unless ``allow_private``, an address
     that is not public (loopback, private, link-local, multicast, unspecified, reserved) is refused with 400.
@@ -312,6 +326,14 @@ async def fetch_segment(body: bytes, *, allow_private: bool = False) -> bytes:
         raise BadInput("segment URI must be an http(s) URL") from None
     if not host:
         raise BadInput("segment URI must be an http(s) URL")
+    try:
+        async with asyncio.timeout(SEGMENT_FETCH_TIMEOUT):
+            return await _fetch(url, host, port, allow_private=allow_private, hold=hold)
+    except TimeoutError:
+        raise BadInput(f"could not fetch the segment within {SEGMENT_FETCH_TIMEOUT:g} s") from None
+
+
+async def _fetch(url: httpx.URL, host: str, port: int, *, allow_private: bool, hold: Callable[[int], None]) -> bytes:
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
         addresses = [ipaddress.ip_address(str(info[4][0]).partition("%")[0]) for info in infos]
@@ -335,6 +357,7 @@ async def fetch_segment(body: bytes, *, allow_private: bool = False) -> bytes:
                     size += len(chunk)
                     if size > MAX_SEGMENT_BYTES:
                         raise BadInput("the fetched segment is too large")
+                    hold(len(chunk))
                     chunks.append(chunk)
                 return b"".join(chunks)
     except httpx.HTTPError as exc:
