@@ -46,7 +46,7 @@ from .http import HttpApp
 from .jobs import Jobs
 from .keystore import load_keystore
 from .orchestrator import Orchestrator
-from .payments import OffchainPayments, OnchainPayments, SessionBindings
+from .payments import ColdSenderLookups, OffchainPayments, OnchainPayments, SessionBindings
 from .sessions import Sessions
 from .state import FixedPrices, KvMirror, TablePrices, mirror_workers, parse_price
 from .tls import ensure_certificate
@@ -116,7 +116,7 @@ class Negotiator(ServiceBase[NegotiatorSettings]):
             async def lookup(request):  # noqa: ANN001, ANN202
                 return await bus.request(SENDER_LOOKUP_SUBJECT, request, SenderInfo, timeout=3.0)
 
-            self.chain = KvChainData(chain_mirror, lookup)
+            self.chain = KvChainData(chain_mirror, ColdSenderLookups(lookup, rate=s.sender_lookups_per_second))
             nonces = KvNonceStore(await ensure_kv(js, NONCES))
             balance_store = KvBalanceStore(await ensure_kv(js, BALANCES))
             winners = KvWinningTickets(await ensure_kv(js, WINNERS))

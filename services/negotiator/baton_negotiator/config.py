@@ -135,6 +135,13 @@ class NegotiatorSettings(CommonSettings, frozen=True, kw_only=True):
                 "that sends nothing): a slower or silent upload is refused with 408 and its bytes in flight are "
                 "given back. 60 s carries a 300 MB /segment at 5 MB/s.", gt=0),
     ] = 60.0
+    sender_lookups_per_second: Annotated[
+        float,
+        setting("On-chain: cold-path lookups of senders the chain data does not hold yet (one bus request to the "
+                "chain service each), a token bucket of this many a second; past it a new sender's GetOrchestrator "
+                "is refused with Unavailable (too many new senders, retry later). Unfunded answers are kept 60 s.",
+                gt=0),
+    ] = 20.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
