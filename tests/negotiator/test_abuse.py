@@ -182,3 +182,13 @@ async def test_fetched_segment_bytes_count_in_the_body_budget(gateway: TestGatew
     info = await call(gateway.get_orchestrator, signed=False)
     assert await call(_uri_segment, gateway, info, f"{origin}/big") == (
         503, "insufficient capacity: too many request bytes in flight from this client, retry later\n")
+
+
+async def test_text_to_speech_with_empty_text_is_400(gateway: TestGateway) -> None:
+    info = await call(gateway.get_orchestrator, signed=False)
+    seg = gateway.segment_header(info, manifest=b"30_tts", signed=False)
+    with gateway.http() as client:
+        for text in ("", "   "):
+            r = await call(client.post, f"{info.transcoder}/text-to-speech", json={"model_id": "tts", "text": text},
+                           headers={"Livepeer-Segment": seg})
+            assert (r.status_code, r.text) == (400, "invalid request: text is required\n")

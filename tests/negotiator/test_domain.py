@@ -189,6 +189,7 @@ def test_billed_units_follow_the_spec_with_the_openapi_defaults() -> None:
                         640, 480) == 640 * 480 * 2
     assert billed_units("text-to-speech", ai.TextToSpeechParams(text="héllo")) == 5000
     assert billed_units("audio-to-text", ai.AudioToTextParams()) == AUDIO_MIN_UNITS == 1000
+    assert billed_units("audio-to-text", ai.AudioToTextParams(), audio_ms=2001) == 3000  # whole seconds, up
 
 
 def test_a_segment_is_estimated_as_go_livepeer_gateways_pay_for_it() -> None:
@@ -199,6 +200,10 @@ def test_a_segment_is_estimated_as_go_livepeer_gateways_pay_for_it() -> None:
     seg.fullProfiles3.add(width=640, height=360)  # no frame rate: 60
     assert segment_estimate(seg) == 1280 * 720 * 30 * 3 + 640 * 360 * 60 * 3
     assert segment_estimate(lp_rpc_pb2.SegData()) == 0
+    # The gateway's duration is floored at go-livepeer's 2 s segment: duration 0 does not make pixels free.
+    seg = lp_rpc_pb2.SegData(duration=0)
+    seg.fullProfiles3.add(width=8192, height=8192, fps=30)
+    assert segment_estimate(seg) == 8192 * 8192 * 30 * 2
 
 
 def test_sender_labels_are_bounded_and_sessions_bind_for_the_token_s_life() -> None:

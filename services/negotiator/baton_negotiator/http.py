@@ -28,7 +28,7 @@ from baton_common.schemas import ai
 from . import metrics
 from .errors import BadInput, BodyTooLarge, InsufficientCapacity, NegotiatorError, NotFound, refusal_of
 from .jobs import Jobs
-from .media import image_size, parse_form_async
+from .media import audio_duration_ms, image_size, parse_form_async
 from .orchestrator import requested_pairs
 
 __all__ = ["BodyBudget", "HttpApp", "MAX_JSON_BYTES"]
@@ -279,10 +279,12 @@ class HttpApp:
             params = ai.params(pipeline, fields)
         except msgspec.ValidationError as exc:
             raise BadInput(f"invalid request: {exc}") from None
-        width = height = 0
+        width = height = audio_ms = 0
         if file_field == "image":
             width, height = image_size(upload.data)
-        await self.jobs.ai(req, pipeline, params, body=upload.data, width=width, height=height,
+        elif pipeline == "audio-to-text":
+            audio_ms = await audio_duration_ms(upload.data)
+        await self.jobs.ai(req, pipeline, params, body=upload.data, width=width, height=height, audio_ms=audio_ms,
                            extra={"filename": upload.filename, "content_type": upload.content_type})
 
     async def refresh_payment(self, req: Request) -> None:

@@ -13,6 +13,8 @@ bad input; an image above MAX_IMAGE_PIXELS with 413.
 from __future__ import annotations
 
 import asyncio
+import os
+import tempfile
 import warnings
 from io import BytesIO
 
@@ -21,7 +23,7 @@ from PIL import Image
 
 from .errors import BadInput, BodyTooLarge
 
-__all__ = ["MAX_IMAGE_PIXELS", "FormFile", "image_size", "parse_form", "parse_form_async"]
+__all__ = ["MAX_IMAGE_PIXELS", "FormFile", "audio_duration_ms", "image_size", "parse_form", "parse_form_async"]
 
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP")
 MAX_IMAGE_PIXELS = 8192 * 8192
@@ -101,3 +103,45 @@ def image_size(data: bytes) -> tuple[int, int]:
     if width * height > MAX_IMAGE_PIXELS:
         raise BodyTooLarge(f"invalid request: the image is larger than {MAX_IMAGE_PIXELS} pixels")
     return width, height
+
+
+PROBE_TIMEOUT = 10.0
+"""Seconds ffprobe may take to read an upload's duration."""
+
+
+async def audio_duration_ms(data: bytes) -> int:
+    """The duration of an uploaded audio (or video) file in ms, as ffprobe reads its container; BadInput
+    (go-livepeer's ``Unable to calculate duration``) when it cannot tell.
+
+    audio-to-text bills the audio's seconds: the job's cost is reserved from this before it runs, so a long
+    file is refused with ``Insufficient balance`` up front rather than billed past the balance afterwards
+    (ffprobe reads only the headers it needs; the file goes through a temporary file, as a pipe cannot seek).
+    """
+    with tempfile.NamedTemporaryFile(prefix="baton-audio-", delete=False) as f:
+        path = f.name
+    try:
+        await asyncio.to_thread(_write, path, data)
+        proc = await asyncio.create_subprocess_exec(
+            "ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "default=nw=1:nk=1", path,
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+        try:
+            async with asyncio.timeout(PROBE_TIMEOUT):
+                out, _ = await proc.communicate()
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise BadInput("Unable to calculate duration") from None
+    finally:
+        os.unlink(path)
+    try:
+        seconds = float(out.decode().strip().splitlines()[0])
+    except (ValueError, IndexError):
+        raise BadInput("Unable to calculate duration") from None
+    if not 0 <= seconds < 10**7:  # nan, inf, negative
+        raise BadInput("Unable to calculate duration")
+    return round(seconds * 1000)
+
+
+def _write(path: str, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
