@@ -222,3 +222,24 @@ def test_sender_labels_are_bounded_and_sessions_bind_for_the_token_s_life() -> N
     for sid in ("s2", "s3", "s4"):
         bindings.bind(sid, b"b" * 20)
     assert bindings.sender_of("s2") is None and bindings.sender_of("s4") == b"b" * 20
+
+
+def test_ending_a_session_with_segments_in_flight_keeps_it_until_they_finish() -> None:
+    import pytest
+
+    from baton_negotiator.errors import Capped
+    from baton_negotiator.sessions import Sessions
+
+    sessions = Sessions(lambda: 1, clock=lambda: 0.0)
+    busy = sessions.open("s1")
+    busy.queued = 5  # one transcoding, four waiting: the buffer is full
+    sessions.end("s1")
+    assert len(sessions) == 1  # still counted toward -maxSessions
+    with pytest.raises(Capped):
+        sessions.check("s2")
+    assert sessions.open("s1") is busy  # a resend joins the same full buffer, not a fresh one
+    sessions.end("s1")
+    busy.queued = 0  # its segments are done: the end takes effect
+    assert len(sessions) == 0
+    sessions.end("never-opened")
+    assert len(sessions) == 0
