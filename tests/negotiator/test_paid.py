@@ -394,8 +394,9 @@ async def test_a_paid_segment_is_signed_and_debited_by_output_pixels(gw: TestGat
     try:
         info = await call(gw.get_orchestrator)
         body = b"\x47" * 188 * 4
-        profiles = (lp_rpc_pb2.VideoProfile(name="P144p", width=256, height=144, bitrate=400000, fps=30),
-                    lp_rpc_pb2.VideoProfile(name="P240p", width=426, height=240, bitrate=600000, fps=30))
+        # 15 fps: one ticket (EV 8e9 wei) covers the estimate of a 2 s segment (the shortest one assumed).
+        profiles = (lp_rpc_pb2.VideoProfile(name="P144p", width=256, height=144, bitrate=400000, fps=15),
+                    lp_rpc_pb2.VideoProfile(name="P240p", width=426, height=240, bitrate=600000, fps=15))
         seg = gw.segment_header(info, manifest=b"paid-stream", seq=3, body_hash=keccak(body), profiles=profiles)
         with gw.http() as client:
             r = await call(client.post, f"{info.transcoder}/segment", content=body,
