@@ -72,3 +72,20 @@ async def test_the_webhook_refuses_gateways_and_sets_one_s_base_price(guarded: R
     finally:
         for gw in (allowed, priced, stranger):
             gw.close()
+
+
+async def test_a_200_answer_is_kept_a_while_and_a_refusal_is_not(guarded: RunningNegotiator) -> None:
+    allowed, stranger = (TestGateway("127.0.0.1", guarded.grpc_port) for _ in range(2))
+    try:
+        _Webhook.allowed = {to_checksum_address(allowed.address): {}}
+        asked = len(_Webhook.asked)
+        for _ in range(5):  # one question for five GetOrchestrator within auth_webhook_cache_ttl (10 s)
+            await asyncio.to_thread(allowed.get_orchestrator, signed=False)
+        assert _Webhook.asked[asked:] == [to_checksum_address(allowed.address)]
+        for _ in range(2):  # a refusal is not kept: asked each time
+            with pytest.raises(grpc.RpcError):
+                await asyncio.to_thread(stranger.get_orchestrator, signed=False)
+        assert _Webhook.asked[asked + 1:] == [to_checksum_address(stranger.address)] * 2
+    finally:
+        for gw in (allowed, stranger):
+            gw.close()

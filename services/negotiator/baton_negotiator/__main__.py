@@ -152,7 +152,8 @@ class Negotiator(ServiceBase[NegotiatorSettings]):
         self.orch = Orchestrator(pool=self.pool, prices=prices, payments=payments, tokens=AuthTokens(auth_key),
                                  address=self.address, eth_key=self.eth_key, transcoder_uri=transcoder_uri,
                                  max_sessions=self._max_sessions, open_sessions=lambda: len(sessions),
-                                 webhook=AuthWebhook(s.auth_webhook_url, ttl=TOKEN_TTL) if s.auth_webhook_url else None)
+                                 webhook=AuthWebhook(s.auth_webhook_url, ttl=TOKEN_TTL, cache_ttl=s.auth_webhook_cache_ttl)
+                                 if s.auth_webhook_url else None)
         app.jobs = Jobs(self.orch, Dispatcher(bus.nc, self.pool, bodies), sessions, bodies, timeout_for=s.timeout_for)
         self.grpc = OrchestratorServer(self.orch, sessions.end)
         grpc_port = s.public_addr.rpartition(":")[2]

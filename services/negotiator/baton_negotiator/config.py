@@ -107,6 +107,11 @@ class NegotiatorSettings(CommonSettings, frozen=True, kw_only=True):
                 "is refused unless it answers 200; a priceInfo {pricePerUnit, pixelsPerUnit} in the answer is that "
                 "gateway's base price (without capabilities) for 30 minutes. Empty: none.", flag="authWebhookUrl"),
     ] = ""
+    auth_webhook_cache_ttl: Annotated[
+        float,
+        setting("Seconds a 200 answer of the auth webhook stands for that gateway address before it is asked again "
+                "(go-livepeer asks on every GetOrchestrator); 0 = ask every time.", ge=0),
+    ] = 10.0
     ticketless_spend: Annotated[
         Literal["sender", "verified-session"],
         setting("Who may spend an AI balance with a payment that carries no tickets. 'sender' (go-livepeer's "
