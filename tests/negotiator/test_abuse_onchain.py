@@ -4,6 +4,7 @@ metrics label of its own."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
@@ -107,3 +108,19 @@ async def test_a_throwaway_key_s_refusal_is_labelled_unknown(gw: TestGateway, on
               if line.startswith("baton_negotiator_refusals_total{") and 'reason="capped"' in line]
     assert any('sender="unknown"' in line for line in capped), capped
     assert not any(k.address.lower() in text.lower() for k in keys)
+
+
+async def test_refresh_payment_answers_unknown_senders_and_missing_sessions_alike(gw: TestGateway,
+                                                                                 chain: FakeChain) -> None:
+    chain.deposit = chain.reserve = 10**19  # gw's sender is funded and known; it has no session on "m"
+    await asyncio.sleep(1)  # the cold-lookup bucket refills after the floods above
+    try:
+        info = await call(gw.get_orchestrator)
+    finally:
+        chain.deposit = chain.reserve = 0
+    with gw.http() as client:
+        answers = [await call(client.post, f"{info.transcoder}/refresh-payment",
+                              json={"sender": sender, "manifest_id": "m"})
+                   for sender in (to_checksum_address(gw.address), Account.create().address)]
+    assert [(r.status_code, r.text, r.headers["content-type"]) for r in answers] == [
+        (409, "session has no fixed price\n", "text/plain; charset=utf-8")] * 2

@@ -89,3 +89,22 @@ async def test_a_200_answer_is_kept_a_while_and_a_refusal_is_not(guarded: Runnin
     finally:
         for gw in (allowed, stranger):
             gw.close()
+
+
+async def test_refresh_payment_asks_the_webhook_first(guarded: RunningNegotiator) -> None:
+    """A sender the webhook refuses learns nothing (403 before any session is looked at); one it accepts gets
+    go-livepeer's answer, 409 alike for "no session" and "unknown sender"."""
+    allowed, stranger = (TestGateway("127.0.0.1", guarded.grpc_port) for _ in range(2))
+    try:
+        _Webhook.allowed = {to_checksum_address(allowed.address): {}}
+        info = await asyncio.to_thread(allowed.get_orchestrator, signed=False)
+        with allowed.http() as client:
+            answers = [await asyncio.to_thread(client.post, f"{info.transcoder}/refresh-payment",
+                                               json={"sender": to_checksum_address(gw.address), "manifest_id": "m"})
+                       for gw in (stranger, allowed)]
+        assert [(r.status_code, r.text) for r in answers] == [(403, "authentication failed: not on the list\n"),
+                                                             (409, "session has no fixed price\n")]
+        assert _Webhook.asked[-1] == to_checksum_address(stranger.address)
+    finally:
+        for gw in (allowed, stranger):
+            gw.close()

@@ -23,6 +23,7 @@ import msgspec
 
 from baton_common.capabilities import PIPELINES
 from baton_common.metrics import Outcome
+from baton_common.pm import checksum_address
 from baton_common.schemas import ai
 
 from . import metrics
@@ -297,7 +298,12 @@ class HttpApp:
             raise BadInput("invalid sender")
         if not isinstance(manifest, str) or not manifest:
             raise BadInput("missing manifest_id")
-        info = await self.jobs.refresh(bytes.fromhex(sender[2:]), manifest)
+        address = bytes.fromhex(sender[2:])
+        webhook = self.jobs.orch.webhook
+        if webhook is not None:  # -authWebhookUrl decides who gets ticket params and tokens, here as on GetOrchestrator
+            await webhook.authenticate(checksum_address(address))
+        # "no session" and "unknown sender" are one answer: 409 session has no fixed price.
+        info = await self.jobs.refresh(address, manifest)
         reply = {"payment_params": base64.b64encode(info.SerializeToString()).decode(),
                  "orchestrator": self.jobs.orch.transcoder_uri, "manifest_id": manifest,
                  "payment_url": self.jobs.orch.transcoder_uri + "/payment"}
