@@ -243,3 +243,17 @@ def test_ending_a_session_with_segments_in_flight_keeps_it_until_they_finish() -
     assert len(sessions) == 0
     sessions.end("never-opened")
     assert len(sessions) == 0
+
+
+async def test_audio_duration_is_read_by_ffprobe_and_a_playlist_is_refused() -> None:
+    import pytest
+
+    from baton_negotiator.errors import BadInput
+    from baton_negotiator.media import audio_duration_ms
+    from tests.negotiator.test_paid import wav
+
+    assert await audio_duration_ms(wav(2.5, rate=100)) == 2500
+    for hostile in (b"#EXTM3U\n#EXTINF:9999,\nhttp://127.0.0.1:9/x.ts\n", b"ffconcat version 1.0\nfile /etc/hostname\n",
+                    b"RIFF" + b"\0" * 400):
+        with pytest.raises(BadInput, match="Unable to calculate duration"):
+            await audio_duration_ms(hostile)

@@ -30,6 +30,7 @@ MAX_IMAGE_PIXELS = 8192 * 8192
 MAX_FIELD_BYTES = 1024 * 1024
 """Largest text field of a form (a prompt): a bigger one is refused with 400."""
 MAX_PARTS = 64
+PARSE_CHUNK = 1024 * 1024
 """Largest image (width x height) an image pipeline takes: it bills, and the worker decodes, every pixel."""
 
 
@@ -54,7 +55,7 @@ def parse_form(content_type: str, body: bytes) -> tuple[dict[str, str], dict[str
     try:
         parser = multipart.PushMultipartParser(boundary, content_length=len(body), max_segment_count=MAX_PARTS)
         segment, chunks, size = None, [], 0
-        for event in parser.parse(body):
+        for event in _events(parser, body):
             if isinstance(event, multipart.MultipartSegment):
                 segment, chunks, size = event, [], 0
             elif event is None:
@@ -76,6 +77,14 @@ def parse_form(content_type: str, body: bytes) -> tuple[dict[str, str], dict[str
     except LookupError:  # an unknown charset
         raise BadInput("invalid request: the multipart body does not parse (unknown charset)") from None
     return fields, files
+
+
+def _events(parser: multipart.PushMultipartParser, body: bytes):  # noqa: ANN202
+    """The parser's events for ``body`` fed in PARSE_CHUNK slices (its buffer then holds one slice, not a copy of
+    the body), then the end of input."""
+    for start in range(0, len(body), PARSE_CHUNK):
+        yield from parser.parse(body[start:start + PARSE_CHUNK])
+    yield from parser.parse(b"")
 
 
 async def parse_form_async(content_type: str, body: bytes) -> tuple[dict[str, str], dict[str, FormFile]]:
@@ -107,6 +116,9 @@ def image_size(data: bytes) -> tuple[int, int]:
 
 PROBE_TIMEOUT = 10.0
 """Seconds ffprobe may take to read an upload's duration."""
+PROBE_FORMATS = "wav,mp3,flac,ogg,mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,aac,asf,aiff"
+"""The containers ffprobe may read an upload as: audio files only, never a playlist (an HLS or concat file would
+make it open other files or URLs); the only protocol allowed is the temporary file itself."""
 
 
 async def audio_duration_ms(data: bytes) -> int:
@@ -122,7 +134,8 @@ async def audio_duration_ms(data: bytes) -> int:
     try:
         await asyncio.to_thread(_write, path, data)
         proc = await asyncio.create_subprocess_exec(
-            "ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "default=nw=1:nk=1", path,
+            "ffprobe", "-v", "error", "-protocol_whitelist", "file", "-format_whitelist", PROBE_FORMATS,
+            "-show_entries", "format=duration", "-of", "default=nw=1:nk=1", path,
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
         try:
             async with asyncio.timeout(PROBE_TIMEOUT):
