@@ -189,6 +189,7 @@ def test_billed_units_follow_the_spec_with_the_openapi_defaults() -> None:
                         640, 480) == 640 * 480 * 2
     assert billed_units("text-to-speech", ai.TextToSpeechParams(text="héllo")) == 5000
     assert billed_units("audio-to-text", ai.AudioToTextParams()) == AUDIO_MIN_UNITS == 1000
+    assert billed_units("audio-to-text", ai.AudioToTextParams(), audio_ms=2001) == 3000  # whole seconds, up
 
 
 def test_a_segment_is_estimated_as_go_livepeer_gateways_pay_for_it() -> None:
@@ -199,6 +200,10 @@ def test_a_segment_is_estimated_as_go_livepeer_gateways_pay_for_it() -> None:
     seg.fullProfiles3.add(width=640, height=360)  # no frame rate: 60
     assert segment_estimate(seg) == 1280 * 720 * 30 * 3 + 640 * 360 * 60 * 3
     assert segment_estimate(lp_rpc_pb2.SegData()) == 0
+    # The gateway's duration is floored at go-livepeer's 2 s segment: duration 0 does not make pixels free.
+    seg = lp_rpc_pb2.SegData(duration=0)
+    seg.fullProfiles3.add(width=8192, height=8192, fps=30)
+    assert segment_estimate(seg) == 8192 * 8192 * 30 * 2
 
 
 def test_sender_labels_are_bounded_and_sessions_bind_for_the_token_s_life() -> None:
@@ -217,3 +222,38 @@ def test_sender_labels_are_bounded_and_sessions_bind_for_the_token_s_life() -> N
     for sid in ("s2", "s3", "s4"):
         bindings.bind(sid, b"b" * 20)
     assert bindings.sender_of("s2") is None and bindings.sender_of("s4") == b"b" * 20
+
+
+def test_ending_a_session_with_segments_in_flight_keeps_it_until_they_finish() -> None:
+    import pytest
+
+    from baton_negotiator.errors import Capped
+    from baton_negotiator.sessions import Sessions
+
+    sessions = Sessions(lambda: 1, clock=lambda: 0.0)
+    busy = sessions.open("s1")
+    busy.queued = 5  # one transcoding, four waiting: the buffer is full
+    sessions.end("s1")
+    assert len(sessions) == 1  # still counted toward -maxSessions
+    with pytest.raises(Capped):
+        sessions.check("s2")
+    assert sessions.open("s1") is busy  # a resend joins the same full buffer, not a fresh one
+    sessions.end("s1")
+    busy.queued = 0  # its segments are done: the end takes effect
+    assert len(sessions) == 0
+    sessions.end("never-opened")
+    assert len(sessions) == 0
+
+
+async def test_audio_duration_is_read_by_ffprobe_and_a_playlist_is_refused() -> None:
+    import pytest
+
+    from baton_negotiator.errors import BadInput
+    from baton_negotiator.media import audio_duration_ms
+    from tests.negotiator.test_paid import wav
+
+    assert await audio_duration_ms(wav(2.5, rate=100)) == 2500
+    for hostile in (b"#EXTM3U\n#EXTINF:9999,\nhttp://127.0.0.1:9/x.ts\n", b"ffconcat version 1.0\nfile /etc/hostname\n",
+                    b"RIFF" + b"\0" * 400):
+        with pytest.raises(BadInput, match="Unable to calculate duration"):
+            await audio_duration_ms(hostile)

@@ -299,10 +299,11 @@ def _read_answer(tls: ssl.SSLSocket) -> bytes:
 
 
 async def test_request_bytes_in_flight_are_capped_with_503(gateway: TestGateway) -> None:
-    """The offchain fixture caps bodies in flight at 30 MB: a 20 MB upload held open leaves no room for a second."""
+    """The offchain fixture caps bodies in flight at 30 MB: an upload held open with 15 MB sent leaves no room for a
+    second of 20 MB (bytes count as they arrive)."""
     info = await call(gateway.get_orchestrator, signed=False)
     seg = gateway.segment_header(info, manifest=b"held", signed=False)
-    held = await call(_raw_upload, gateway, info.transcoder, "/segment", 20_000_000, b"\x47" * 1_000_000,
+    held = await call(_raw_upload, gateway, info.transcoder, "/segment", 20_000_000, b"\x47" * 15_000_000,
                       {"Livepeer-Segment": seg})
     try:
         await asyncio.sleep(0.3)

@@ -335,13 +335,52 @@ async def test_audio_under_a_second_is_billed_the_minimum_unit(gw: TestGateway, 
         info = await call(gw.get_orchestrator, caps=ai_caps(31, "echo-whisper"))
         with gw.http() as client:  # the echo worker measures no whole second: it reports 0 units
             r = await call(client.post, f"{info.transcoder}/audio-to-text", data={"model_id": "echo-whisper"},
-                           files={"audio": ("a.wav", b"RIFF" + b"\0" * 400, "audio/wav")},
+                           files={"audio": ("a.wav", wav(0.5), "audio/wav")},
                            headers={"Livepeer-Payment": gw.payment_header(info),
                                     "Livepeer-Segment": gw.segment_header(info, manifest=b"31_echo-whisper")})
         assert r.status_code == 200, r.text
         assert await balances.balance(gw.address, "31_echo-whisper") == ev(info) - ADJUSTED * 1000
     finally:
         await whisper.stop()
+
+
+async def test_audio_is_reserved_by_its_measured_duration_before_it_runs(gw: TestGateway, module_nc,  # noqa: ANN001
+                                                                        workers_kv, balances: Balances) -> None:
+    """One ticket (EV 8e9 wei) covers ~7900 s of audio at this price: a 9000 s file is refused before it runs, and
+    an unreadable one is 400 as go-livepeer refuses it; nothing is debited."""
+    whisper = await TestWorker(module_nc, workers_kv, "paid-whisper-2", models=(("audio-to-text", "echo-whisper2"),)).start()
+    await asyncio.sleep(0.3)
+    try:
+        info = await call(gw.get_orchestrator, caps=ai_caps(31, "echo-whisper2"))
+        assert ev(info) < ADJUSTED * 9_000_000
+        for audio, answer in ((wav(9000, rate=100), (400, "Insufficient balance\n")),
+                              (b"RIFF" + b"\0" * 400, (400, "Unable to calculate duration\n"))):
+            before = await balances.balance(gw.address, "31_echo-whisper2") or 0
+            with gw.http() as client:
+                r = await call(client.post, f"{info.transcoder}/audio-to-text", data={"model_id": "echo-whisper2"},
+                               files={"audio": ("a.wav", audio, "audio/wav")},
+                               headers={"Livepeer-Payment": gw.payment_header(info),
+                                        "Livepeer-Segment": gw.segment_header(info, manifest=b"31_echo-whisper2")})
+            assert (r.status_code, r.text) == answer
+            after = await balances.balance(gw.address, "31_echo-whisper2") or 0
+            assert after - before in (0, ev(info))  # the ticket credited, if it got that far; no job debited
+        assert whisper.jobs == []
+    finally:
+        await whisper.stop()
+
+
+def wav(seconds: float, rate: int = 8000) -> bytes:
+    """A mono 8-bit PCM WAV of silence, ``seconds`` long."""
+    import io
+    import wave
+
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(1)
+        w.setframerate(rate)
+        w.writeframes(b"\x80" * int(seconds * rate))
+    return buf.getvalue()
 
 
 _ = Path
@@ -355,8 +394,9 @@ async def test_a_paid_segment_is_signed_and_debited_by_output_pixels(gw: TestGat
     try:
         info = await call(gw.get_orchestrator)
         body = b"\x47" * 188 * 4
-        profiles = (lp_rpc_pb2.VideoProfile(name="P144p", width=256, height=144, bitrate=400000, fps=30),
-                    lp_rpc_pb2.VideoProfile(name="P240p", width=426, height=240, bitrate=600000, fps=30))
+        # 15 fps: one ticket (EV 8e9 wei) covers the estimate of a 2 s segment (the shortest one assumed).
+        profiles = (lp_rpc_pb2.VideoProfile(name="P144p", width=256, height=144, bitrate=400000, fps=15),
+                    lp_rpc_pb2.VideoProfile(name="P240p", width=426, height=240, bitrate=600000, fps=15))
         seg = gw.segment_header(info, manifest=b"paid-stream", seq=3, body_hash=keccak(body), profiles=profiles)
         with gw.http() as client:
             r = await call(client.post, f"{info.transcoder}/segment", content=body,

@@ -72,3 +72,39 @@ async def test_the_webhook_refuses_gateways_and_sets_one_s_base_price(guarded: R
     finally:
         for gw in (allowed, priced, stranger):
             gw.close()
+
+
+async def test_a_200_answer_is_kept_a_while_and_a_refusal_is_not(guarded: RunningNegotiator) -> None:
+    allowed, stranger = (TestGateway("127.0.0.1", guarded.grpc_port) for _ in range(2))
+    try:
+        _Webhook.allowed = {to_checksum_address(allowed.address): {}}
+        asked = len(_Webhook.asked)
+        for _ in range(5):  # one question for five GetOrchestrator within auth_webhook_cache_ttl (10 s)
+            await asyncio.to_thread(allowed.get_orchestrator, signed=False)
+        assert _Webhook.asked[asked:] == [to_checksum_address(allowed.address)]
+        for _ in range(2):  # a refusal is not kept: asked each time
+            with pytest.raises(grpc.RpcError):
+                await asyncio.to_thread(stranger.get_orchestrator, signed=False)
+        assert _Webhook.asked[asked + 1:] == [to_checksum_address(stranger.address)] * 2
+    finally:
+        for gw in (allowed, stranger):
+            gw.close()
+
+
+async def test_refresh_payment_asks_the_webhook_first(guarded: RunningNegotiator) -> None:
+    """A sender the webhook refuses learns nothing (403 before any session is looked at); one it accepts gets
+    go-livepeer's answer, 409 alike for "no session" and "unknown sender"."""
+    allowed, stranger = (TestGateway("127.0.0.1", guarded.grpc_port) for _ in range(2))
+    try:
+        _Webhook.allowed = {to_checksum_address(allowed.address): {}}
+        info = await asyncio.to_thread(allowed.get_orchestrator, signed=False)
+        with allowed.http() as client:
+            answers = [await asyncio.to_thread(client.post, f"{info.transcoder}/refresh-payment",
+                                               json={"sender": to_checksum_address(gw.address), "manifest_id": "m"})
+                       for gw in (stranger, allowed)]
+        assert [(r.status_code, r.text) for r in answers] == [(403, "authentication failed: not on the list\n"),
+                                                             (409, "session has no fixed price\n")]
+        assert _Webhook.asked[-1] == to_checksum_address(stranger.address)
+    finally:
+        for gw in (allowed, stranger):
+            gw.close()

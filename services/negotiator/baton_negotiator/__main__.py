@@ -46,7 +46,7 @@ from .http import HttpApp
 from .jobs import Jobs
 from .keystore import load_keystore
 from .orchestrator import Orchestrator
-from .payments import OffchainPayments, OnchainPayments, SessionBindings
+from .payments import ColdSenderLookups, OffchainPayments, OnchainPayments, SessionBindings
 from .sessions import Sessions
 from .state import FixedPrices, KvMirror, TablePrices, mirror_workers, parse_price
 from .tls import ensure_certificate
@@ -116,7 +116,7 @@ class Negotiator(ServiceBase[NegotiatorSettings]):
             async def lookup(request):  # noqa: ANN001, ANN202
                 return await bus.request(SENDER_LOOKUP_SUBJECT, request, SenderInfo, timeout=3.0)
 
-            self.chain = KvChainData(chain_mirror, lookup)
+            self.chain = KvChainData(chain_mirror, ColdSenderLookups(lookup, rate=s.sender_lookups_per_second))
             nonces = KvNonceStore(await ensure_kv(js, NONCES))
             balance_store = KvBalanceStore(await ensure_kv(js, BALANCES))
             winners = KvWinningTickets(await ensure_kv(js, WINNERS))
@@ -142,15 +142,18 @@ class Negotiator(ServiceBase[NegotiatorSettings]):
         config = hypercorn_config(f"{bind_host}:{s.job_port}", certfile=str(cert), keyfile=str(key))
         config.keep_alive_max_requests = 2**31  # gateways keep one HTTP/2 connection for many jobs
         config.h2_max_concurrent_streams = 1000
+        config.read_timeout = int(s.body_read_timeout) + 1  # a connection that sends nothing is closed
         app = HttpApp(None, fetch_private=s.segment_fetch_private,  # type: ignore[arg-type]
-                      max_body_bytes_in_flight=s.max_body_bytes_in_flight)
+                      max_body_bytes_in_flight=s.max_body_bytes_in_flight,
+                      max_body_bytes_per_client=s.max_body_bytes_per_client, body_read_timeout=s.body_read_timeout)
         listener = ctx.serve_http(app, config=config, name="jobs")
         self.job_port = listener.port
         transcoder_uri = f"https://{host}:{self.job_port}"
         self.orch = Orchestrator(pool=self.pool, prices=prices, payments=payments, tokens=AuthTokens(auth_key),
                                  address=self.address, eth_key=self.eth_key, transcoder_uri=transcoder_uri,
                                  max_sessions=self._max_sessions, open_sessions=lambda: len(sessions),
-                                 webhook=AuthWebhook(s.auth_webhook_url, ttl=TOKEN_TTL) if s.auth_webhook_url else None)
+                                 webhook=AuthWebhook(s.auth_webhook_url, ttl=TOKEN_TTL, cache_ttl=s.auth_webhook_cache_ttl)
+                                 if s.auth_webhook_url else None)
         app.jobs = Jobs(self.orch, Dispatcher(bus.nc, self.pool, bodies), sessions, bodies, timeout_for=s.timeout_for)
         self.grpc = OrchestratorServer(self.orch, sessions.end)
         grpc_port = s.public_addr.rpartition(":")[2]

@@ -15,13 +15,16 @@ import msgspec
 from baton_common.proto import lp_rpc_pb2
 from baton_common.schemas import ai
 
-__all__ = ["AUDIO_MIN_UNITS", "billed_units", "job_params", "model_of", "segment_estimate"]
+__all__ = ["AUDIO_MIN_UNITS", "MIN_SEGMENT_MS", "billed_units", "job_params", "model_of", "segment_estimate"]
 
 AUDIO_MIN_UNITS = 1000
 """audio-to-text bills whole seconds x 1000; a clip under a second bills one second (go-livepeer refuses
 it with 400 ``Unable to calculate duration``; Baton serves it at the minimum unit instead of for free)."""
 DEFAULT_FPS = 60
 """The frame rate go-livepeer gateways assume for a profile that names none."""
+MIN_SEGMENT_MS = 2000
+"""The shortest segment an estimate assumes: go-livepeer gateways cut 2 s segments, and SegData.duration is the
+gateway's word (0 would estimate, and reserve, nothing for any number of output pixels)."""
 
 
 def model_of(params: msgspec.Struct) -> str:
@@ -29,10 +32,12 @@ def model_of(params: msgspec.Struct) -> str:
     return str(getattr(params, "model", None) or getattr(params, "model_id", "") or "")
 
 
-def billed_units(pipeline: str, params: Any, width: int = 0, height: int = 0) -> int:  # noqa: ANN401
+def billed_units(pipeline: str, params: Any, width: int = 0, height: int = 0,  # noqa: ANN401
+                 audio_ms: int = 0) -> int:
     """The units (spec section 6) a job is billed; ``width`` x ``height`` is the input image's size.
 
-    audio-to-text: the minimum (the worker measures the audio; the job then bills what it reports).
+    audio-to-text: whole seconds x 1000 of ``audio_ms`` (the upload's duration as ffprobe reads it, before the
+    job runs), at least AUDIO_MIN_UNITS; the job then bills what the worker reports, at least that minimum.
     """
     match params:
         case ai.TextToImageParams():
@@ -44,7 +49,7 @@ def billed_units(pipeline: str, params: Any, width: int = 0, height: int = 0) ->
         case ai.UpscaleParams() | ai.SegmentAnything2Params() | ai.ImageToTextParams():
             return width * height
         case ai.AudioToTextParams():
-            return AUDIO_MIN_UNITS
+            return max(math.ceil(max(audio_ms, 0) / 1000) * 1000, AUDIO_MIN_UNITS)
         case ai.LLMParams():
             return params.max_tokens
         case ai.TextToSpeechParams():
@@ -60,8 +65,8 @@ def job_params(params: msgspec.Struct) -> dict[str, Any]:
 
 def segment_estimate(seg: lp_rpc_pb2.SegData) -> int:
     """The output pixels a go-livepeer gateway pays ahead for: sum over the profiles of
-    width x height x ceil(fps) (60 if unset) x ceil(duration in seconds)."""
-    seconds = math.ceil(max(seg.duration, 0) / 1000)
+    width x height x ceil(fps) (60 if unset) x ceil(duration in seconds), the duration at least MIN_SEGMENT_MS."""
+    seconds = math.ceil(max(seg.duration, MIN_SEGMENT_MS) / 1000)
     total = 0
     for p in seg.fullProfiles3 or seg.fullProfiles2 or seg.fullProfiles:
         fps = math.ceil(p.fps / p.fpsDen) if p.fps and p.fpsDen > 0 else (p.fps or DEFAULT_FPS)

@@ -107,6 +107,11 @@ class NegotiatorSettings(CommonSettings, frozen=True, kw_only=True):
                 "is refused unless it answers 200; a priceInfo {pricePerUnit, pixelsPerUnit} in the answer is that "
                 "gateway's base price (without capabilities) for 30 minutes. Empty: none.", flag="authWebhookUrl"),
     ] = ""
+    auth_webhook_cache_ttl: Annotated[
+        float,
+        setting("Seconds a 200 answer of the auth webhook stands for that gateway address before it is asked again "
+                "(go-livepeer asks on every GetOrchestrator); 0 = ask every time.", ge=0),
+    ] = 10.0
     ticketless_spend: Annotated[
         Literal["sender", "verified-session"],
         setting("Who may spend an AI balance with a payment that carries no tickets. 'sender' (go-livepeer's "
@@ -123,6 +128,25 @@ class NegotiatorSettings(CommonSettings, frozen=True, kw_only=True):
                 "300,000,000); past it a request is refused with 503 insufficient capacity before its body is "
                 "read. Credentials are checked before any body is read.", ge=1_000_000),
     ] = 600_000_000
+    max_body_bytes_per_client: Annotated[
+        int,
+        setting("Request body bytes (fetched segments included) the requests of one client address may hold in "
+                "memory together; past it that client's request is refused with 503 insufficient capacity, so one "
+                "client cannot take all of max_body_bytes_in_flight. Bytes count as they arrive.", ge=1_000_000),
+    ] = 320_000_000
+    body_read_timeout: Annotated[
+        float,
+        setting("Seconds a request may take to send its whole body (and Hypercorn's read timeout on a connection "
+                "that sends nothing): a slower or silent upload is refused with 408 and its bytes in flight are "
+                "given back. 60 s carries a 300 MB /segment at 5 MB/s.", gt=0),
+    ] = 60.0
+    sender_lookups_per_second: Annotated[
+        float,
+        setting("On-chain: cold-path lookups of senders the chain data does not hold yet (one bus request to the "
+                "chain service each), a token bucket of this many a second; past it a new sender's GetOrchestrator "
+                "is refused with Unavailable (too many new senders, retry later). Unfunded answers are kept 60 s.",
+                gt=0),
+    ] = 20.0
 
     def __post_init__(self) -> None:
         super().__post_init__()

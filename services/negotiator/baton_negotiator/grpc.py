@@ -12,12 +12,12 @@ import time
 import grpc
 
 from baton_common.metrics import Outcome
-from baton_common.pm import checksum_address
 from baton_common.proto import lp_rpc_pb2
 
 from . import metrics
 from .errors import refusal_of
 from .orchestrator import Orchestrator
+from .payments import known_sender_label
 
 __all__ = ["OrchestratorServer"]
 
@@ -79,8 +79,8 @@ class OrchestratorServer:
 
         async def work() -> lp_rpc_pb2.OrchestratorInfo:
             sender = self._orch.verify_request(req)
-            if sender and self._orch.payments.onchain:
-                label[0] = metrics.SENDER_LABELS.label(checksum_address(sender))
+            if sender and self._orch.payments.onchain:  # a signature any fresh key can make: no label of its own
+                label[0] = known_sender_label(sender)
             return await self._orch.get_orchestrator(req, sender)
 
         return await self._answer("GetOrchestrator", context, work, label)

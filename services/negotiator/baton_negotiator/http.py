@@ -23,12 +23,14 @@ import msgspec
 
 from baton_common.capabilities import PIPELINES
 from baton_common.metrics import Outcome
+from baton_common.pm import checksum_address
 from baton_common.schemas import ai
 
 from . import metrics
 from .errors import BadInput, BodyTooLarge, InsufficientCapacity, NegotiatorError, NotFound, refusal_of
 from .jobs import Jobs
-from .media import image_size, parse_form
+from .media import audio_duration_ms, image_size, parse_form_async
+from .orchestrator import requested_pairs
 
 __all__ = ["BodyBudget", "HttpApp", "MAX_JSON_BYTES"]
 
@@ -43,29 +45,51 @@ _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 
 
 class BodyBudget:
-    """Request body bytes held in memory across all requests, capped (``max_body_bytes_in_flight``).
+    """Request body bytes held in memory, capped across all requests (``max_body_bytes_in_flight``) and per
+    client address (``max_body_bytes_per_client``).
 
-    A body is counted from its first byte (its whole Content-Length when it names one) until its
-    request ends; past the cap a request is refused with 503 ``insufficient capacity`` unread.
+    A body is counted as its bytes arrive (a declared Content-Length that does not fit what is left is refused
+    at once, unread, but reserves nothing: a silent upload holds nothing), until its request ends; past either
+    cap a request is refused with 503 ``insufficient capacity``. Fetched segments are counted the same way.
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, per_client: int | None = None) -> None:
         self.limit = limit
+        self.per_client = per_client or limit
         self.used = 0
+        self.clients: dict[str, int] = {}
 
-    def take(self, size: int) -> None:
+    def fits(self, size: int, client: str = "") -> None:
+        """503 unless ``size`` more bytes would fit now (nothing is taken)."""
         if self.used + size > self.limit:
             raise InsufficientCapacity("insufficient capacity: too many request bytes in flight, retry later")
-        self.used += size
+        if self.clients.get(client, 0) + size > self.per_client:
+            raise InsufficientCapacity("insufficient capacity: too many request bytes in flight from this "
+                                       "client, retry later")
 
-    def give(self, size: int) -> None:
+    def take(self, size: int, client: str = "") -> None:
+        self.fits(size, client)
+        self.used += size
+        self.clients[client] = self.clients.get(client, 0) + size
+
+    def give(self, size: int, client: str = "") -> None:
         self.used = max(self.used - size, 0)
+        left = self.clients.get(client, 0) - size
+        if left > 0:
+            self.clients[client] = left
+        else:
+            self.clients.pop(client, None)
 
 
 class Request:
-    def __init__(self, scope: dict[str, Any], receive: Receive, send: Send, budget: BodyBudget) -> None:
+    def __init__(self, scope: dict[str, Any], receive: Receive, send: Send, budget: BodyBudget,
+                 read_timeout: float = 60.0) -> None:
         self.scope, self.receive, self.send = scope, receive, send
         self.budget = budget
+        self.read_timeout = read_timeout
+        client = scope.get("client")
+        self.client = str(client[0]) if client else ""
+        """The peer's address: the per-client share of the body budget is counted under it."""
         self.held = 0
         """Body bytes of this request counted in ``budget``."""
         self.creds: Any = None
@@ -82,29 +106,34 @@ class Request:
         return self.headers.get(name.lower(), "")
 
     async def body(self, limit: int) -> bytes:
-        """The whole body, at most ``limit`` bytes (413), counted in the budget (503 past it)."""
+        """The whole body, at most ``limit`` bytes (413), counted in the budget (503 past it), in at most
+        ``read_timeout`` seconds (408: a slow or silent upload gives its share of the budget back)."""
         length = self.header("content-length")
         if length.isdigit() and int(length) > limit:
             raise BodyTooLarge(f"request body is {length} bytes; at most {limit} are accepted")
         if length.isdigit():
-            self._hold(int(length))
+            self.budget.fits(int(length), self.client)
         chunks, size = [], 0
-        while True:
-            message = await self.receive()
-            if message["type"] == "http.disconnect":
-                raise BadInput("client disconnected")
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise BodyTooLarge(f"request body is over {limit} bytes")
-            if size > self.held:
-                self._hold(size - self.held)
-            chunks.append(chunk)
-            if not message.get("more_body"):
-                return b"".join(chunks)
+        try:
+            async with asyncio.timeout(self.read_timeout):
+                while True:
+                    message = await self.receive()
+                    if message["type"] == "http.disconnect":
+                        raise BadInput("client disconnected")
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > limit:
+                        raise BodyTooLarge(f"request body is over {limit} bytes")
+                    if size > self.held:
+                        self._hold(size - self.held)
+                    chunks.append(chunk)
+                    if not message.get("more_body"):
+                        return b"".join(chunks)
+        except TimeoutError:
+            raise BodyTimeout(f"request body not received within {self.read_timeout:g} s") from None
 
     def _hold(self, size: int) -> None:
-        self.budget.take(size)
+        self.budget.take(size, self.client)
         self.held += size
 
     async def start(self, status: int, content_type: str, extra: list[tuple[bytes, bytes]] = ()) -> None:  # type: ignore[assignment]
@@ -126,10 +155,14 @@ class Request:
 class HttpApp:
     """The ASGI app; ``jobs`` does the work, this maps paths, errors and metrics."""
 
-    def __init__(self, jobs: Jobs, *, fetch_private: bool = False, max_body_bytes_in_flight: int = 2**62) -> None:
+    def __init__(self, jobs: Jobs, *, fetch_private: bool = False, max_body_bytes_in_flight: int = 2**62,
+                 max_body_bytes_per_client: int | None = None, body_read_timeout: float = 60.0) -> None:
         self.jobs = jobs
         self._fetch_private = fetch_private
-        self.budget = BodyBudget(max_body_bytes_in_flight)
+        self.budget = BodyBudget(max_body_bytes_in_flight, max_body_bytes_per_client)
+        self.body_read_timeout = body_read_timeout
+        self._fetches: dict[str, list[Any]] = {}
+        """Per transcoding session: [the lock its segment fetches take turns on, how many use it]."""
         self._ai = {p.path: p for p in PIPELINES if p.name in ai.PARAMS}  # live-video-to-video: a later issue
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
@@ -140,7 +173,7 @@ class HttpApp:
             return
         if scope["type"] != "http":
             return
-        req = Request(scope, receive, send, self.budget)
+        req = Request(scope, receive, send, self.budget, self.body_read_timeout)
         endpoint = self._endpoint(req.path)
         started = time.perf_counter()
         outcome = Outcome.OK
@@ -161,7 +194,7 @@ class HttpApp:
         else:
             outcome = req.context.get("outcome", Outcome.OK)  # type: ignore[assignment]
         finally:
-            self.budget.give(req.held)
+            self.budget.give(req.held, req.client)
         metrics.REQUESTS.labels(endpoint, str(outcome)).inc()
         metrics.REQUEST_SECONDS.labels(endpoint).observe(time.perf_counter() - started)
 
@@ -196,7 +229,17 @@ class HttpApp:
                 uri, body = body, b""
 
                 async def fetch() -> bytes:  # by jobs.segment, once the request's credentials and balance pass
-                    return await fetch_segment(uri, allow_private=self._fetch_private)
+                    # One fetch per session at a time; its bytes count in the body budget as they arrive.
+                    sid = req.creds.session_id
+                    entry = self._fetches.setdefault(sid, [asyncio.Lock(), 0])
+                    entry[1] += 1
+                    try:
+                        async with entry[0]:
+                            return await fetch_segment(uri, allow_private=self._fetch_private, hold=req._hold)
+                    finally:
+                        entry[1] -= 1
+                        if not entry[1]:
+                            del self._fetches[sid]
             await self.jobs.segment(req, body, fetch=fetch)
         elif endpoint == "/payment":
             await self.jobs.payment(req)
@@ -214,9 +257,22 @@ class HttpApp:
                 raise BadInput("invalid request: the body is not JSON") from None
             await self.jobs.ai(req, pipeline, params)
 
+    def _precheck_capacity(self, req: Request, pipeline: str) -> None:
+        """503 ``insufficient capacity`` before an upload is read when no worker has a free slot for the
+        pipeline (for the models the Livepeer-Segment capabilities name, when they name some), as go-livepeer
+        checks AI capacity before it takes the request; the model in the form is checked again by ``jobs.ai``."""
+        seg = req.creds.segment
+        capability = self._ai[req.path].capability
+        named = {m for c, m in requested_pairs(seg.capabilities if seg.HasField("capabilities") else None)
+                 if c == capability}
+        if not any(m.pipeline == pipeline and m.in_use < m.capacity and (not named or m.model_id in named)
+                   for m in self.jobs.orch.pool.models()):
+            raise InsufficientCapacity()
+
     async def _multipart(self, req: Request, pipeline: str) -> None:
         file_field = ai.FILE_FIELD[pipeline]
-        fields, files = parse_form(req.header("content-type"), await req.body(MAX_UPLOAD_BYTES))
+        self._precheck_capacity(req, pipeline)
+        fields, files = await parse_form_async(req.header("content-type"), await req.body(MAX_UPLOAD_BYTES))
         upload = files.get(file_field)
         if upload is None or not upload.data:
             raise BadInput(f"invalid request: the {file_field} file is required")
@@ -224,10 +280,12 @@ class HttpApp:
             params = ai.params(pipeline, fields)
         except msgspec.ValidationError as exc:
             raise BadInput(f"invalid request: {exc}") from None
-        width = height = 0
+        width = height = audio_ms = 0
         if file_field == "image":
             width, height = image_size(upload.data)
-        await self.jobs.ai(req, pipeline, params, body=upload.data, width=width, height=height,
+        elif pipeline == "audio-to-text":
+            audio_ms = await audio_duration_ms(upload.data)
+        await self.jobs.ai(req, pipeline, params, body=upload.data, width=width, height=height, audio_ms=audio_ms,
                            extra={"filename": upload.filename, "content_type": upload.content_type})
 
     async def refresh_payment(self, req: Request) -> None:
@@ -240,7 +298,12 @@ class HttpApp:
             raise BadInput("invalid sender")
         if not isinstance(manifest, str) or not manifest:
             raise BadInput("missing manifest_id")
-        info = await self.jobs.refresh(bytes.fromhex(sender[2:]), manifest)
+        address = bytes.fromhex(sender[2:])
+        webhook = self.jobs.orch.webhook
+        if webhook is not None:  # -authWebhookUrl decides who gets ticket params and tokens, here as on GetOrchestrator
+            await webhook.authenticate(checksum_address(address))
+        # "no session" and "unknown sender" are one answer: 409 session has no fixed price.
+        info = await self.jobs.refresh(address, manifest)
         reply = {"payment_params": base64.b64encode(info.SerializeToString()).decode(),
                  "orchestrator": self.jobs.orch.transcoder_uri, "manifest_id": manifest,
                  "payment_url": self.jobs.orch.transcoder_uri + "/payment"}
@@ -252,8 +315,10 @@ LIVE_PATH = "/live-video-to-video"
 SEGMENT_FETCH_TIMEOUT = 8.0
 
 
-async def fetch_segment(body: bytes, *, allow_private: bool = False) -> bytes:
-    """go-livepeer: a /segment body of type application/vnd+livepeer.uri is a URL to fetch (400 past 8 s).
+async def fetch_segment(body: bytes, *, allow_private: bool = False,
+                        hold: Callable[[int], None] = lambda _: None) -> bytes:
+    """go-livepeer: a /segment body of type application/vnd+livepeer.uri is a URL to fetch (400 past 8 s,
+    resolving and connecting included). ``hold`` counts each chunk in the body budget as it arrives (503 past it).
 
     The host is resolved here and the request pinned to that address; unless ``allow_private``, an address
     that is not public (loopback, private, link-local, multicast, unspecified, reserved) is refused with 400.
@@ -269,6 +334,14 @@ async def fetch_segment(body: bytes, *, allow_private: bool = False) -> bytes:
         raise BadInput("segment URI must be an http(s) URL") from None
     if not host:
         raise BadInput("segment URI must be an http(s) URL")
+    try:
+        async with asyncio.timeout(SEGMENT_FETCH_TIMEOUT):
+            return await _fetch(url, host, port, allow_private=allow_private, hold=hold)
+    except TimeoutError:
+        raise BadInput(f"could not fetch the segment within {SEGMENT_FETCH_TIMEOUT:g} s") from None
+
+
+async def _fetch(url: httpx.URL, host: str, port: int, *, allow_private: bool, hold: Callable[[int], None]) -> bytes:
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
         addresses = [ipaddress.ip_address(str(info[4][0]).partition("%")[0]) for info in infos]
@@ -292,6 +365,7 @@ async def fetch_segment(body: bytes, *, allow_private: bool = False) -> bytes:
                     size += len(chunk)
                     if size > MAX_SEGMENT_BYTES:
                         raise BadInput("the fetched segment is too large")
+                    hold(len(chunk))
                     chunks.append(chunk)
                 return b"".join(chunks)
     except httpx.HTTPError as exc:
@@ -302,6 +376,12 @@ def _public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
     return address.is_global and not address.is_multicast
+
+
+class BodyTimeout(NegotiatorError):
+    code = "body_timeout"
+    status_code = 408
+    outcome = Outcome.CLIENT_ERROR
 
 
 class Refusal405(NegotiatorError):

@@ -97,13 +97,15 @@ class Jobs:
     # --- batch AI -----------------------------------------------------------------------
 
     async def ai(self, req: Request, pipeline_name: str, params: Any, *, body: bytes = b"", width: int = 0,
-                 height: int = 0, extra: dict[str, Any] | None = None) -> None:
+                 height: int = 0, audio_ms: int = 0, extra: dict[str, Any] | None = None) -> None:
         creds = self._credentials(req)
         pipeline = pipeline_by_name(pipeline_name)
         model_id = model_of(params)
         req.context.update(capability=str(pipeline.capability), model=model_id)
         if not model_id:
             raise BadInput(f"invalid request: {'model' if pipeline_name == 'llm' else 'model_id'} is required")
+        if pipeline_name == "text-to-speech" and not params.text.strip():
+            raise BadInput("invalid request: text is required")  # it would bill nothing
         if not any(m.pipeline == pipeline_name and m.model_id == model_id and m.in_use < m.capacity
                    for m in self.orch.pool.models()):
             raise InsufficientCapacity()
@@ -114,8 +116,8 @@ class Jobs:
         quoted = await self.orch.price(sender, [(pipeline.capability, model_id)]) if payments.onchain else 0
         price = await payments.session_price(sender, manifest, quoted)
         self._proven(req, validation, creds, price)
-        units = billed_units(pipeline_name, params, width, height)
-        # The job's cost is taken from the balance before it runs (audio: its minimum, the worker measures it).
+        units = billed_units(pipeline_name, params, width, height, audio_ms)
+        # The job's cost is taken from the balance before it runs (audio: its measured seconds).
         reservation = await payments.reserve(sender, manifest, price, units)
         job = {**job_params(params), **(extra or {})}
         stream = pipeline_name == "llm" and params.stream

@@ -1,5 +1,10 @@
 """Reading what billing needs from an uploaded file, and multipart/form-data bodies.
 
+Forms are parsed by ``multipart``'s push parser (it looks for the boundary with
+``bytes.find``: linear, whatever the body holds), off the event loop
+(``parse_form_async``), keeping only the parts' payloads: text fields are capped at
+MAX_FIELD_BYTES, at most MAX_PARTS parts.
+
 Image pipelines bill by the input's height x width (spec section 6): PNG, JPEG
 and WebP sizes are read by Pillow from their headers (no decode). Anything else is refused as
 bad input; an image above MAX_IMAGE_PIXELS with 413.
@@ -7,19 +12,25 @@ bad input; an image above MAX_IMAGE_PIXELS with 413.
 
 from __future__ import annotations
 
+import asyncio
+import os
+import tempfile
 import warnings
-from email.parser import BytesParser
-from email.policy import HTTP
 from io import BytesIO
 
+import multipart
 from PIL import Image
 
 from .errors import BadInput, BodyTooLarge
 
-__all__ = ["MAX_IMAGE_PIXELS", "FormFile", "image_size", "parse_form"]
+__all__ = ["MAX_IMAGE_PIXELS", "FormFile", "audio_duration_ms", "image_size", "parse_form", "parse_form_async"]
 
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP")
 MAX_IMAGE_PIXELS = 8192 * 8192
+MAX_FIELD_BYTES = 1024 * 1024
+"""Largest text field of a form (a prompt): a bigger one is refused with 400."""
+MAX_PARTS = 64
+PARSE_CHUNK = 1024 * 1024
 """Largest image (width x height) an image pipeline takes: it bills, and the worker decodes, every pixel."""
 
 
@@ -28,26 +39,58 @@ class FormFile:
         self.filename, self.content_type, self.data = filename, content_type, data
 
 
+def _boundary(content_type: str) -> str:
+    kind, options = multipart.parse_options_header(content_type)
+    boundary = options.get("boundary", "")
+    if kind != "multipart/form-data" or not boundary:
+        raise BadInput("invalid request: the body must be multipart/form-data")
+    return boundary
+
+
 def parse_form(content_type: str, body: bytes) -> tuple[dict[str, str], dict[str, FormFile]]:
     """The text fields and the files of a multipart/form-data body; BadInput if it is not one."""
-    if not content_type.lower().startswith("multipart/form-data") or "boundary=" not in content_type:
-        raise BadInput("invalid request: the body must be multipart/form-data")
-    message = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
-    if not message.is_multipart():
-        raise BadInput("invalid request: the multipart body does not parse")
+    boundary = _boundary(content_type)
     fields: dict[str, str] = {}
     files: dict[str, FormFile] = {}
-    for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        if not name:
-            continue
-        payload = part.get_payload(decode=True) or b""
-        filename = part.get_filename()
-        if filename is not None:
-            files[str(name)] = FormFile(filename, part.get_content_type(), payload)
-        else:
-            fields[str(name)] = payload.decode("utf-8", "replace")
+    try:
+        parser = multipart.PushMultipartParser(boundary, content_length=len(body), max_segment_count=MAX_PARTS)
+        segment, chunks, size = None, [], 0
+        for event in _events(parser, body):
+            if isinstance(event, multipart.MultipartSegment):
+                segment, chunks, size = event, [], 0
+            elif event is None:
+                assert segment is not None
+                data = b"".join(chunks)
+                if segment.name and segment.filename is not None:
+                    files[segment.name] = FormFile(segment.filename, segment.content_type or "", data)
+                elif segment.name:
+                    fields[segment.name] = data.decode(segment.charset or "utf-8", "replace")
+                segment = None
+            else:
+                size += len(event)
+                if segment is not None and segment.filename is None and size > MAX_FIELD_BYTES:
+                    raise BadInput(f"invalid request: form field {segment.name!r} is over {MAX_FIELD_BYTES} bytes")
+                chunks.append(bytes(event))
+        parser.close()
+    except multipart.MultipartError as exc:
+        raise BadInput(f"invalid request: the multipart body does not parse ({exc})") from None
+    except LookupError:  # an unknown charset
+        raise BadInput("invalid request: the multipart body does not parse (unknown charset)") from None
     return fields, files
+
+
+def _events(parser: multipart.PushMultipartParser, body: bytes):  # noqa: ANN202
+    """The parser's events for ``body`` fed in PARSE_CHUNK slices (its buffer then holds one slice, not a copy of
+    the body), then the end of input."""
+    for start in range(0, len(body), PARSE_CHUNK):
+        yield from parser.parse(body[start:start + PARSE_CHUNK])
+    yield from parser.parse(b"")
+
+
+async def parse_form_async(content_type: str, body: bytes) -> tuple[dict[str, str], dict[str, FormFile]]:
+    """``parse_form`` in a worker thread: a big upload never holds the event loop (gRPC, NATS, other jobs)."""
+    _boundary(content_type)
+    return await asyncio.to_thread(parse_form, content_type, body)
 
 
 def image_size(data: bytes) -> tuple[int, int]:
@@ -69,3 +112,49 @@ def image_size(data: bytes) -> tuple[int, int]:
     if width * height > MAX_IMAGE_PIXELS:
         raise BodyTooLarge(f"invalid request: the image is larger than {MAX_IMAGE_PIXELS} pixels")
     return width, height
+
+
+PROBE_TIMEOUT = 10.0
+"""Seconds ffprobe may take to read an upload's duration."""
+PROBE_FORMATS = "wav,mp3,flac,ogg,mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,aac,asf,aiff"
+"""The containers ffprobe may read an upload as: audio files only, never a playlist (an HLS or concat file would
+make it open other files or URLs); the only protocol allowed is the temporary file itself."""
+
+
+async def audio_duration_ms(data: bytes) -> int:
+    """The duration of an uploaded audio (or video) file in ms, as ffprobe reads its container; BadInput
+    (go-livepeer's ``Unable to calculate duration``) when it cannot tell.
+
+    audio-to-text bills the audio's seconds: the job's cost is reserved from this before it runs, so a long
+    file is refused with ``Insufficient balance`` up front rather than billed past the balance afterwards
+    (ffprobe reads only the headers it needs; the file goes through a temporary file, as a pipe cannot seek).
+    """
+    with tempfile.NamedTemporaryFile(prefix="baton-audio-", delete=False) as f:
+        path = f.name
+    try:
+        await asyncio.to_thread(_write, path, data)
+        proc = await asyncio.create_subprocess_exec(
+            "ffprobe", "-v", "error", "-protocol_whitelist", "file", "-format_whitelist", PROBE_FORMATS,
+            "-show_entries", "format=duration", "-of", "default=nw=1:nk=1", path,
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+        try:
+            async with asyncio.timeout(PROBE_TIMEOUT):
+                out, _ = await proc.communicate()
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise BadInput("Unable to calculate duration") from None
+    finally:
+        os.unlink(path)
+    try:
+        seconds = float(out.decode().strip().splitlines()[0])
+    except (ValueError, IndexError):
+        raise BadInput("Unable to calculate duration") from None
+    if not 0 <= seconds < 10**7:  # nan, inf, negative
+        raise BadInput("Unable to calculate duration")
+    return round(seconds * 1000)
+
+
+def _write(path: str, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)

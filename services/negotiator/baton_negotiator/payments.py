@@ -13,10 +13,11 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
+from baton_common.errors import BusError
 from baton_common.pm import (
     Balances,
     InsufficientBalance,
@@ -32,14 +33,18 @@ from baton_common.pm import (
     checksum_address,
     decode_payment_header,
 )
+from baton_common.schemas.chain import SenderInfo, SenderLookup
 
 from . import metrics
 from .errors import PaymentUnparseable
 
-__all__ = ["OffchainPayments", "OnchainPayments", "Reservation", "SessionBindings", "UnverifiedSender",
-           "parse_payment", "sender_label"]
+__all__ = ["ColdSenderLookups", "OffchainPayments", "OnchainPayments", "Reservation", "SessionBindings",
+           "UnverifiedSender", "known_sender_label", "parse_payment", "sender_label"]
 
 log = logging.getLogger("baton.negotiator")
+UNFUNDED_TTL = 60.0
+"""Seconds the chain's answer for an unfunded sender (no deposit, no reserve) is kept before it is asked again."""
+MAX_UNFUNDED = 100_000
 
 
 def parse_payment(header: str) -> Payment | None:
@@ -52,11 +57,66 @@ def parse_payment(header: str) -> Payment | None:
         raise PaymentUnparseable(f"Could not parse payment: {exc.message}") from None
 
 
+_PROVEN: set[str] = set()
+"""Senders a verified ticket labelled (as many as ``SENDER_LABELS`` gives a label of their own)."""
+
+
 def sender_label(sender: bytes) -> str:
     """The metrics label of a proven sender (``SENDER_LABELS`` bounds how many get their own)."""
     if len(sender) != 20:
         return metrics.UNKNOWN_SENDER
-    return metrics.SENDER_LABELS.label(checksum_address(sender))
+    address = checksum_address(sender)
+    label = metrics.SENDER_LABELS.label(address)
+    if label == address:
+        _PROVEN.add(address)
+    return label
+
+
+def known_sender_label(sender: bytes) -> str:
+    """The label of a sender that only signed a request (GetOrchestrator: any key can): its address once a
+    verified ticket proved it, ``unknown`` before, so throwaway keys take no label of their own."""
+    address = checksum_address(sender) if len(sender) == 20 else ""
+    return address if address in _PROVEN else metrics.UNKNOWN_SENDER
+
+
+class TooManyNewSenders(BusError):
+    code = "too_many_new_senders"
+
+
+class ColdSenderLookups:
+    """The chain's cold-path sender lookup (one bus request per sender the chain KV does not hold yet), with a
+    token bucket (``rate`` a second, as many at once) and the answers for unfunded senders (no deposit, no
+    reserve) kept ``unfunded_ttl`` seconds: a flood of fresh keys costs the chain service at most ``rate``
+    lookups a second; past it a new sender is refused (chain_unavailable, ``too many new senders``)."""
+
+    def __init__(self, lookup: Callable[[SenderLookup], Awaitable[SenderInfo]], *, rate: float,
+                 unfunded_ttl: float = UNFUNDED_TTL, clock: Callable[[], float] = time.monotonic) -> None:
+        self._lookup = lookup
+        self._rate = rate
+        self._ttl = unfunded_ttl
+        self._clock = clock
+        self._tokens = max(rate, 1.0)
+        self._at = clock()
+        self._unfunded: dict[str, tuple[SenderInfo, float]] = {}
+
+    async def __call__(self, request: SenderLookup) -> SenderInfo:
+        now = self._clock()
+        cached = self._unfunded.get(request.sender)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        self._tokens = min(max(self._rate, 1.0), self._tokens + (now - self._at) * self._rate)
+        self._at = now
+        if self._tokens < 1:
+            raise TooManyNewSenders("too many new senders, retry later")
+        self._tokens -= 1
+        info = await self._lookup(request)
+        if info.deposit == 0 and info.reserve == 0:
+            if len(self._unfunded) >= MAX_UNFUNDED:
+                self._unfunded = {k: v for k, v in self._unfunded.items() if v[1] > now}
+                if len(self._unfunded) >= MAX_UNFUNDED:
+                    self._unfunded.pop(next(iter(self._unfunded)))
+            self._unfunded[request.sender] = (info, now + self._ttl)
+        return info
 
 
 def _label(validation: Validation | None) -> str:

@@ -1,4 +1,8 @@
-"""Transcode sessions: go-livepeer's per-session segment buffer (4, serial) and 70 s idle expiry."""
+"""Transcode sessions: go-livepeer's per-session segment buffer (4, serial) and 70 s idle expiry.
+
+EndTranscodingSession ends a session once its segments in flight are done: until then it still counts toward
+-maxSessions and a segment sent under its token joins the same buffer (end-then-resend gets no fresh one).
+"""
 
 from __future__ import annotations
 
@@ -21,6 +25,8 @@ class Session:
         self.lock = asyncio.Lock()
         self.queued = 0
         self.last_used = now
+        self.ended = False
+        """EndTranscodingSession came: dropped once no segment of it is in flight."""
 
 
 class Sessions:
@@ -36,7 +42,7 @@ class Sessions:
     def _expire(self) -> None:
         now = self._clock()
         for sid, s in list(self._sessions.items()):
-            if s.queued == 0 and now - s.last_used > SESSION_IDLE:
+            if s.queued == 0 and (s.ended or now - s.last_used > SESSION_IDLE):
                 del self._sessions[sid]
         metrics.CURRENT_SESSIONS.set(len(self._sessions))
 
@@ -56,8 +62,12 @@ class Sessions:
             session = self._sessions[session_id] = Session(session_id, self._clock())
             metrics.CURRENT_SESSIONS.set(len(self._sessions))
         session.last_used = self._clock()
+        session.ended = False  # a segment after the end: the session goes on
         return session
 
     def end(self, session_id: str) -> None:
-        self._sessions.pop(session_id, None)
-        metrics.CURRENT_SESSIONS.set(len(self._sessions))
+        """End the session: now if no segment of it is in flight, else once they are done."""
+        session = self._sessions.get(session_id)
+        if session is not None:
+            session.ended = True
+        self._expire()

@@ -5,10 +5,18 @@ webhook; any answer but 200 refuses the request with ``authentication failed:
 <the answer's body>``. A 200 answer may carry ``priceInfo{pricePerUnit,
 pixelsPerUnit}``: that gateway's base price for requests without capabilities,
 kept for 30 minutes (the auth token's life), as go-livepeer's cache.
+
+go-livepeer POSTs on every GetOrchestrator; Baton keeps a 200 answer for
+``cache_ttl`` seconds (``auth_webhook_cache_ttl``) per gateway address and asks
+once for concurrent requests of one address, so a flood of GetOrchestrator
+cannot exhaust the webhook client's connections for the gateways that follow. A
+webhook that does not answer in time refuses with ``authentication failed: the
+auth webhook did not answer in time``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from fractions import Fraction
@@ -25,6 +33,7 @@ __all__ = ["AuthWebhook", "AuthenticationFailed"]
 
 WEBHOOK_TIMEOUT = 5.0
 MAX_ANSWER_BYTES = 64 * 1024
+MAX_CACHED = 100_000
 
 
 class AuthenticationFailed(NegotiatorError):
@@ -44,19 +53,37 @@ class _Answer(msgspec.Struct):
 
 
 class AuthWebhook:
-    def __init__(self, url: str, *, ttl: float, client: httpx.AsyncClient | None = None,
+    def __init__(self, url: str, *, ttl: float, cache_ttl: float = 10.0, client: httpx.AsyncClient | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._url = url
         self._ttl = ttl
+        self._cache_ttl = cache_ttl
         self._client = client or httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT, follow_redirects=False)
         self._clock = clock
         self._prices: dict[str, tuple[Fraction, float]] = {}
+        self._accepted: dict[str, float] = {}
+        """Gateway address (lower case) -> until when its last 200 answer stands."""
+        self._inflight: dict[str, asyncio.Future[None]] = {}
 
     async def authenticate(self, address: str) -> None:
-        """Ask the webhook about ``address``; AuthenticationFailed unless it answers 200."""
+        """Ask the webhook about ``address`` (or use its 200 of the last ``cache_ttl`` s); AuthenticationFailed
+        unless it answers 200."""
+        key = address.lower()
+        if self._accepted.get(key, 0.0) > self._clock():
+            return
+        pending = self._inflight.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self._ask(address))
+            self._inflight[key] = pending
+            pending.add_done_callback(lambda _: self._inflight.pop(key, None))
+        await asyncio.shield(pending)
+
+    async def _ask(self, address: str) -> None:
         try:
             r = await self._client.post(self._url, json={"id": address})
             body = r.content[:MAX_ANSWER_BYTES]
+        except httpx.TimeoutException:
+            raise AuthenticationFailed("authentication failed: the auth webhook did not answer in time") from None
         except httpx.HTTPError as exc:
             raise AuthenticationFailed(f"authentication failed: {type(exc).__name__}") from None
         if r.status_code != 200:
@@ -74,6 +101,13 @@ class AuthWebhook:
         if len(self._prices) > 100_000:  # a bound: the oldest half goes
             for key in sorted(self._prices, key=lambda k: self._prices[k][1])[:50_000]:
                 del self._prices[key]
+        if self._cache_ttl > 0:
+            now = self._clock()
+            if len(self._accepted) >= MAX_CACHED:
+                self._accepted = {k: t for k, t in self._accepted.items() if t > now}
+                if len(self._accepted) >= MAX_CACHED:
+                    self._accepted.clear()
+            self._accepted[address.lower()] = now + self._cache_ttl
 
     def price_for(self, address: str) -> Fraction | None:
         """The base price the webhook gave this gateway, while it lasts."""
