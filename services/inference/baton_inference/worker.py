@@ -11,6 +11,7 @@ store.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import logging
@@ -34,6 +35,7 @@ from .triton import Triton
 __all__ = ["Worker"]
 
 log = logging.getLogger("baton.inference.jobs")
+MEDIA_EXT = {"image/png": "png", "image/jpeg": "jpg", "audio/wav": "wav", "audio/mpeg": "mp3", "video/mp4": "mp4"}
 
 
 class Worker:
@@ -105,7 +107,9 @@ class Worker:
             if error:
                 problem = json.loads(error)
                 raise from_code(problem.get("code", "runner_failed"), problem.get("message", ""))
-            yield JobResult(job_id=req.job_id, data=response, seconds=time.monotonic() - started)
+            data, outputs, units = await self._media(req.job_id, response)
+            yield JobResult(job_id=req.job_id, data=data, outputs=outputs, units=units,
+                            seconds=time.monotonic() - started)
         finally:
             entry.in_use -= 1
             metrics.IN_USE.labels(req.pipeline, req.model_id).set(entry.in_use)
@@ -154,16 +158,62 @@ class Worker:
             raise BodyMissing(f"body {req.body_ref.name} does not match its digest")
         return data
 
+    async def _media(self, job_id: str, response: bytes) -> tuple[bytes, tuple[Output, ...], int]:
+        """The runner's JSON with each ``data:`` media URL moved into a result file, and its ``baton`` units.
+
+        A file's ``url`` becomes its name (``image-0.png``, ``video-0.mp4``...), which the negotiator
+        replaces by a ``data:`` URL or its ``/stream`` URL, as go-livepeer does; the same URL twice is
+        one file. Files go inline up to half ``INLINE_BODY_MAX`` in all, the rest through the body store.
+        """
+        if b'"data:' not in response and b'"baton"' not in response:
+            return response, (), 0
+        doc = json.loads(response)
+        extra = doc.pop("baton", None) if isinstance(doc, dict) else None
+        units = int(extra.get("units", 0)) if isinstance(extra, dict) else 0
+        files: dict[str, tuple[str, str, bytes]] = {}  # data URL -> (name, content type, bytes)
+
+        def lift(node: Any) -> Any:
+            if isinstance(node, dict):
+                return {k: (lift_url(v) if k == "url" and isinstance(v, str) else lift(v)) for k, v in node.items()}
+            if isinstance(node, list):
+                return [lift(v) for v in node]
+            return node
+
+        def lift_url(url: str) -> str:
+            if not url.startswith("data:") or ";base64," not in url:
+                return url
+            if url not in files:
+                content_type = url[5:url.index(";")]
+                kind, _, subtype = content_type.partition("/")
+                name = f"{kind}-{len(files)}.{MEDIA_EXT.get(content_type, subtype or 'bin')}"
+                files[url] = (name, content_type, base64.b64decode(url.split(",", 1)[1]))
+            return files[url][0]
+
+        doc = lift(doc)
+        outputs: list[Output] = []
+        inline = 0
+        for n, (name, content_type, data) in enumerate(files.values()):
+            if self.bodies is None or inline + len(data) <= INLINE_BODY_MAX // 2:
+                inline += len(data)
+                outputs.append(Output(name=name, content_type=content_type, data=data))
+                continue
+            ref = BodyRef(name=f"{job_id}/out/{n}", size=len(data), content_type=content_type,
+                          sha256=hashlib.sha256(data).hexdigest())
+            await self.bodies.put(ref.name, data)
+            outputs.append(Output(name=name, content_type=content_type, ref=ref))
+        return json.dumps(doc).encode(), tuple(outputs), units
+
     def _result_too_big(self, result: JobResult) -> bool:
         return len(result.data) > INLINE_BODY_MAX
 
     async def _store_result(self, result: JobResult) -> JobResult:
         if self.bodies is None:
-            return JobResult(job_id=result.job_id, data=result.data, seconds=result.seconds)
-        name = f"{result.job_id}/out/0"
+            return result
+        name = f"{result.job_id}/out/response"
         await self.bodies.put(name, result.data)
         ref = BodyRef(name=name, size=len(result.data), content_type=result.content_type,
                       sha256=hashlib.sha256(result.data).hexdigest())
         return JobResult(job_id=result.job_id, content_type=result.content_type,
-                         outputs=(Output(name="response.json", content_type=result.content_type, ref=ref),),
-                         seconds=result.seconds)
+                         outputs=(*result.outputs,
+                                  Output(name="response.json", content_type=result.content_type, ref=ref)),
+                         units=result.units, seconds=result.seconds)
