@@ -137,7 +137,7 @@ async def demo(nats_url: str, triton: LocalTriton, inference_state: Path) -> Asy
     settings = InferenceSettings(
         nats_url=nats_url, http_host="127.0.0.1", http_port=free_port(), instance_id=f"w{uuid.uuid4().hex[:8]}",
         triton_url=triton.url, state_dir=str(inference_state), watch_interval=0.5, log_format="text",
-        max_image_pixels=512 * 512,
+        max_image_pixels=512 * 512, max_audio_seconds=30,
     )
     running = await start_inference(nats_url, settings)
     await running.wait_served({(p, m) for p, m in DEMO_MODELS.items()}, timeout=400)

@@ -56,7 +56,7 @@ class Inference(ServiceBase[InferenceSettings]):
         self.models = WarmModels(
             self.triton, gpu=self.gpu, load_timeout=self.settings.load_timeout,
             watch_interval=self.settings.watch_interval, max_pixels=self.settings.max_image_pixels,
-            on_change=self._changed.set,
+            on_change=self._changed.set, max_audio_seconds=self.settings.max_audio_seconds,
         )
         self.worker = Worker(self.models, self.triton, bodies, ctx.bus.nc)
         self.subject = job_subject("inference", self.worker_id)
