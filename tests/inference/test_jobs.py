@@ -110,8 +110,10 @@ async def test_llm_streams_tokens(demo: Running) -> None:
                                       "stream": True}, stream=True)
     chunks = [r for r in replies if isinstance(r, JobChunk)]
     assert chunks and [c.seq for c in chunks] == list(range(len(chunks)))
-    events = [msgspec.json.decode(c.data, type=ai.LLMResponse) for c in chunks]
+    assert chunks[-1].data == "[DONE]"  # as ai-runner ends its stream
+    events = [msgspec.json.decode(c.data, type=ai.LLMResponse) for c in chunks[:-1]]
     assert all(e.choices[0].delta is not None for e in events)
+    assert events[-1].choices[0].finish_reason == "length" and events[-1].usage.completion_tokens == 6
     whole = result_of(replies, ai.LLMResponse)
     assert whole.choices[0].message.content == "".join(e.choices[0].delta.content for e in events)
     assert whole.usage.completion_tokens == 6 and whole.choices[0].finish_reason == "length"

@@ -5,7 +5,10 @@ A job (``JobRequest``) gets ``JobChunk``s (LLM ``stream``), then one
 checked against the pipeline's type (``baton_common.schemas.ai``) before
 Triton sees them; the model checks the file itself (format, size). Bodies
 above ``INLINE_BODY_MAX`` come and go through the ``baton-bodies`` object
-store.
+store. The runner's media (``data:`` URLs) leave as result files the JSON
+names, and its ``baton`` entry (the units it measured: audio seconds) as
+``JobResult.units``. A job lets go of its slot, and a stale advert is put
+right, before its last reply.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -39,11 +43,15 @@ MEDIA_EXT = {"image/png": "png", "image/jpeg": "jpg", "audio/wav": "wav", "audio
 
 
 class Worker:
-    def __init__(self, models: WarmModels, triton: Triton, bodies: ObjectStore | None, nc: Any) -> None:
+    def __init__(self, models: WarmModels, triton: Triton, bodies: ObjectStore | None, nc: Any,
+                 *, settle: Callable[[str, str], Awaitable[None]] | None = None) -> None:
         self.models = models
         self.triton = triton
         self.bodies = bodies
         self.nc = nc
+        self.settle = settle
+        """Called once a job has let go of its slot, before its last reply: an advert that showed the slot
+        busy is corrected first, so the negotiator's next job for a capacity-1 model is not refused."""
 
     async def on_msg(self, msg: Msg) -> None:
         try:
@@ -57,20 +65,30 @@ class Worker:
         try:
             async for item in self.run(req):
                 if isinstance(item, JobResult):
+                    await self._settle(req)
                     await self._reply(msg, item)
                     break
                 await self._reply(msg, JobChunk(job_id=req.job_id, seq=streamed, data=item))
                 streamed += 1
         except InferenceError as exc:
             metrics.ERRORS.labels(exc.code, req.pipeline, req.model_id).inc()
+            await self._settle(req)
             await self._reply(msg, JobError(job_id=req.job_id, code=exc.code, message=exc.message,  # type: ignore[arg-type]
                                             retryable=exc.retryable and streamed == 0))
         except Exception:
             log.exception("job failed", extra={"job_id": req.job_id})
             metrics.ERRORS.labels("internal", req.pipeline, req.model_id).inc()
+            await self._settle(req)
             await self._reply(msg, JobError(job_id=req.job_id, code="internal", message="internal error"))
         finally:
             metrics.JOB_SECONDS.labels(req.pipeline, req.model_id).observe(time.monotonic() - started)
+
+    async def _settle(self, req: JobRequest) -> None:
+        if self.settle is not None:
+            try:
+                await self.settle(req.pipeline, req.model_id)
+            except Exception as exc:  # noqa: BLE001 - the advert is advisory; the job's answer goes out regardless
+                log.warning("could not correct the advert", extra={"error": repr(exc)})
 
     async def _reply(self, msg: Msg, reply: msgspec.Struct) -> None:
         if isinstance(reply, JobResult) and self._result_too_big(reply):
@@ -96,11 +114,22 @@ class Worker:
         entry.in_use += 1
         metrics.IN_USE.labels(req.pipeline, req.model_id).set(entry.in_use)
         started = time.monotonic()
+        held = True
+
+        def release() -> None:  # before the JobResult goes out: the slot is free once the answer is
+            nonlocal held
+            if held:
+                held = False
+                entry.in_use -= 1
+                metrics.IN_USE.labels(req.pipeline, req.model_id).set(entry.in_use)
+
         try:
             body = await self._body(req)
             request = json.dumps(req.params).encode()
             if req.pipeline in DECOUPLED:
                 async for item in self._llm(req, request):
+                    if isinstance(item, JobResult):
+                        release()
                     yield item
                 return
             response, error = await self.triton.infer(entry.spec.name, request, body)
@@ -108,11 +137,12 @@ class Worker:
                 problem = json.loads(error)
                 raise from_code(problem.get("code", "runner_failed"), problem.get("message", ""))
             data, outputs, units = await self._media(req.job_id, response)
-            yield JobResult(job_id=req.job_id, data=data, outputs=outputs, units=units,
-                            seconds=time.monotonic() - started)
+            result = JobResult(job_id=req.job_id, data=data, outputs=outputs, units=units,
+                               seconds=time.monotonic() - started)
+            release()
+            yield result
         finally:
-            entry.in_use -= 1
-            metrics.IN_USE.labels(req.pipeline, req.model_id).set(entry.in_use)
+            release()
 
     async def _llm(self, req: JobRequest, request: bytes) -> Any:
         entry = self.models.find(req.pipeline, req.model_id)
@@ -136,9 +166,18 @@ class Worker:
                 )
                 yield msgspec.json.encode(event).decode()
         prompt, completion = int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
+        totals = ai.LLMTokenUsage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
+        if req.stream:  # ai-runner's stream ends with the finish reason and usage, then [DONE]
+            last = ai.LLMResponse(
+                id=stream_id, model=req.model_id, created=created, usage=totals,
+                choices=(ai.LLMChoice(index=0, finish_reason=str(usage.get("finish_reason", "stop")),
+                                      delta=ai.LLMMessage(role="assistant", content="")),),
+            )
+            yield msgspec.json.encode(last).decode()
+            yield "[DONE]"
         whole = ai.LLMResponse(
             id=stream_id, model=req.model_id, created=created,
-            usage=ai.LLMTokenUsage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion),
+            usage=totals,
             choices=(ai.LLMChoice(index=0, finish_reason=str(usage.get("finish_reason", "stop")),
                                   message=ai.LLMMessage(role="assistant", content="".join(text))),),
         )
