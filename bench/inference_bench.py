@@ -175,20 +175,20 @@ async def main(args: argparse.Namespace) -> None:
         await via_bus()
         await via_negotiator()
         print(f"{args.pipeline} {args.model_id} on {url}, {args.requests} requests per path and concurrency "
-              f"(in {REPEATS} interleaved rounds), params {params}")
+              f"(in {args.repeats} interleaved rounds), params {params}")
         for concurrency in (1, 16):
             # the three paths take turns, in REPEATS short rounds each: a burst of load from elsewhere on a
             # shared machine then falls on all three instead of on one
             paths = {"direct": direct, "bus": via_bus, "negotiator": via_negotiator}
             lat: dict[str, list[float]] = {k: [] for k in paths}
             busy: dict[str, float] = dict.fromkeys(paths, 0.0)
-            per_round = max(concurrency, args.requests // REPEATS)
-            for _ in range(REPEATS):
+            per_round = max(concurrency, args.requests // args.repeats)
+            for _ in range(args.repeats):
                 for key, call in paths.items():
                     got, rate = await run_rounds(call, per_round, concurrency)
                     lat[key] += got
                     busy[key] += per_round / rate
-            total = per_round * REPEATS
+            total = per_round * args.repeats
             (d_lat, d_rate), (b_lat, b_rate), (n_lat, n_rate) = (
                 (lat[k], total / busy[k]) for k in ("direct", "bus", "negotiator"))
             print(f"concurrency {concurrency}:")
@@ -220,5 +220,6 @@ if __name__ == "__main__":
     parser.add_argument("--models-dir", default="")
     parser.add_argument("--params", default="", help="the request as JSON (default: a small one per pipeline)")
     parser.add_argument("--requests", type=int, default=48)
+    parser.add_argument("--repeats", type=int, default=REPEATS, help="interleaved rounds per path")
     asyncio.run(main(parser.parse_args()))
     sys.exit(0)

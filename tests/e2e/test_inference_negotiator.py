@@ -18,7 +18,7 @@ import base64
 import io
 import json
 import subprocess
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -40,8 +40,10 @@ CAPABILITY = {"text-to-image": 27, "image-to-image": 28, "image-to-video": 29, "
 
 
 @pytest.fixture(scope="module")
-def negotiator(nats_url: str, demo: Running,  # noqa: F811 - the imported fixture
-               tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNegotiator]:
+async def negotiator(nats_url: str, demo: Running,  # noqa: F811 - the imported fixture
+                     tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RunningNegotiator]:
+    # every demo model warm (after tests/inference killed Triton, the manager may still be reloading some)
+    await demo.wait_served(set(DEMO_MODELS.items()), timeout=400)
     running = start_negotiator(nats_url, tmp_path_factory.mktemp("negotiator-inference"))
     yield running
     running.stop()
