@@ -1,15 +1,22 @@
-"""A job through the bus and the inference worker, next to a direct tritonclient call to the same Triton model.
+"""A job through the negotiator, the bus and the inference worker, next to a direct tritonclient call to the same model.
 
     .venv/bin/python bench/inference_bench.py [--triton-url URL] [--pipeline text-to-image]
-        [--model-id baton-demo/tiny-sd] [--models-dir DIR] [--requests 48]
+        [--model-id baton-demo/tiny-sd] [--models-dir DIR] [--params JSON] [--requests 48]
 
 Without ``--triton-url`` it starts the local tritonserver (the nvidia-pytriton
-wheel's, CPU). It starts its own nats-server and one inference worker (in
-this process) that loads the model with capacity 16, then, at concurrency 1
-and 16, sends the same request both ways and prints latency (p50, p95) and
-throughput, the overhead in ms and the ratios. A demo model id
-(``baton-demo/...``) is built in a temporary folder; any other needs
-``--models-dir`` (-aiModelsDir). The negotiator's path comes on top at merge.
+wheel's, CPU). It starts its own nats-server, one inference worker (in this
+process) that loads the model with capacity 16, and the negotiator (offchain,
+its own process). Then, at concurrency 1 and 16, it sends the same request
+three ways in the same run: straight to Triton with tritonclient (the
+baseline), as a JobRequest on the bus to the worker, and as a gateway does
+(HTTPS POST to the negotiator, the certificate pinned, the Livepeer-Segment
+header of a GetOrchestrator session) and prints latency (p50, p95),
+throughput, the overhead in ms over the direct call and the ratios. A demo
+model id (``baton-demo/...``) is built in a temporary folder; any other needs
+``--models-dir`` (-aiModelsDir). ``--params`` replaces the request (e.g. more
+steps and pixels, for a model whose compute takes 100 ms or more):
+
+    bench/inference_bench.py --params '{"prompt": "x", "height": 256, "width": 256, "num_inference_steps": 20}'
 """
 
 from __future__ import annotations
@@ -25,23 +32,42 @@ import time
 import uuid
 from pathlib import Path
 
-import httpx
-import nats
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
 
-from baton_common.runtime.runtime import Runtime
-from baton_common.schemas import decode, encode
-from baton_common.schemas.jobs import JobReply, JobRequest, JobResult
-from baton_inference.__main__ import Inference
-from baton_inference.config import InferenceSettings
-from baton_inference.demo import build, is_demo
-from baton_inference.domain import triton_name
-from baton_inference.server import command
-from baton_inference.triton import Triton
+import httpx  # noqa: E402
+import nats  # noqa: E402
+
+from baton_common.runtime.runtime import Runtime  # noqa: E402
+from baton_common.schemas import decode, encode  # noqa: E402
+from baton_common.schemas.jobs import JobReply, JobRequest, JobResult  # noqa: E402
+from baton_inference.__main__ import Inference  # noqa: E402
+from baton_inference.config import InferenceSettings  # noqa: E402
+from baton_inference.demo import build, is_demo  # noqa: E402
+from baton_inference.domain import triton_name  # noqa: E402
+from baton_inference.server import command  # noqa: E402
+from baton_inference.triton import Triton  # noqa: E402
+from tests.helpers import service_env, wait_ready  # noqa: E402
+from tests.negotiator.gateway import TestGateway, ai_caps  # noqa: E402
+
+CAPABILITY = {"text-to-image": 27, "text-to-speech": 36}
+REPEATS = 8
 
 REQUESTS = {
     "text-to-image": {"prompt": "a lighthouse", "height": 64, "width": 64, "num_inference_steps": 2, "seed": 1},
     "text-to-speech": {"text": "hello there"},
 }
+
+
+def start_negotiator(nats_url: str, state: Path, grpc_port: int) -> subprocess.Popen[bytes]:
+    health = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "baton_negotiator"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, env=service_env(
+                                nats_url, BATON_NEGOTIATOR_SERVICE_ADDR=f"127.0.0.1:{grpc_port}",
+                                BATON_NEGOTIATOR_JOB_PORT="0", BATON_HTTP_PORT=str(health),
+                                BATON_NEGOTIATOR_STATE_DIR=str(state), BATON_LOG_LEVEL="error"))
+    wait_ready(health, proc, timeout=60)
+    return proc
 
 
 def free_port() -> int:
@@ -103,6 +129,8 @@ async def main(args: argparse.Namespace) -> None:
         instance_id=f"bench-{uuid.uuid4().hex[:6]}", triton_url=url, ai_models=str(config),
         ai_models_dir=args.models_dir, state_dir=str(tmp / "state"), log_level="warning",
     )
+    grpc_port = free_port()
+    procs.append(start_negotiator(settings.nats_url, tmp / "negotiator", grpc_port))
     service = Inference(settings)
     runtime = Runtime(service, settings)
     task = asyncio.create_task(runtime.run(handle_signals=False))
@@ -110,7 +138,7 @@ async def main(args: argparse.Namespace) -> None:
         while not getattr(service, "models", None) or not service.models.advertised():
             await asyncio.sleep(0.2)
         nc = await nats.connect(settings.nats_url)
-        params = REQUESTS[args.pipeline]
+        params = json.loads(args.params) if args.params else REQUESTS[args.pipeline]
         request = json.dumps(params).encode()
         triton = Triton(url)
         name = triton_name(args.pipeline, args.model_id)
@@ -125,18 +153,55 @@ async def main(args: argparse.Namespace) -> None:
             reply = decode((await nc.request(service.subject, encode(job), timeout=300)).data, JobReply)
             assert isinstance(reply, JobResult), reply
 
+        gw = TestGateway("127.0.0.1", grpc_port)
+        capability = CAPABILITY[args.pipeline]
+        for _ in range(100):  # until the negotiator has the worker's advert
+            info = await asyncio.to_thread(gw.get_orchestrator, caps=ai_caps(capability, args.model_id), signed=False)
+            if args.model_id in info.capabilities.constraints.PerCapability[capability].models:
+                break
+            await asyncio.sleep(0.2)
+        headers = {"Livepeer-Payment": "", "Livepeer-Segment": gw.segment_header(
+            info, manifest=f"{capability}_{args.model_id}".encode(), signed=False)}
+        gw_ctx = __import__("ssl").create_default_context(cadata=gw.cert.decode())
+        gw_ctx.check_hostname = False
+        http = httpx.AsyncClient(verify=gw_ctx, timeout=300, limits=httpx.Limits(max_keepalive_connections=32))
+        body = {**params, "model_id": args.model_id}
+
+        async def via_negotiator() -> None:
+            r = await http.post(f"{info.transcoder}/{args.pipeline}", json=body, headers=headers)
+            assert r.status_code == 200, r.text
+
         await direct()
         await via_bus()
-        print(f"{args.pipeline} {args.model_id} on {url}, {args.requests} requests per round")
+        await via_negotiator()
+        print(f"{args.pipeline} {args.model_id} on {url}, {args.requests} requests per path and concurrency "
+              f"(in {args.repeats} interleaved rounds), params {params}")
         for concurrency in (1, 16):
-            d_lat, d_rate = await run_rounds(direct, args.requests, concurrency)
-            b_lat, b_rate = await run_rounds(via_bus, args.requests, concurrency)
+            # the three paths take turns, in REPEATS short rounds each: a burst of load from elsewhere on a
+            # shared machine then falls on all three instead of on one
+            paths = {"direct": direct, "bus": via_bus, "negotiator": via_negotiator}
+            lat: dict[str, list[float]] = {k: [] for k in paths}
+            busy: dict[str, float] = dict.fromkeys(paths, 0.0)
+            per_round = max(concurrency, args.requests // args.repeats)
+            for _ in range(args.repeats):
+                for key, call in paths.items():
+                    got, rate = await run_rounds(call, per_round, concurrency)
+                    lat[key] += got
+                    busy[key] += per_round / rate
+            total = per_round * args.repeats
+            (d_lat, d_rate), (b_lat, b_rate), (n_lat, n_rate) = (
+                (lat[k], total / busy[k]) for k in ("direct", "bus", "negotiator"))
             print(f"concurrency {concurrency}:")
             print(summary("direct tritonclient", d_lat, d_rate))
             print(summary("bus + worker", b_lat, b_rate))
-            overhead = (statistics.median(b_lat) - statistics.median(d_lat)) * 1000
-            print(f"  overhead {overhead:+.1f} ms at p50; latency x{statistics.median(b_lat) / statistics.median(d_lat):.3f}"
-                  f", throughput x{b_rate / d_rate:.3f}  (goal: <= 1.1x latency, >= 0.9x throughput)")
+            print(summary("negotiator+bus+worker", n_lat, n_rate))
+            for path, lat, rate in (("bus + worker", b_lat, b_rate), ("negotiator+bus+worker", n_lat, n_rate)):
+                overhead = (statistics.median(lat) - statistics.median(d_lat)) * 1000
+                print(f"  {path}: overhead {overhead:+.1f} ms at p50; latency "
+                      f"x{statistics.median(lat) / statistics.median(d_lat):.3f}, throughput x{rate / d_rate:.3f}"
+                      "  (goal: <= 1.1x latency, >= 0.9x throughput)")
+        await http.aclose()
+        gw.close()
         await triton.close()
         await nc.close()
     finally:
@@ -153,6 +218,8 @@ if __name__ == "__main__":
     parser.add_argument("--pipeline", default="text-to-image", choices=sorted(REQUESTS))
     parser.add_argument("--model-id", default="baton-demo/tiny-sd")
     parser.add_argument("--models-dir", default="")
+    parser.add_argument("--params", default="", help="the request as JSON (default: a small one per pipeline)")
     parser.add_argument("--requests", type=int, default=48)
+    parser.add_argument("--repeats", type=int, default=REPEATS, help="interleaved rounds per path")
     asyncio.run(main(parser.parse_args()))
     sys.exit(0)

@@ -2,6 +2,11 @@
 
 The demo set is built once into the session's state folder and loaded once;
 the tests send JobRequests on the worker's subject as the negotiator would.
+
+Other areas' tests import these fixtures (``from tests.inference.conftest import
+demo, inference_state, triton``); pytest then holds one definition per importing
+module, so each fixture keeps its value in ``_SHARED`` and every definition
+yields the same server, folder and service (the first one set up tears it down).
 """
 
 from __future__ import annotations
@@ -63,9 +68,17 @@ class LocalTriton:
             self.proc.wait(10)
 
 
+_SHARED: dict[str, object] = {}
+"""The session's Triton, state folder and demo service, whichever module's fixture made them."""
+
+
 @pytest.fixture(scope="session")
 def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalTriton]:
+    if "triton" in _SHARED:
+        yield _SHARED["triton"]  # type: ignore[misc]
+        return
     server = LocalTriton(state=tmp_path_factory.mktemp("triton"), http_port=free_port())
+    _SHARED["triton"] = server
     server.start()
     yield server
     server.kill()
@@ -73,7 +86,9 @@ def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalTriton]:
 
 @pytest.fixture(scope="session")
 def inference_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("inference-state")
+    if "inference_state" not in _SHARED:
+        _SHARED["inference_state"] = tmp_path_factory.mktemp("inference-state")
+    return _SHARED["inference_state"]  # type: ignore[return-value]
 
 
 @dataclass
@@ -134,12 +149,16 @@ async def stop_inference(running: Running) -> None:
 @pytest.fixture(scope="session")
 async def demo(nats_url: str, triton: LocalTriton, inference_state: Path) -> AsyncIterator[Running]:
     """The inference service offchain with no models: it builds the demo set and serves it."""
+    if "demo" in _SHARED:
+        yield _SHARED["demo"]  # type: ignore[misc]
+        return
     settings = InferenceSettings(
         nats_url=nats_url, http_host="127.0.0.1", http_port=free_port(), instance_id=f"w{uuid.uuid4().hex[:8]}",
         triton_url=triton.url, state_dir=str(inference_state), watch_interval=0.5, log_format="text",
-        max_image_pixels=512 * 512,
+        max_image_pixels=512 * 512, max_audio_seconds=30,
     )
     running = await start_inference(nats_url, settings)
     await running.wait_served({(p, m) for p, m in DEMO_MODELS.items()}, timeout=400)
+    _SHARED["demo"] = running
     yield running
     await stop_inference(running)

@@ -43,6 +43,8 @@ class Inference(ServiceBase[InferenceSettings]):
         self.warm_up_error = ""
         self._changed = asyncio.Event()
         self.kv = None
+        self._published: dict[tuple[str, str], int] = {}
+        """in_use per model in the last advert put."""
 
     async def start(self, ctx: ServiceContext) -> None:
         """Bind the stores and take jobs at once; the models load in the background, advertised as each gets warm."""
@@ -56,9 +58,9 @@ class Inference(ServiceBase[InferenceSettings]):
         self.models = WarmModels(
             self.triton, gpu=self.gpu, load_timeout=self.settings.load_timeout,
             watch_interval=self.settings.watch_interval, max_pixels=self.settings.max_image_pixels,
-            on_change=self._changed.set,
+            on_change=self._changed.set, max_audio_seconds=self.settings.max_audio_seconds,
         )
-        self.worker = Worker(self.models, self.triton, bodies, ctx.bus.nc)
+        self.worker = Worker(self.models, self.triton, bodies, ctx.bus.nc, settle=self.settle)
         self.subject = job_subject("inference", self.worker_id)
         self.sub = await ctx.bus.nc.subscribe(self.subject, cb=self._dispatch)
         control = Control(ctx.bus, self.models, self.settings, self.worker_id, self.budget)
@@ -126,8 +128,18 @@ class Inference(ServiceBase[InferenceSettings]):
             self._update_metrics()
             try:
                 await self.kv.put(key, encode(advert))  # type: ignore[union-attr]
+                self._published = {(m.pipeline, m.model_id): m.in_use for m in advert.models}
             except Exception as exc:  # noqa: BLE001 - NATS away: the next round tries again
                 self.ctx.log.warning("cannot write the worker advert", extra={"error": repr(exc)})
+
+    async def settle(self, pipeline: str, model_id: str) -> None:
+        """Put the advert now if the last one showed more of (pipeline, model_id) in use than is."""
+        entry = self.models.find(pipeline, model_id)
+        if entry is None or self._published.get((pipeline, model_id), 0) <= entry.in_use or self.kv is None:
+            return
+        advert = self.advert()
+        await self.kv.put(advert_key("inference", self.worker_id), encode(advert))
+        self._published = {(m.pipeline, m.model_id): m.in_use for m in advert.models}
 
     def _update_metrics(self) -> None:
         for entry in self.models.entries.values():

@@ -35,6 +35,9 @@ class InferenceSettings(CommonSettings, frozen=True, kw_only=True):
     max_image_pixels: Annotated[
         int, setting("Largest input image (width x height) a model takes; a larger one is refused as bad input.", ge=1)
     ] = 4096 * 4096
+    max_audio_seconds: Annotated[
+        int, setting("Longest audio audio-to-text transcribes, in seconds; a longer one is refused as bad input.", ge=1)
+    ] = 4 * 3600
 
     def __post_init__(self) -> None:
         if not self.triton_url.startswith(("http://", "https://")):

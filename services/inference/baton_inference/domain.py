@@ -41,7 +41,8 @@ DECOUPLED = frozenset({"llm"})
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".onnx")
 RUNTIME_OVERHEAD = 1.2
 """Loaded size over weight-file size (activations and buffers on top of the weights)."""
-PIPELINES_SERVED = ("text-to-image", "image-to-image", "llm", "image-to-text", "text-to-speech")
+PIPELINES_SERVED = ("text-to-image", "image-to-image", "llm", "image-to-text", "text-to-speech", "audio-to-text",
+                    "upscale", "image-to-video", "segment-anything-2")
 """Pipelines with a Triton model in ``triton_models/`` today."""
 
 
@@ -135,13 +136,14 @@ def check_budget(specs: list[ModelSpec], budget: int, headroom: float, *, where:
     return need
 
 
-def triton_config(spec: ModelSpec, *, gpu: bool, max_pixels: int) -> dict[str, Any]:
+def triton_config(spec: ModelSpec, *, gpu: bool, max_pixels: int, max_audio_seconds: int = 4 * 3600) -> dict[str, Any]:
     """The model configuration sent with Triton's load API (the config override)."""
     kind = "KIND_GPU" if gpu else "KIND_CPU"
     parameters = {
         "weights": {"string_value": str(spec.weights)},
         "model_id": {"string_value": spec.model_id},
         "max_pixels": {"string_value": str(max_pixels)},
+        "max_audio_seconds": {"string_value": str(max_audio_seconds)},
     }
     if spec.pipeline in DECOUPLED:
         return {

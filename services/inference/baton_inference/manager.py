@@ -30,7 +30,7 @@ from .errors import InferenceError, RunnerFailed
 from .memory import Gpu, stub_rss
 from .triton import Triton
 
-__all__ = ["Entry", "WarmModels", "tiny_png"]
+__all__ = ["Entry", "WarmModels", "tiny_png", "tiny_wav"]
 
 log = logging.getLogger("baton.inference.models")
 
@@ -46,12 +46,24 @@ def tiny_png(side: int = 32) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
 
 
+def tiny_wav(seconds: float = 1.0, rate: int = 16_000) -> bytes:
+    """``seconds`` of silence as a 16-bit mono WAV (the audio warm-up)."""
+    frames = int(seconds * rate)
+    header = struct.pack("<4sI4s4sIHHIIHH4sI", b"RIFF", 36 + 2 * frames, b"WAVE", b"fmt ", 16, 1, 1, rate, 2 * rate,
+                         2, 16, b"data", 2 * frames)
+    return header + b"\x00\x00" * frames
+
+
 WARM_UP: dict[str, tuple[dict[str, object], bytes]] = {
     "text-to-image": ({"prompt": "warm-up", "height": 64, "width": 64, "num_inference_steps": 1, "seed": 0}, b""),
     "image-to-image": ({"prompt": "warm-up", "num_inference_steps": 2, "strength": 0.5, "seed": 0}, tiny_png(64)),
     "llm": ({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}, b""),
     "image-to-text": ({}, tiny_png()),
     "text-to-speech": ({"text": "hi"}, b""),
+    "audio-to-text": ({"return_timestamps": "true"}, tiny_wav()),
+    "upscale": ({"prompt": "warm-up", "num_inference_steps": 1, "seed": 0}, tiny_png(16)),
+    "image-to-video": ({"height": 64, "width": 64, "num_inference_steps": 1, "seed": 0}, tiny_png(64)),
+    "segment-anything-2": ({"point_coords": "[[16, 16]]", "point_labels": "[1]"}, tiny_png()),
 }
 
 
@@ -78,13 +90,14 @@ class Entry:
 class WarmModels:
     def __init__(
         self, triton: Triton, *, gpu: Gpu, load_timeout: float, watch_interval: float, max_pixels: int,
-        on_change: Callable[[], None], retry_after: float = 5.0,
+        on_change: Callable[[], None], retry_after: float = 5.0, max_audio_seconds: int = 4 * 3600,
     ) -> None:
         self.triton = triton
         self.gpu = gpu
         self.load_timeout = load_timeout
         self.watch_interval = watch_interval
         self.max_pixels = max_pixels
+        self.max_audio_seconds = max_audio_seconds
         self.on_change = on_change
         self.retry_after = retry_after
         self.entries: dict[tuple[str, str], Entry] = {}
@@ -153,7 +166,8 @@ class WarmModels:
         return entry
 
     async def _load_and_warm(self, spec: ModelSpec) -> None:
-        config = triton_config(spec, gpu=self.gpu.available, max_pixels=self.max_pixels)
+        config = triton_config(spec, gpu=self.gpu.available, max_pixels=self.max_pixels,
+                               max_audio_seconds=self.max_audio_seconds)
         await self.triton.load(spec.name, spec.pipeline, config)
         params, body = WARM_UP[spec.pipeline]
         request = json.dumps(params).encode()

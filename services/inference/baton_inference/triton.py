@@ -27,6 +27,8 @@ from .errors import ModelNotLoaded, RunnerFailed
 
 __all__ = ["MODELS_DIR", "Triton", "TritonHealth", "model_files"]
 
+SLOW_ANSWERS = 3
+"""Health questions in a row that may time out (2 s each) before a model or the server counts as gone."""
 MODELS_DIR = Path(__file__).parent / "triton_models"
 """The Python-backend model code Baton ships: ``<pipeline>/model.py`` and the shared ``baton_model.py``."""
 
@@ -64,6 +66,16 @@ class Triton:
         self.client = triton_http.InferenceServerClient(host, ssl=self.url.startswith("https"), conn_timeout=timeout)
         self.http = httpx.AsyncClient(base_url=self.url, timeout=httpx.Timeout(timeout, connect=2.0))
         self.version = ""
+        self._timeouts: dict[str, int] = {}
+
+    def _slow(self, key: str) -> bool:
+        """A health question that timed out: still taken as ready until SLOW_ANSWERS in a row time out.
+
+        A loaded host (stubs importing torch) can make Triton answer late; a late answer is not a lost
+        model. A killed server refuses the connection and an unloaded model answers 400, at once.
+        """
+        self._timeouts[key] = self._timeouts.get(key, 0) + 1
+        return self._timeouts[key] < SLOW_ANSWERS
 
     async def close(self) -> None:
         await self.client.close()
@@ -74,14 +86,20 @@ class Triton:
             response = await self.http.get("/v2/health/ready", timeout=2.0)
             if response.status_code == 200 and not self.version:
                 self.version = (await self.http.get("/v2", timeout=2.0)).json().get("version", "")
+            self._timeouts.pop("", None)
             return response.status_code == 200
+        except httpx.TimeoutException:
+            return self._slow("")
         except httpx.HTTPError:
             return False
 
     async def model_ready(self, name: str) -> bool:
         try:
             response = await self.http.get(f"/v2/models/{name}/ready", timeout=2.0)
+            self._timeouts.pop(name, None)
             return response.status_code == 200
+        except httpx.TimeoutException:
+            return self._slow(name)
         except httpx.HTTPError:
             return False
 

@@ -5,17 +5,22 @@ A job (``JobRequest``) gets ``JobChunk``s (LLM ``stream``), then one
 checked against the pipeline's type (``baton_common.schemas.ai``) before
 Triton sees them; the model checks the file itself (format, size). Bodies
 above ``INLINE_BODY_MAX`` come and go through the ``baton-bodies`` object
-store.
+store. The runner's media (``data:`` URLs) leave as result files the JSON
+names, and its ``baton`` entry (the units it measured: audio seconds) as
+``JobResult.units``. A job lets go of its slot, and a stale advert is put
+right, before its last reply.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -34,14 +39,19 @@ from .triton import Triton
 __all__ = ["Worker"]
 
 log = logging.getLogger("baton.inference.jobs")
+MEDIA_EXT = {"image/png": "png", "image/jpeg": "jpg", "audio/wav": "wav", "audio/mpeg": "mp3", "video/mp4": "mp4"}
 
 
 class Worker:
-    def __init__(self, models: WarmModels, triton: Triton, bodies: ObjectStore | None, nc: Any) -> None:
+    def __init__(self, models: WarmModels, triton: Triton, bodies: ObjectStore | None, nc: Any,
+                 *, settle: Callable[[str, str], Awaitable[None]] | None = None) -> None:
         self.models = models
         self.triton = triton
         self.bodies = bodies
         self.nc = nc
+        self.settle = settle
+        """Called once a job has let go of its slot, before its last reply: an advert that showed the slot
+        busy is corrected first, so the negotiator's next job for a capacity-1 model is not refused."""
 
     async def on_msg(self, msg: Msg) -> None:
         try:
@@ -55,20 +65,30 @@ class Worker:
         try:
             async for item in self.run(req):
                 if isinstance(item, JobResult):
+                    await self._settle(req)
                     await self._reply(msg, item)
                     break
                 await self._reply(msg, JobChunk(job_id=req.job_id, seq=streamed, data=item))
                 streamed += 1
         except InferenceError as exc:
             metrics.ERRORS.labels(exc.code, req.pipeline, req.model_id).inc()
+            await self._settle(req)
             await self._reply(msg, JobError(job_id=req.job_id, code=exc.code, message=exc.message,  # type: ignore[arg-type]
                                             retryable=exc.retryable and streamed == 0))
         except Exception:
             log.exception("job failed", extra={"job_id": req.job_id})
             metrics.ERRORS.labels("internal", req.pipeline, req.model_id).inc()
+            await self._settle(req)
             await self._reply(msg, JobError(job_id=req.job_id, code="internal", message="internal error"))
         finally:
             metrics.JOB_SECONDS.labels(req.pipeline, req.model_id).observe(time.monotonic() - started)
+
+    async def _settle(self, req: JobRequest) -> None:
+        if self.settle is not None:
+            try:
+                await self.settle(req.pipeline, req.model_id)
+            except Exception as exc:  # noqa: BLE001 - the advert is advisory; the job's answer goes out regardless
+                log.warning("could not correct the advert", extra={"error": repr(exc)})
 
     async def _reply(self, msg: Msg, reply: msgspec.Struct) -> None:
         if isinstance(reply, JobResult) and self._result_too_big(reply):
@@ -94,21 +114,35 @@ class Worker:
         entry.in_use += 1
         metrics.IN_USE.labels(req.pipeline, req.model_id).set(entry.in_use)
         started = time.monotonic()
+        held = True
+
+        def release() -> None:  # before the JobResult goes out: the slot is free once the answer is
+            nonlocal held
+            if held:
+                held = False
+                entry.in_use -= 1
+                metrics.IN_USE.labels(req.pipeline, req.model_id).set(entry.in_use)
+
         try:
             body = await self._body(req)
             request = json.dumps(req.params).encode()
             if req.pipeline in DECOUPLED:
                 async for item in self._llm(req, request):
+                    if isinstance(item, JobResult):
+                        release()
                     yield item
                 return
             response, error = await self.triton.infer(entry.spec.name, request, body)
             if error:
                 problem = json.loads(error)
                 raise from_code(problem.get("code", "runner_failed"), problem.get("message", ""))
-            yield JobResult(job_id=req.job_id, data=response, seconds=time.monotonic() - started)
+            data, outputs, units = await self._media(req.job_id, response)
+            result = JobResult(job_id=req.job_id, data=data, outputs=outputs, units=units,
+                               seconds=time.monotonic() - started)
+            release()
+            yield result
         finally:
-            entry.in_use -= 1
-            metrics.IN_USE.labels(req.pipeline, req.model_id).set(entry.in_use)
+            release()
 
     async def _llm(self, req: JobRequest, request: bytes) -> Any:
         entry = self.models.find(req.pipeline, req.model_id)
@@ -132,9 +166,18 @@ class Worker:
                 )
                 yield msgspec.json.encode(event).decode()
         prompt, completion = int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
+        totals = ai.LLMTokenUsage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
+        if req.stream:  # ai-runner's stream ends with the finish reason and usage, then [DONE]
+            last = ai.LLMResponse(
+                id=stream_id, model=req.model_id, created=created, usage=totals,
+                choices=(ai.LLMChoice(index=0, finish_reason=str(usage.get("finish_reason", "stop")),
+                                      delta=ai.LLMMessage(role="assistant", content="")),),
+            )
+            yield msgspec.json.encode(last).decode()
+            yield "[DONE]"
         whole = ai.LLMResponse(
             id=stream_id, model=req.model_id, created=created,
-            usage=ai.LLMTokenUsage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion),
+            usage=totals,
             choices=(ai.LLMChoice(index=0, finish_reason=str(usage.get("finish_reason", "stop")),
                                   message=ai.LLMMessage(role="assistant", content="".join(text))),),
         )
@@ -154,16 +197,62 @@ class Worker:
             raise BodyMissing(f"body {req.body_ref.name} does not match its digest")
         return data
 
+    async def _media(self, job_id: str, response: bytes) -> tuple[bytes, tuple[Output, ...], int]:
+        """The runner's JSON with each ``data:`` media URL moved into a result file, and its ``baton`` units.
+
+        A file's ``url`` becomes its name (``image-0.png``, ``video-0.mp4``...), which the negotiator
+        replaces by a ``data:`` URL or its ``/stream`` URL, as go-livepeer does; the same URL twice is
+        one file. Files go inline up to half ``INLINE_BODY_MAX`` in all, the rest through the body store.
+        """
+        if b'"data:' not in response and b'"baton"' not in response:
+            return response, (), 0
+        doc = json.loads(response)
+        extra = doc.pop("baton", None) if isinstance(doc, dict) else None
+        units = int(extra.get("units", 0)) if isinstance(extra, dict) else 0
+        files: dict[str, tuple[str, str, bytes]] = {}  # data URL -> (name, content type, bytes)
+
+        def lift(node: Any) -> Any:
+            if isinstance(node, dict):
+                return {k: (lift_url(v) if k == "url" and isinstance(v, str) else lift(v)) for k, v in node.items()}
+            if isinstance(node, list):
+                return [lift(v) for v in node]
+            return node
+
+        def lift_url(url: str) -> str:
+            if not url.startswith("data:") or ";base64," not in url:
+                return url
+            if url not in files:
+                content_type = url[5:url.index(";")]
+                kind, _, subtype = content_type.partition("/")
+                name = f"{kind}-{len(files)}.{MEDIA_EXT.get(content_type, subtype or 'bin')}"
+                files[url] = (name, content_type, base64.b64decode(url.split(",", 1)[1]))
+            return files[url][0]
+
+        doc = lift(doc)
+        outputs: list[Output] = []
+        inline = 0
+        for n, (name, content_type, data) in enumerate(files.values()):
+            if self.bodies is None or inline + len(data) <= INLINE_BODY_MAX // 2:
+                inline += len(data)
+                outputs.append(Output(name=name, content_type=content_type, data=data))
+                continue
+            ref = BodyRef(name=f"{job_id}/out/{n}", size=len(data), content_type=content_type,
+                          sha256=hashlib.sha256(data).hexdigest())
+            await self.bodies.put(ref.name, data)
+            outputs.append(Output(name=name, content_type=content_type, ref=ref))
+        return json.dumps(doc).encode(), tuple(outputs), units
+
     def _result_too_big(self, result: JobResult) -> bool:
         return len(result.data) > INLINE_BODY_MAX
 
     async def _store_result(self, result: JobResult) -> JobResult:
         if self.bodies is None:
-            return JobResult(job_id=result.job_id, data=result.data, seconds=result.seconds)
-        name = f"{result.job_id}/out/0"
+            return result
+        name = f"{result.job_id}/out/response"
         await self.bodies.put(name, result.data)
         ref = BodyRef(name=name, size=len(result.data), content_type=result.content_type,
                       sha256=hashlib.sha256(result.data).hexdigest())
         return JobResult(job_id=result.job_id, content_type=result.content_type,
-                         outputs=(Output(name="response.json", content_type=result.content_type, ref=ref),),
-                         seconds=result.seconds)
+                         outputs=(*result.outputs,
+                                  Output(name="response.json", content_type=result.content_type, ref=ref)),
+                         units=result.units, seconds=result.seconds)

@@ -189,7 +189,9 @@ class ImageResponse(_Body, frozen=True, kw_only=True):
 
 class VideoResponse(_Body, frozen=True, kw_only=True):
     frames: tuple[tuple[Media, ...], ...]
-    """One list of frames per video."""
+    """One list of frames per video (Baton's worker: one entry per video, the MP4 itself)."""
+    images: tuple[Media, ...] = ()
+    """One MP4 per video, as go-livepeer's orchestrator answers image-to-video to a gateway (Baton's addition)."""
 
 
 class Chunk(_Body, frozen=True, kw_only=True):

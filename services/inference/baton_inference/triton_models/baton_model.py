@@ -78,6 +78,7 @@ class Settings:
         params = {k: v.get("string_value", "") for k, v in config.get("parameters", {}).items()}
         self.weights = params.get("weights", "")
         self.max_pixels = int(params.get("max_pixels") or 4096 * 4096)
+        self.max_audio_seconds = int(params.get("max_audio_seconds") or 4 * 3600)
         self.model_id = params.get("model_id", "")
         self.device = "cuda" if args.get("model_instance_kind") == "GPU" else "cpu"
         self.decoupled = bool(config.get("model_transaction_policy", {}).get("decoupled"))
