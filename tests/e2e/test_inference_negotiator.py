@@ -213,8 +213,6 @@ async def test_bad_input_is_a_400_and_the_worker_keeps_serving(gateway: TestGate
     assert r.status_code == 200, r.text
 
 
-@pytest.mark.xfail(strict=True, reason="negotiator bug: a result above INLINE_BODY_MAX arrives as the output "
-                   "'response.json' (worker._store_result) and Jobs._ai_body answers '{}' instead of reading it")
 async def test_a_result_too_big_to_ride_inline_still_arrives(gateway: TestGateway) -> None:
     # 3 masks of 220 x 220 logits as JSON text: about 1 MB, through the baton-bodies object store
     r = await post(gateway, "segment-anything-2", data={"box": "[10, 10, 200, 200]", **model("segment-anything-2")},

@@ -13,8 +13,10 @@ import time
 from urllib.parse import urlsplit
 
 import pytest
+from eth_utils import keccak
 
 from baton_common.proto import lp_rpc_pb2
+from baton_common.schemas.jobs import BodyRef, JobResult, Output
 from baton_negotiator.tokens import AuthTokens
 from tests.negotiator.gateway import TestGateway, ai_caps
 from tests.negotiator.workers import TestWorker
@@ -342,3 +344,32 @@ async def test_a_pipeline_s_own_timeout_ends_a_hung_job(gateway: TestGateway, mo
         assert info.capabilities.constraints.PerCapability[36].models["tts-model"].capacityInUse == hung.in_use == 1
     finally:
         await hung.stop()
+
+
+class LostRendition(TestWorker):
+    async def _result(self, msg, job):  # noqa: ANN001, ANN202 - as if baton-bodies lost the rendition it stored
+        ref = BodyRef(name=f"{job.job_id}/out/0", size=10)
+        return JobResult(job_id=job.job_id, outputs=(Output(name="P144p", content_type="video/mp2t", ref=ref,
+                                                            pixels=100),))
+
+
+async def test_a_failure_after_the_early_200_is_an_error_in_the_transcode_result(
+        gateway: TestGateway, module_nc, workers_kv) -> None:  # noqa: ANN001
+    """/segment answers 200 before transcoding, as go-livepeer does; a failure after that must reach the gateway
+    as TranscodeResult.error: an empty body reads as "UnknownResponse", which drops the orchestrator."""
+    w = await LostRendition(module_nc, workers_kv, "lost-tc", kind="transcode", models=(("transcode", ""),)).start()
+    await asyncio.sleep(0.3)
+    try:
+        info = await call(gateway.get_orchestrator, signed=False)
+        body = b"\x47" * 188
+        profile = lp_rpc_pb2.VideoProfile(name="P144p", width=256, height=144, bitrate=400000, fps=30)
+        seg = gateway.segment_header(info, manifest=b"lost", seq=7, body_hash=keccak(body), profiles=(profile,),
+                                     signed=False)
+        with gateway.http() as client:
+            r = await call(client.post, f"{info.transcoder}/segment", content=body, headers={"Livepeer-Segment": seg})
+        assert r.status_code == 200
+        result = lp_rpc_pb2.TranscodeResult.FromString(r.content)
+        assert (result.WhichOneof("result"), result.seq) == ("error", 7)
+        assert result.error
+    finally:
+        await w.stop()

@@ -161,16 +161,23 @@ class Jobs:
             await req.respond(200, body, "application/json")
 
     async def _ai_body(self, result: JobResult, *, data_urls: bool) -> bytes:
-        """The runner's JSON with each media url naming an output replaced by a data: or /stream URL."""
-        if not result.outputs:
-            return result.data
+        """The runner's JSON with each media url naming an output replaced by a data: or /stream URL.
+
+        A JSON too big to ride inline comes as the output ``response.json`` (docs/architecture.md)."""
+        document = next((o for o in result.outputs if o.name == RESPONSE_JSON), None)
+        raw = result.data
+        if document is not None:
+            raw = document.data if document.ref is None else await self.dispatcher.read_output(document.ref)
+        outputs = [o for o in result.outputs if o is not document]
+        if not outputs:
+            return raw
         try:
-            doc = json.loads(result.data or b"{}")
+            doc = json.loads(raw or b"{}")
         except ValueError:
             raise JobFailed("the worker's result is not JSON") from None
         urls: dict[str, str] = {}
         request_id = uuid.uuid4().hex
-        for output in result.outputs:
+        for output in outputs:
             data = output.data if output.ref is None else await self.dispatcher.read_output(output.ref)
             if data_urls and output.content_type.startswith("image/"):
                 urls[output.name] = f"data:{output.content_type};base64,{base64.b64encode(data).decode()}"
@@ -184,6 +191,12 @@ class Jobs:
         """An error after the answer started (SSE, /segment's early 200): said in the body, then closed."""
         if req.path == "/llm":
             await req.write(f"data: {json.dumps({'error': refusal.message})}\n\n".encode())
+        elif req.path == "/segment":
+            # A TranscodeResult with its error, as go-livepeer writes after its early 200: an empty body reads
+            # as "UnknownResponse" to a gateway, which then drops this orchestrator.
+            seq = req.creds.segment.seq if req.creds is not None else 0
+            error = "OrchestratorBusy" if refusal.status_code == 503 else refusal.message
+            await req.write(lp_rpc_pb2.TranscodeResult(seq=seq, error=error).SerializeToString())
         else:
             await req.write(b"")
 
@@ -345,6 +358,10 @@ def scope_pair(manifest: str) -> tuple[int, str] | None:
 class Refusal409(NegotiatorError):
     code = "no_fixed_price"
     status_code = 409
+
+
+RESPONSE_JSON = "response.json"
+"""The output that carries the runner's JSON when it is too big for ``JobResult.data``."""
 
 
 def check_segment(seg: lp_rpc_pb2.SegData) -> None:
