@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 import msgspec
+from Crypto.Hash import keccak
 
 from baton_common.capabilities import PIPELINES
 from baton_common.metrics import Outcome
@@ -81,8 +82,11 @@ class Request:
     def header(self, name: str) -> str:
         return self.headers.get(name.lower(), "")
 
-    async def body(self, limit: int) -> bytes:
-        """The whole body, at most ``limit`` bytes (413), counted in the budget (503 past it)."""
+    async def body(self, limit: int, *, hasher: Any = None) -> bytes:
+        """The whole body, at most ``limit`` bytes (413), counted in the budget (503 past it).
+
+        ``hasher`` (``update(bytes)``) is fed each piece as it arrives: its digest is ready with the last byte.
+        """
         length = self.header("content-length")
         if length.isdigit() and int(length) > limit:
             raise BodyTooLarge(f"request body is {length} bytes; at most {limit} are accepted")
@@ -100,6 +104,8 @@ class Request:
             if size > self.held:
                 self._hold(size - self.held)
             chunks.append(chunk)
+            if hasher is not None:
+                hasher.update(chunk)
             if not message.get("more_body"):
                 return b"".join(chunks)
 
@@ -190,14 +196,16 @@ class HttpApp:
             return
         self.jobs.credentials(req)
         if endpoint == "/segment":
-            body = await req.body(MAX_SEGMENT_BYTES)
-            fetch = None
+            # keccak as the body arrives (the segment hash check), not after it: hidden behind the upload.
+            hasher = keccak.new(digest_bits=256)
+            body = await req.body(MAX_SEGMENT_BYTES, hasher=hasher)
+            fetch, body_hash = None, hasher.digest()
             if req.header("content-type").split(";")[0].strip().lower() == SEGMENT_URI_TYPE:
-                uri, body = body, b""
+                uri, body, body_hash = body, b"", None
 
                 async def fetch() -> bytes:  # by jobs.segment, once the request's credentials and balance pass
                     return await fetch_segment(uri, allow_private=self._fetch_private)
-            await self.jobs.segment(req, body, fetch=fetch)
+            await self.jobs.segment(req, body, fetch=fetch, body_hash=body_hash)
         elif endpoint == "/payment":
             await self.jobs.payment(req)
         else:

@@ -195,8 +195,12 @@ class Jobs:
 
     # --- transcoding --------------------------------------------------------------------
 
-    async def segment(self, req: Request, body: bytes, *, fetch: Callable[[], Awaitable[bytes]] | None = None) -> None:
-        """A segment (``body``, or fetched by ``fetch`` once credentials and balance pass) transcoded."""
+    async def segment(self, req: Request, body: bytes, *, fetch: Callable[[], Awaitable[bytes]] | None = None,
+                      body_hash: bytes | None = None) -> None:
+        """A segment (``body``, or fetched by ``fetch`` once credentials and balance pass) transcoded.
+
+        ``body_hash``: the keccak of ``body`` where the caller hashed it as it arrived (else it is hashed here).
+        """
         creds = self._credentials(req)
         check_segment(creds.segment)  # as go-livepeer's verifySegCreds: 403 before any payment is taken
         self.sessions.check(creds.session_id)  # capped: 503 before any payment is taken
@@ -211,18 +215,18 @@ class Jobs:
         reservation = await payments.reserve(sender, creds.session_id, price, segment_estimate(creds.segment))
         billed = [0]
         try:
-            await self._transcode(req, creds, body, fetch, reservation, billed)
+            await self._transcode(req, creds, body, fetch, reservation, billed, body_hash)
         finally:
             await self._settle(reservation, billed[0])
 
     async def _transcode(self, req: Request, creds: Credentials, body: bytes,
                          fetch: Callable[[], Awaitable[bytes]] | None, reservation: Reservation,
-                         billed: list[int]) -> None:
+                         billed: list[int], body_hash: bytes | None = None) -> None:
         seg, sender = creds.segment, creds.sender
         job_id = uuid.uuid4().hex
         if fetch is not None:
-            body = await fetch()
-        if keccak256(body) != bytes(seg.hash):
+            body, body_hash = await fetch(), None
+        if (keccak256(body) if body_hash is None else body_hash) != bytes(seg.hash):
             raise BadSegmentHeader("Mismatched segment hash")
         # Only a paid-for segment opens (and counts toward -maxSessions) a transcoding session.
         session = self.sessions.open(creds.session_id)
