@@ -77,6 +77,7 @@ class Dispatcher:
         self._nc = nc
         self._pool = pool
         self._bodies = bodies
+        self._cleanups: set[asyncio.Future[None]] = set()
 
     async def run(
         self,
@@ -127,8 +128,10 @@ class Dispatcher:
                 finally:
                     slot.release()
         finally:
-            if body_ref is not None:
-                await self.delete_objects(job_id)
+            if body_ref is not None:  # beside what the caller does with the result, not before it
+                task = asyncio.ensure_future(self.delete_objects(job_id))
+                self._cleanups.add(task)
+                task.add_done_callback(self._cleanups.discard)
 
     async def _attempt(self, slot: Slot, request: JobRequest, deadline: float, on_chunk: OnChunk | None,
                        relayed: list[int]) -> JobResult:
