@@ -257,3 +257,24 @@ async def test_audio_duration_is_read_by_ffprobe_and_a_playlist_is_refused() -> 
                     b"RIFF" + b"\0" * 400):
         with pytest.raises(BadInput, match="Unable to calculate duration"):
             await audio_duration_ms(hostile)
+
+
+def test_recent_results_are_bounded_by_bytes_and_age() -> None:
+    from baton_negotiator.dispatch import is_output_of
+    from baton_negotiator.jobs import Recent
+
+    now = [0.0]
+    recent = Recent(max_bytes=10, max_age=30, clock=lambda: now[0])
+    recent.add("s/P1/1.ts", b"abcd")
+    recent.add("s/P2/1.ts", b"efgh")
+    assert recent.get("s/P1/1.ts") == b"abcd" and recent.size == 8
+    recent.add("s/P3/1.ts", b"ijkl")  # over 10 bytes: the oldest goes
+    assert recent.get("s/P1/1.ts") is None and recent.get("s/P3/1.ts") == b"ijkl" and recent.size == 8
+    recent.add("s/big.ts", b"x" * 11)  # larger than the whole bound: not held
+    assert recent.get("s/big.ts") is None
+    now[0] = 31.0
+    assert recent.get("s/P2/1.ts") is None and recent.size == 0  # past its age: read from the store instead
+    job = "0" * 32
+    assert is_output_of(f"{job}/out/2", job) and is_output_of(f"{job}/out/2")
+    assert not is_output_of(f"{job}/in") and not is_output_of(f"{job}/out/2", "1" * 32)
+    assert not is_output_of(f"{job}/out/2/../in") and not is_output_of("stream/x/out/1")

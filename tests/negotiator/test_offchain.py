@@ -9,6 +9,7 @@ import ssl
 
 import grpc
 import httpx
+import nats.js.errors
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -113,6 +114,60 @@ async def test_segment_transcodes_and_serves_renditions(gateway: TestGateway, mo
         await in_thread(gateway.end_session, info.auth_token)
     finally:
         await transcoder.stop()
+
+
+async def test_stored_renditions_are_served_through_links_and_a_bad_digest_serves_nothing(
+        gateway: TestGateway, module_nc, workers_kv) -> None:  # noqa: ANN001
+    """Renditions the worker put in baton-bodies are served from there (a link, no copy); refused on a bad digest."""
+    from eth_utils import keccak
+
+    store = await module_nc.jetstream().object_store("baton-bodies")
+    profiles = (lp_rpc_pb2.VideoProfile(name="P240p30fps16x9", width=426, height=240, bitrate=600000, fps=30),
+                lp_rpc_pb2.VideoProfile(name="P144p30fps16x9", width=256, height=144, bitrate=400000, fps=30))
+    for mode, seq in (("store", 3), ("store-bad", 4)):
+        transcoder = await TestWorker(module_nc, workers_kv, f"tc-{mode}", kind="transcode",
+                                      models=(("transcode", ""),), mode=mode).start()
+        try:
+            await asyncio.sleep(0.3)
+            info = await in_thread(gateway.get_orchestrator, signed=False)
+            body = b"\x47" * 188 * 10
+            seg = gateway.segment_header(info, manifest=b"stream-2", seq=seq, body_hash=keccak(body),
+                                         profiles=profiles, signed=False)
+            with gateway.http() as client:
+                r = await in_thread(client.post, f"{info.transcoder}/segment", content=body,
+                                    headers={"Livepeer-Segment": seg, "Content-Type": "video/MP2T"})
+                assert r.status_code == 200
+                result = lp_rpc_pb2.TranscodeResult.FromString(r.content)
+                (job,) = transcoder.jobs
+                outputs = [f"{job.job_id}/out/{n}" for n in range(2)]
+                session = info.auth_token.session_id
+                paths = [f"{session}/{p.name}/{seq}.ts" for p in profiles]
+                if mode == "store":
+                    assert result.WhichOneof("result") == "data", result.error
+                    assert [s.url for s in result.data.segments] == [f"{info.transcoder}/stream/{p}" for p in paths]
+                    for s, p in zip(result.data.segments, profiles, strict=True):
+                        got = await in_thread(client.get, s.url)
+                        assert got.status_code == 200 and got.content == body + p.name.encode()
+                    for path, output, p in zip(paths, outputs, profiles, strict=True):
+                        link = (await store.get_info(f"stream/{path}")).options.link
+                        assert (link.bucket, link.name) == ("baton-bodies", output)  # any replica reads it
+                        assert (await store.get(output)).data == body + p.name.encode()
+                else:
+                    assert result.WhichOneof("result") == "error"
+                    assert "does not match its digest" in result.error
+                    for output in outputs:  # nothing of the refused segment is left, or served
+                        with pytest.raises(nats.js.errors.NotFoundError):
+                            await store.get_info(output)
+                    for path in paths:
+                        got = await in_thread(client.get, f"{info.transcoder}/stream/{path}")
+                        assert got.status_code == 404
+                # Only the served names are readable: never a job's objects by their own names.
+                for name in (*outputs, f"{job.job_id}/in"):
+                    got = await in_thread(client.get, f"{info.transcoder}/stream/{name}")
+                    assert got.status_code == 404
+            await in_thread(gateway.end_session, info.auth_token)
+        finally:
+            await transcoder.stop()
 
 
 async def test_ping_offchain_answers_an_empty_signature(gateway: TestGateway) -> None:

@@ -5,7 +5,10 @@ JobRequests on its own subject. ``mode`` picks the behaviour: ``echo`` (the
 result echoes the request), ``fail`` (runner_failed), ``busy`` (refuses, no
 slot), ``stream-fail`` (an LLM stream that breaks off after two tokens),
 ``hang`` (takes the job, never answers: stop() then plays a worker killed
-mid-job, its advert going stale), ``slow`` (answers after 0.5 s).
+mid-job, its advert going stale), ``slow`` (answers after 0.5 s), ``store``
+(a transcode worker that puts its renditions in ``baton-bodies`` as
+``<job_id>/out/<n>``, as the real one does with large ones), ``store-bad``
+(the same, each reference naming a digest its bytes do not have).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import nats
 from nats.js.kv import KeyValue
 
 from baton_common.schemas import decode, encode
-from baton_common.schemas.jobs import JobChunk, JobError, JobRequest, JobResult, Output, job_subject
+from baton_common.schemas.jobs import BodyRef, JobChunk, JobError, JobRequest, JobResult, Output, job_subject
 from baton_common.schemas.workers import ModelState, WorkerAdvert, advert_key
 
 PNG_1x1 = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
@@ -107,6 +110,16 @@ class TestWorker:
             body = job.body
             outputs = tuple(Output(name=p["name"], content_type="video/mp2t", data=body + p["name"].encode(),
                                    pixels=p["width"] * p["height"] * 2) for p in job.params["profiles"])
+            if self.mode in ("store", "store-bad"):
+                store = await self.nc.jetstream().object_store("baton-bodies")
+                stored = []
+                for n, o in enumerate(outputs):
+                    name = f"{job.job_id}/out/{n}"
+                    await store.put(name, o.data)
+                    digest = hashlib.sha256(o.data + (b"x" if self.mode == "store-bad" else b"")).hexdigest()
+                    ref = BodyRef(name=name, size=len(o.data), content_type=o.content_type, sha256=digest)
+                    stored.append(Output(name=o.name, content_type=o.content_type, ref=ref, pixels=o.pixels))
+                outputs = tuple(stored)
             return JobResult(job_id=job.job_id, outputs=outputs)
         if job.pipeline == "llm":
             text = job.params["messages"][-1]["content"]

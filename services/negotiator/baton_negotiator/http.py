@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 import msgspec
+from Crypto.Hash import keccak
 
 from baton_common.capabilities import PIPELINES
 from baton_common.metrics import Outcome
@@ -105,9 +106,12 @@ class Request:
     def header(self, name: str) -> str:
         return self.headers.get(name.lower(), "")
 
-    async def body(self, limit: int) -> bytes:
+    async def body(self, limit: int, *, hasher: Any = None) -> bytes:
         """The whole body, at most ``limit`` bytes (413), counted in the budget (503 past it), in at most
-        ``read_timeout`` seconds (408: a slow or silent upload gives its share of the budget back)."""
+        ``read_timeout`` seconds (408: a slow or silent upload gives its share of the budget back).
+
+        ``hasher`` (``update(bytes)``) is fed each piece as it arrives: its digest is ready with the last byte.
+        """
         length = self.header("content-length")
         if length.isdigit() and int(length) > limit:
             raise BodyTooLarge(f"request body is {length} bytes; at most {limit} are accepted")
@@ -127,6 +131,8 @@ class Request:
                     if size > self.held:
                         self._hold(size - self.held)
                     chunks.append(chunk)
+                    if hasher is not None:
+                        hasher.update(chunk)
                     if not message.get("more_body"):
                         return b"".join(chunks)
         except TimeoutError:
@@ -223,10 +229,12 @@ class HttpApp:
             return
         self.jobs.credentials(req)
         if endpoint == "/segment":
-            body = await req.body(MAX_SEGMENT_BYTES)
-            fetch = None
+            # keccak as the body arrives (the segment hash check), not after it: hidden behind the upload.
+            hasher = keccak.new(digest_bits=256)
+            body = await req.body(MAX_SEGMENT_BYTES, hasher=hasher)
+            fetch, body_hash = None, hasher.digest()
             if req.header("content-type").split(";")[0].strip().lower() == SEGMENT_URI_TYPE:
-                uri, body = body, b""
+                uri, body, body_hash = body, b"", None
 
                 async def fetch() -> bytes:  # by jobs.segment, once the request's credentials and balance pass
                     # One fetch per session at a time; its bytes count in the body budget as they arrive.
@@ -240,7 +248,7 @@ class HttpApp:
                         entry[1] -= 1
                         if not entry[1]:
                             del self._fetches[sid]
-            await self.jobs.segment(req, body, fetch=fetch)
+            await self.jobs.segment(req, body, fetch=fetch, body_hash=body_hash)
         elif endpoint == "/payment":
             await self.jobs.payment(req)
         else:

@@ -16,7 +16,9 @@ import base64
 import json
 import logging
 import mimetypes
+import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
@@ -28,7 +30,7 @@ from baton_common.capabilities import manifest_id as manifest_of
 from baton_common.capabilities import pipeline_by_name
 from baton_common.pm import Scope, Validation, keccak256, price_info_for, ticket_params_to_pb
 from baton_common.proto import lp_rpc_pb2
-from baton_common.schemas.jobs import JobChunk, JobResult
+from baton_common.schemas.jobs import JobChunk, JobResult, Output
 from baton_common.schemas.transcode import (
     CHROMA_FORMATS,
     CODECS,
@@ -41,7 +43,7 @@ from baton_common.schemas.transcode import (
 
 from . import metrics
 from .billing import AUDIO_MIN_UNITS, billed_units, job_params, model_of, segment_estimate
-from .dispatch import Dispatcher
+from .dispatch import Dispatcher, is_output_of
 from .errors import BadInput, BadSegmentHeader, InsufficientCapacity, JobFailed, NegotiatorError, NotFound
 from .orchestrator import Credentials, Orchestrator, requested_pairs
 from .payments import Reservation, parse_payment, sender_label
@@ -54,6 +56,11 @@ __all__ = ["Jobs"]
 
 log = logging.getLogger("baton.negotiator")
 AI_WORKER_AUTH = "Livepeer-AI-Worker-1.0"
+RECENT_BYTES = 64 * 1024**2
+"""Results held in memory for the GETs that follow their answer (each replica); older ones come from the store."""
+RECENT_SECONDS = 30.0
+HASH_INLINE_MAX = 64 * 1024
+"""Larger renditions are hashed (keccak) off the event loop, beside the reads of the others."""
 
 
 class Jobs:
@@ -64,6 +71,7 @@ class Jobs:
         self.sessions = sessions
         self._bodies = bodies
         self._timeout_for = timeout_for
+        self._recent = Recent()
 
     def credentials(self, req: Request) -> Credentials:
         """Check the request's headers (402/403), before its body is read; kept on ``req.creds``."""
@@ -202,8 +210,12 @@ class Jobs:
 
     # --- transcoding --------------------------------------------------------------------
 
-    async def segment(self, req: Request, body: bytes, *, fetch: Callable[[], Awaitable[bytes]] | None = None) -> None:
-        """A segment (``body``, or fetched by ``fetch`` once credentials and balance pass) transcoded."""
+    async def segment(self, req: Request, body: bytes, *, fetch: Callable[[], Awaitable[bytes]] | None = None,
+                      body_hash: bytes | None = None) -> None:
+        """A segment (``body``, or fetched by ``fetch`` once credentials and balance pass) transcoded.
+
+        ``body_hash``: the keccak of ``body`` where the caller hashed it as it arrived (else it is hashed here).
+        """
         creds = self._credentials(req)
         check_segment(creds.segment)  # as go-livepeer's verifySegCreds: 403 before any payment is taken
         self.sessions.check(creds.session_id)  # capped: 503 before any payment is taken
@@ -218,17 +230,18 @@ class Jobs:
         reservation = await payments.reserve(sender, creds.session_id, price, segment_estimate(creds.segment))
         billed = [0]
         try:
-            await self._transcode(req, creds, body, fetch, reservation, billed)
+            await self._transcode(req, creds, body, fetch, reservation, billed, body_hash)
         finally:
             await self._settle(reservation, billed[0])
 
     async def _transcode(self, req: Request, creds: Credentials, body: bytes,
                          fetch: Callable[[], Awaitable[bytes]] | None, reservation: Reservation,
-                         billed: list[int]) -> None:
+                         billed: list[int], body_hash: bytes | None = None) -> None:
         seg, sender = creds.segment, creds.sender
+        job_id = uuid.uuid4().hex
         if fetch is not None:
-            body = await fetch()
-        if keccak256(body) != bytes(seg.hash):
+            body, body_hash = await fetch(), None
+        if (keccak256(body) if body_hash is None else body_hash) != bytes(seg.hash):
             raise BadSegmentHeader("Mismatched segment hash")
         # Only a paid-for segment opens (and counts toward -maxSessions) a transcoding session.
         session = self.sessions.open(creds.session_id)
@@ -253,7 +266,8 @@ class Jobs:
                     manifest_id=bytes(seg.manifestId).decode("utf-8", "replace")))
                 try:
                     finished = await self.dispatcher.run("transcode", "transcode", "", params=params, body=body,
-                                                         timeout=self._timeout_for("transcode"), sender=req.sender)
+                                                         timeout=self._timeout_for("transcode"), sender=req.sender,
+                                                         job_id=job_id)
                 except NegotiatorError as exc:
                     result.error = "OrchestratorBusy" if exc.status_code == 503 else exc.message
                     req.context["outcome"] = str(exc.outcome)
@@ -262,27 +276,64 @@ class Jobs:
                     return
         finally:
             session.queued -= 1
-        hashes, pixels = b"", 0
-        for n, output in enumerate(finished.result.outputs):
-            data = output.data if output.ref is None else await self.dispatcher.read_output(output.ref)
-            name = output.name or f"P{n}"
-            ext = ".mp4" if output.content_type == "video/mp4" else ".ts"
-            path = f"{creds.session_id}/{name}/{seg.seq}{ext}"
-            await self._keep(path, data)
-            result.data.segments.add(url=f"{self.orch.transcoder_uri}/stream/{path}", pixels=output.pixels)
-            hashes += keccak256(data)
-            pixels += output.pixels
-        await self.dispatcher.delete_outputs(finished.result)
-        if not finished.result.outputs:
+        outputs = finished.result.outputs
+        if not outputs:
             result.error = "transcoding produced no output"
             req.context["outcome"] = "failed"
             await req.write(result.SerializeToString())
             return
+        # Read (digest checked), hashed and kept side by side: each is mostly waiting on the bus.
+        tasks = [asyncio.ensure_future(self._rendition(job_id, creds.session_id, seg.seq, n, output))
+                 for n, output in enumerate(outputs)]
+        try:
+            kept = await asyncio.gather(*tasks)
+        except BaseException as exc:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.dispatcher.delete_outputs(finished.result)  # the links of a failed segment lead nowhere
+            if not isinstance(exc, NegotiatorError):
+                raise
+            result.error = exc.message  # in the body, as every error once the 200 is out
+            req.context["outcome"] = str(exc.outcome)
+            metrics.REFUSALS.labels(exc.code, req.sender).inc()
+            await req.write(result.SerializeToString())
+            return
+        # The worker's objects that the links serve stay until the bucket's TTL, as kept results do.
+        linked = frozenset(o.ref.name for o in outputs if o.ref is not None and is_output_of(o.ref.name, job_id))
+        await self.dispatcher.delete_outputs(finished.result, keep=linked)
+        hashes, pixels = b"", 0
+        for (path, digest, data), output in zip(kept, outputs, strict=True):
+            self._recent.add(path, data)
+            result.data.segments.add(url=f"{self.orch.transcoder_uri}/stream/{path}", pixels=output.pixels)
+            hashes += digest
+            pixels += output.pixels
         result.data.sig = self.orch.sign(keccak256(hashes))
         metrics.MIL_PIXELS.inc(pixels / 1e6)
         billed[0] = finished.result.units or pixels
         await self._settle(reservation, billed[0])  # before the answer goes out
         await req.write(result.SerializeToString())
+
+    async def _rendition(self, job_id: str, session_id: str, seq: int, n: int,
+                         output: Output) -> tuple[str, bytes, bytes]:
+        """One rendition read (its digest checked), hashed for the signature and kept for ``/stream``:
+        its path, keccak and bytes.
+
+        A rendition the worker put in ``baton-bodies`` as this job's output is served from there through a
+        link (no second copy, no delete); one that came inline is put.
+        """
+        data = output.data if output.ref is None else await self.dispatcher.read_output(output.ref)
+        digest = await asyncio.to_thread(keccak256, data) if len(data) > HASH_INLINE_MAX else keccak256(data)
+        name = output.name or f"P{n}"
+        ext = ".mp4" if output.content_type == "video/mp4" else ".ts"
+        path = f"{session_id}/{name}/{seq}{ext}"
+        if output.ref is not None and is_output_of(output.ref.name, job_id):
+            if self._bodies is None:
+                raise JobFailed("no store for results")
+            await self.dispatcher.link(f"stream/{path}", output.ref.name)
+        else:
+            await self._keep(path, data)
+        return path, digest, data
 
     # --- payments -----------------------------------------------------------------------
 
@@ -330,7 +381,7 @@ class Jobs:
     async def _keep(self, path: str, data: bytes) -> None:
         if self._bodies is None:
             raise JobFailed("no store for results")
-        await self._bodies.put(f"stream/{path}", data)
+        await self.dispatcher.put(f"stream/{path}", data)
 
     async def stream(self, req: Request) -> None:
         path = req.path.removeprefix("/stream/")
@@ -338,13 +389,56 @@ class Jobs:
             raise NotFound("404 page not found")
         if self._bodies is None:
             raise NotFound("404 page not found")
-        try:
-            obj = await self._bodies.get(f"stream/{path}")
-        except Exception:
-            raise NotFound("404 page not found") from None
+        data = self._recent.get(path)
+        if data is None:
+            try:
+                data = await self.dispatcher.read_linked(f"stream/{path}")
+            except Exception:
+                raise NotFound("404 page not found") from None
+            if data is None:
+                raise NotFound("404 page not found")
         # Results are served for as long as baton-bodies keeps them (its TTL: 15 min), by any replica.
         kind = mimetypes.guess_type(path)[0] or ("video/mp2t" if path.endswith(".ts") else "application/octet-stream")
-        await req.respond(200, obj.data or b"", kind)
+        await req.respond(200, data, kind)
+
+
+class Recent:
+    """The results kept last, in memory, for the gateway's GET that follows its answer (by path).
+
+    Bounded by bytes and age; a miss (another replica, an evicted or older result) reads ``baton-bodies``.
+    """
+
+    def __init__(self, max_bytes: int = RECENT_BYTES, max_age: float = RECENT_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_bytes, self.max_age, self.clock = max_bytes, max_age, clock
+        self._items: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self.size = 0
+
+    def add(self, path: str, data: bytes) -> None:
+        self._drop(path)
+        if len(data) > self.max_bytes:
+            return
+        self._items[path] = (self.clock(), data)
+        self.size += len(data)
+        self._expire()
+
+    def get(self, path: str) -> bytes | None:
+        self._expire()
+        item = self._items.get(path)
+        return None if item is None else item[1]
+
+    def _drop(self, path: str) -> None:
+        item = self._items.pop(path, None)
+        if item is not None:
+            self.size -= len(item[1])
+
+    def _expire(self) -> None:
+        oldest = self.clock() - self.max_age
+        while self._items:
+            path, (at, _) = next(iter(self._items.items()))
+            if at >= oldest and self.size <= self.max_bytes:
+                return
+            self._drop(path)
 
 
 def scope_pair(manifest: str) -> tuple[int, str] | None:

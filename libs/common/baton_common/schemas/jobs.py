@@ -189,5 +189,5 @@ BODIES = ObjectStoreSpec(
     writer="negotiator (inputs), inference and transcode (outputs)",
     readers=("inference", "transcode", "negotiator"),
     schema="raw bytes, named by jobs.BodyRef",
-    purpose="bodies above INLINE_BODY_MAX, in 128 KiB chunks; deleted when the job ends",
+    purpose="bodies above INLINE_BODY_MAX, in chunks; deleted when the job ends (linked renditions: at the TTL)",
 )
