@@ -12,6 +12,7 @@ import ssl
 import time
 from urllib.parse import urlsplit
 
+import grpc
 import pytest
 from eth_utils import keccak
 
@@ -372,4 +373,39 @@ async def test_a_failure_after_the_early_200_is_an_error_in_the_transcode_result
         assert (result.WhichOneof("result"), result.seq) == ("error", 7)
         assert result.error
     finally:
+        await w.stop()
+
+
+async def test_segments_open_no_session_without_a_transcoder_and_sessions_never_cap_ai_gateways(
+        gateway: TestGateway, module_nc, workers_kv) -> None:  # noqa: ANN001
+    """A segment that no transcoder can take opens no session (503 insufficient capacity); and -maxSessions
+    (2 here), full of transcoding sessions, refuses new transcoding gateways but never an AI gateway."""
+    body = b"\x47" * 188
+    profile = lp_rpc_pb2.VideoProfile(name="P144p", width=256, height=144, bitrate=400000, fps=30)
+
+    async def segment(n: int) -> tuple[lp_rpc_pb2.OrchestratorInfo, object]:
+        info = await call(gateway.get_orchestrator, signed=False)
+        seg = gateway.segment_header(info, manifest=f"cap{n}".encode(), seq=1, body_hash=keccak(body),
+                                     profiles=(profile,), signed=False)
+        with gateway.http() as client:
+            return info, await call(client.post, f"{info.transcoder}/segment", content=body,
+                                    headers={"Livepeer-Segment": seg})
+
+    for n in range(3):  # more than -maxSessions: none of them opened one
+        _, r = await segment(n)
+        assert (r.status_code, r.text) == (503, "insufficient capacity: no transcoder\n")
+    w = await LostRendition(module_nc, workers_kv, "cap-tc", kind="transcode", models=(("transcode", ""),)).start()
+    await asyncio.sleep(0.3)
+    opened = []
+    try:
+        with pytest.raises(grpc.RpcError) as refused:
+            for n in range(3):  # earlier tests of this module may hold sessions still: fill what is left
+                info, r = await segment(10 + n)
+                assert r.status_code == 200
+                opened.append(info.auth_token)
+        assert "OrchestratorCapped" in refused.value.details() and opened
+        assert (await call(gateway.get_orchestrator, signed=False, caps=ai_caps(27, "any-model"))).transcoder
+    finally:
+        for token in opened:
+            await call(gateway.end_session, token)
         await w.stop()

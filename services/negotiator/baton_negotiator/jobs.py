@@ -243,7 +243,10 @@ class Jobs:
             body, body_hash = await fetch(), None
         if (keccak256(body) if body_hash is None else body_hash) != bytes(seg.hash):
             raise BadSegmentHeader("Mismatched segment hash")
-        # Only a paid-for segment opens (and counts toward -maxSessions) a transcoding session.
+        # Only a paid-for segment opens (and counts toward -maxSessions) a transcoding session, and only while a
+        # transcode worker is there to take it: else one segment per session would cap GetOrchestrator for 70 s.
+        if creds.session_id not in self.sessions and not self.orch.pool.transcode_capacity():
+            raise InsufficientCapacity("insufficient capacity: no transcoder")
         session = self.sessions.open(creds.session_id)
         info = await self.orch.info(sender, seg.capabilities if seg.HasField("capabilities") else None,
                                     seg.auth_token)

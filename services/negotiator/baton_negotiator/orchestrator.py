@@ -120,9 +120,12 @@ class Orchestrator:
         return address
 
     async def get_orchestrator(self, req: lp_rpc_pb2.OrchestratorRequest, sender: bytes) -> lp_rpc_pb2.OrchestratorInfo:
-        if self._open_sessions() >= self._max_sessions():
-            raise Capped("Invalid orchestrator request: OrchestratorCapped")
         caps = req.capabilities if req.HasField("capabilities") else None
+        # -maxSessions counts transcoding sessions: it caps a transcoding gateway, not one asking for AI models
+        # (per-model capacity answers those, at the job).
+        ai_only = caps is not None and bool(caps.constraints.PerCapability)
+        if not ai_only and self._open_sessions() >= self._max_sessions():
+            raise Capped("Invalid orchestrator request: OrchestratorCapped")
         if caps is not None and not req.ignoreCapacityCheck and 35 in caps.constraints.PerCapability:
             live = {m.model_id for m in self.pool.models() if m.pipeline == "live-video-to-video"
                     and m.in_use < m.capacity}

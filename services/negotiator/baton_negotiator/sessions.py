@@ -35,6 +35,10 @@ class Sessions:
         self._clock = clock
         self._sessions: dict[str, Session] = {}
 
+    def __contains__(self, session_id: str) -> bool:
+        self._expire()
+        return session_id in self._sessions
+
     def __len__(self) -> int:
         self._expire()
         return len(self._sessions)
