@@ -17,7 +17,8 @@ from baton_chain.errors import (
     RpcUnavailable,
     TxNotMined,
 )
-from baton_chain.eth import RpcPool, TxSender
+from baton_chain.eth import RpcPool
+from baton_chain.tx import TxSender
 
 from .livepeer import free_port
 

@@ -261,7 +261,7 @@ async def test_audio_duration_is_read_by_ffprobe_and_a_playlist_is_refused() -> 
 
 def test_recent_results_are_bounded_by_bytes_and_age() -> None:
     from baton_negotiator.dispatch import is_output_of
-    from baton_negotiator.jobs import Recent
+    from baton_negotiator.results import Recent
 
     now = [0.0]
     recent = Recent(max_bytes=10, max_age=30, clock=lambda: now[0])

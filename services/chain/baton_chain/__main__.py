@@ -43,13 +43,14 @@ from .bus import ChainPublisher
 from .chain import EthHealth
 from .config import CHAIN_IDS, ChainSettings
 from .errors import ChainError
-from .eth import Eth, RpcPool, TxSender, url_label
+from .eth import Eth, RpcPool, url_label
 from .journal import TxJournal
 from .keystore import load_account
 from .lease import SenderLease
 from .metrics import LEASE_HELD, MAX_GAS_PRICE, RPC_FAILOVERS
 from .redeemer import Redeemer, run_redeemer
 from .reward import RewardService, run_reward
+from .tx import TxSender
 
 __all__ = ["Chain", "main"]
 

@@ -59,7 +59,7 @@ from baton_common.pm_nats import KvWinningTickets
 from .abi import EVENTS, FUNCTIONS
 from .domain import RefusalCode, classify_revert
 from .errors import ChainError, NotLeaseHolder, Superseded, TxReverted
-from .eth import Eth, TxSender
+from .eth import Eth
 from .journal import TxJournal, redeem_key
 from .metrics import (
     BAD_WINNER_RECORDS,
@@ -70,6 +70,7 @@ from .metrics import (
     VALUE_REDEEMED,
     WINNING_TICKETS_RECV,
 )
+from .tx import TxSender
 from .view import LiveChainData
 
 __all__ = ["Redeemer", "run_redeemer"]

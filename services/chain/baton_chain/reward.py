@@ -27,8 +27,9 @@ from collections.abc import Awaitable, Callable
 from .abi import FUNCTIONS
 from .domain import Transcoder, pool_hints, reward_amount, should_reward
 from .errors import ChainError, GasPriceAboveCap, NotLeaseHolder, TxReverted
-from .eth import Eth, TxSender
+from .eth import Eth
 from .metrics import LAST_REWARD_ROUND, REWARD_ALERT, REWARD_ERRORS, ROUNDS_MISSED
+from .tx import TxSender
 
 __all__ = ["RewardService", "run_reward"]
 

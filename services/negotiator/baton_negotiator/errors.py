@@ -23,6 +23,7 @@ __all__ = [
     "InvalidAuthToken",
     "JobFailed",
     "NegotiatorError",
+    "NoFixedPrice",
     "NotFound",
     "OrchestratorBusy",
     "PaymentUnparseable",
@@ -157,3 +158,10 @@ def refusal_of(exc: BaseException) -> NegotiatorError:
                        grpc_status=grpc.StatusCode.UNAVAILABLE)
     return Refusal("internal error", code="internal", status_code=500, outcome=Outcome.FAILED,
                    grpc_status=grpc.StatusCode.INTERNAL)
+
+
+class NoFixedPrice(NegotiatorError):
+    """/refresh-payment for a session whose price no payment fixed (or a sender with no session): 409."""
+
+    code = "no_fixed_price"
+    status_code = 409

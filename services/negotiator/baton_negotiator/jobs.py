@@ -16,9 +16,7 @@ import base64
 import json
 import logging
 import mimetypes
-import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
@@ -32,21 +30,17 @@ from baton_common.pm import Scope, Validation, keccak256, price_info_for, ticket
 from baton_common.proto import lp_rpc_pb2
 from baton_common.schemas.jobs import JobChunk, JobResult, Output
 from baton_common.schemas.transcode import (
-    CHROMA_FORMATS,
-    CODECS,
-    FORMATS,
-    H264_PROFILES,
-    MAX_SEGMENT_MS,
     TranscodeParams,
-    VideoProfile,
 )
 
 from . import metrics
 from .billing import AUDIO_MIN_UNITS, billed_units, job_params, model_of, segment_estimate
 from .dispatch import Dispatcher, is_output_of
-from .errors import BadInput, BadSegmentHeader, InsufficientCapacity, JobFailed, NegotiatorError, NotFound
+from .errors import BadInput, BadSegmentHeader, InsufficientCapacity, JobFailed, NegotiatorError, NoFixedPrice, NotFound
 from .orchestrator import Credentials, Orchestrator, requested_pairs
 from .payments import Reservation, parse_payment, sender_label
+from .results import RESPONSE_JSON, Recent, replace_urls
+from .segdata import check_segment, contract_profile
 from .sessions import SEGMENT_BUFFER, Sessions
 
 if TYPE_CHECKING:
@@ -56,9 +50,6 @@ __all__ = ["Jobs"]
 
 log = logging.getLogger("baton.negotiator")
 AI_WORKER_AUTH = "Livepeer-AI-Worker-1.0"
-RECENT_BYTES = 64 * 1024**2
-"""Results held in memory for the GETs that follow their answer (each replica); older ones come from the store."""
-RECENT_SECONDS = 30.0
 HASH_INLINE_MAX = 64 * 1024
 """Larger renditions are hashed (keccak) off the event loop, beside the reads of the others."""
 
@@ -193,7 +184,7 @@ class Jobs:
                 path = f"{request_id}/{output.name}"
                 await self._keep(path, data)
                 urls[output.name] = f"{self.orch.transcoder_uri}/stream/{path}"
-        return json.dumps(_replace_urls(doc, urls)).encode()
+        return json.dumps(replace_urls(doc, urls)).encode()
 
     async def fail_started(self, req: Request, refusal: NegotiatorError) -> None:
         """An error after the answer started (SSE, /segment's early 200): said in the body, then closed."""
@@ -265,7 +256,7 @@ class Jobs:
             async with session.lock:
                 profiles = seg.fullProfiles3 or seg.fullProfiles2 or seg.fullProfiles
                 params = msgspec.to_builtins(TranscodeParams(
-                    profiles=tuple(_profile(p) for p in profiles), seq=seg.seq, duration_ms=max(seg.duration, 0),
+                    profiles=tuple(contract_profile(p) for p in profiles), seq=seg.seq, duration_ms=max(seg.duration, 0),
                     manifest_id=bytes(seg.manifestId).decode("utf-8", "replace")))
                 try:
                     finished = await self.dispatcher.run("transcode", "transcode", "", params=params, body=body,
@@ -365,10 +356,10 @@ class Jobs:
     async def refresh(self, sender: bytes, manifest: str) -> lp_rpc_pb2.OrchestratorInfo:
         payments = self.orch.payments
         if not payments.onchain:
-            raise Refusal409("session has no fixed price")
+            raise NoFixedPrice("session has no fixed price")
         fixed = await payments.fixed_price(sender, manifest)  # type: ignore[union-attr]
         if fixed is None:
-            raise Refusal409("session has no fixed price")
+            raise NoFixedPrice("session has no fixed price")
         named = scope_pair(manifest)
         scope = Scope.of(*named) if named else Scope.base()
         info = await self.orch.info(sender, None)
@@ -405,90 +396,9 @@ class Jobs:
         await req.respond(200, data, kind)
 
 
-class Recent:
-    """The results kept last, in memory, for the gateway's GET that follows its answer (by path).
-
-    Bounded by bytes and age; a miss (another replica, an evicted or older result) reads ``baton-bodies``.
-    """
-
-    def __init__(self, max_bytes: int = RECENT_BYTES, max_age: float = RECENT_SECONDS,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.max_bytes, self.max_age, self.clock = max_bytes, max_age, clock
-        self._items: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
-        self.size = 0
-
-    def add(self, path: str, data: bytes) -> None:
-        self._drop(path)
-        if len(data) > self.max_bytes:
-            return
-        self._items[path] = (self.clock(), data)
-        self.size += len(data)
-        self._expire()
-
-    def get(self, path: str) -> bytes | None:
-        self._expire()
-        item = self._items.get(path)
-        return None if item is None else item[1]
-
-    def _drop(self, path: str) -> None:
-        item = self._items.pop(path, None)
-        if item is not None:
-            self.size -= len(item[1])
-
-    def _expire(self) -> None:
-        oldest = self.clock() - self.max_age
-        while self._items:
-            path, (at, _) = next(iter(self._items.items()))
-            if at >= oldest and self.size <= self.max_bytes:
-                return
-            self._drop(path)
-
-
 def scope_pair(manifest: str) -> tuple[int, str] | None:
     """The (capability, model) a batch AI manifest ``"<cap>_<model>"`` names; None for a transcoding manifest."""
     capability, _, model = manifest.partition("_")
     if capability.isdigit() and model:
         return int(capability), model
     return None
-
-
-class Refusal409(NegotiatorError):
-    code = "no_fixed_price"
-    status_code = 409
-
-
-RESPONSE_JSON = "response.json"
-"""The output that carries the runner's JSON when it is too big for ``JobResult.data``."""
-
-
-def check_segment(seg: lp_rpc_pb2.SegData) -> None:
-    """The profiles and duration go-livepeer's ``verifySegCreds`` parses, refused (403) with its error texts."""
-    if not 0 <= seg.duration <= MAX_SEGMENT_MS:
-        raise BadSegmentHeader("invalid duration")
-    for p in seg.fullProfiles3 or seg.fullProfiles2 or seg.fullProfiles:
-        if p.format not in FORMATS:
-            raise BadSegmentHeader("unknown VideoProfile format for protobufs")
-        if p.profile not in H264_PROFILES:
-            raise BadSegmentHeader("unknown VideoProfile profile for protobufs")
-        if p.encoder not in CODECS:
-            raise BadSegmentHeader("unknown VideoProfile encoder for protobufs")
-        if p.chromaFormat not in CHROMA_FORMATS:
-            raise BadSegmentHeader("unknown VideoProfile ChromaFormat")
-
-
-def _profile(profile: lp_rpc_pb2.VideoProfile) -> VideoProfile:
-    """go-livepeer's VideoProfile as the transcode contract carries it: same field names, same enum numbers."""
-    return VideoProfile(name=profile.name, width=profile.width, height=profile.height, bitrate=profile.bitrate,
-                        fps=profile.fps, fpsDen=profile.fpsDen, format=profile.format, profile=profile.profile,
-                        gop=profile.gop, encoder=profile.encoder, colorDepth=profile.colorDepth,
-                        chromaFormat=profile.chromaFormat, quality=profile.quality)
-
-
-def _replace_urls(doc: Any, urls: dict[str, str]) -> Any:
-    if isinstance(doc, dict):
-        return {k: (urls.get(v, v) if k == "url" and isinstance(v, str) else _replace_urls(v, urls))
-                for k, v in doc.items()}
-    if isinstance(doc, list):
-        return [_replace_urls(v, urls) for v in doc]
-    return doc
-
