@@ -238,3 +238,29 @@ async def test_settled_winners_are_read_once_not_on_every_pass(nc, prefix) -> No
     for _ in range(3):  # three more passes
         assert await store.pending() == [tickets[4]]
     assert gets == [tickets[4].ticket_hash.hex()] * 3  # only the pending one is read again
+
+
+async def test_unfunded_senders_are_answered_but_neither_published_nor_tracked(nc, prefix) -> None:
+    """Throwaway keys (free to make) looked up through the cold path must not grow the bucket or the senders
+    re-read every round; a tracked sender whose funds are gone is dropped, and comes back once funded."""
+    from baton_common.schemas.chain import SenderLookup, sender_key
+
+    kv = await nc.jetstream().create_key_value(bucket=f"{prefix}_chain")
+    eth = FakeEth(deposit=0, reserve=0)
+    publisher = ChainPublisher(eth, kv, None, "0x" + "11" * 20)
+    throwaway = ["0x" + f"{n:040x}" for n in range(1, 51)]
+    for sender in throwaway:
+        info = await publisher.lookup(SenderLookup(sender=sender))
+        assert (info.deposit, info.reserve) == (0, 0)  # the negotiator gets its answer
+    assert publisher.senders == set()
+    with pytest.raises(Exception, match="no keys|NoKeys|nats: no keys found"):
+        await kv.keys()
+    eth.deposit = 10**18
+    funded = await publisher.lookup(SenderLookup(sender=throwaway[0]))
+    assert funded.deposit == 10**18 and publisher.senders == {throwaway[0]}
+    assert (await kv.get(sender_key(throwaway[0]))).value
+    eth.deposit = 0  # withdrawn: the next read drops it
+    await publisher.sender_info(throwaway[0], 5, {"read_at": time.time(), "block": 1})
+    assert publisher.senders == set()
+    with pytest.raises(Exception, match="not found|KeyNotFound|KeyDeleted"):
+        await kv.get(sender_key(throwaway[0]))

@@ -26,6 +26,7 @@ retried after a minute.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
@@ -231,12 +232,20 @@ class ChainPublisher:
         self._scanned = number
 
     async def sender_info(self, sender: str, round_: int, read: dict) -> SenderInfo:
+        """Read ``sender``'s funds and publish them. A sender with neither deposit nor reserve is dropped from
+        the bucket and from the senders re-read each round: throwaway keys, which any client makes for free,
+        cannot grow either (the negotiator caches the unfunded answer it got from :meth:`lookup`)."""
         (deposit, withdraw_round), (remaining, claimed) = await self.eth.call(
             "TicketBroker.getSenderInfo", to_checksum_address(sender))
         by_us = await self.eth.call("TicketBroker.claimedReserve", to_checksum_address(sender), self.orchestrator)
         info = SenderInfo(sender=sender.lower(), deposit=deposit, reserve=remaining, withdraw_round=withdraw_round,
                           reserve_claimed=claimed, claimed_by_us=by_us, round=round_, **read)
-        await self._put(sender_key(sender), info)
+        if deposit or remaining:
+            await self._put(sender_key(sender), info)
+        elif sender.lower() in self.senders:
+            self.senders.discard(sender.lower())
+            with contextlib.suppress(Exception):  # already gone; the next read of a funded one writes it again
+                await self.kv.delete(sender_key(sender))
         return info
 
     async def lookup(self, request: SenderLookup) -> SenderInfo:
@@ -247,7 +256,8 @@ class ChainPublisher:
         block = await self.eth.block()
         current = await self.eth.call("RoundsManager.currentRound")
         info = await self.sender_info(sender, current, {"read_at": self.clock(), "block": block.l1_number})
-        self.senders.add(sender)
+        if info.deposit or info.reserve:
+            self.senders.add(sender)
         return info
 
     def track(self, sender: str) -> None:
