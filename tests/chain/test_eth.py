@@ -225,3 +225,22 @@ async def test_a_transaction_given_up_on_is_taken_over_by_the_next_send(node, fu
     assert w3.eth.get_transaction_count(acct.address, "pending") == 1  # nothing left stuck in the pool
     receipt = await sender.send(to, b"", what="after")
     assert w3.eth.get_transaction(receipt["transactionHash"])["nonce"] == 1
+
+
+async def test_a_transaction_left_stuck_before_a_restart_is_taken_over_after_it(node, funded) -> None:
+    """A process that gave up on a transaction and died: its successor must not queue behind it forever."""
+    acct, w3 = funded
+    w3.provider.make_request("evm_setAutomine", [False])
+    before = TxSender(RpcPool([node.url]), acct, Held(), tx_timeout=0.3, max_replacements=0, poll=0.05)
+    with pytest.raises(TxNotMined):
+        await before.send(Account.create().address, b"", what="stuck")
+    after = TxSender(RpcPool([node.url]), acct, Held(), tx_timeout=0.3, max_replacements=0, poll=0.05)
+    to = Account.create().address
+    task = asyncio.create_task(after.send(to, b"", what="after the restart"))
+    await asyncio.sleep(0.6)  # its wait for the one in flight times out
+    w3.provider.make_request("evm_mine", [])
+    receipt = await task
+    w3.provider.make_request("evm_setAutomine", [True])
+    mined = w3.eth.get_transaction(receipt["transactionHash"])
+    assert (mined["nonce"], mined["to"]) == (0, to)
+    assert w3.eth.get_transaction_count(acct.address, "pending") == 1  # nothing left stuck in the pool

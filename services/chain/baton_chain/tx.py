@@ -135,8 +135,9 @@ class TxSender:
         return min(self._stuck) if self._stuck else None
 
     def _above(self, fees: dict[str, int], old: dict[str, int]) -> dict[str, int]:
-        """Fees that may replace a transaction that paid ``old``: the network's, or ``old`` bumped if higher."""
-        bumped = self._bumped(old)
+        """Fees that may replace a transaction that paid ``old``: the network's, or ``old`` bumped if higher.
+        ``old`` unknown (one found in the pool after a start): the network's bumped."""
+        bumped = self._bumped(old or fees)
         if bumped is None:
             raise GasPriceAboveCap("a stuck transaction of ours can only be replaced above -maxGasPrice")
         if set(bumped) != set(fees):
@@ -200,8 +201,11 @@ class TxSender:
                 if self._nonce is None:
                     # After a start: let our transactions from before it land first (a redemption sent just
                     # before a crash), so this one is not a duplicate the contract would refuse.
-                    await self.wait_in_flight(self.tx_timeout)
-                    self._nonce = (await self.nonces())[1]
+                    landed = await self.wait_in_flight(self.tx_timeout)
+                    latest, self._nonce = await self.nonces()
+                    if not landed:  # ours, still unmined from before the start: the next sends take them over
+                        for n in range(latest, self._nonce):
+                            self._stuck.setdefault(n, {})
                     if still_needed is not None and not await still_needed():
                         raise Superseded(f"{what}: done by a transaction of ours sent before the start")
                 fees = await self.pool.run(self._fees)
