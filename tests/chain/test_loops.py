@@ -264,3 +264,25 @@ async def test_unfunded_senders_are_answered_but_neither_published_nor_tracked(n
     assert publisher.senders == set()
     with pytest.raises(Exception, match="not found|KeyNotFound|KeyDeleted"):
         await kv.get(sender_key(throwaway[0]))
+
+
+async def test_each_senders_pending_face_value_is_published_for_max_float(nc, prefix) -> None:
+    """The redeemer's pending winners per sender reach the sender's entry at once (and every later read), so
+    the negotiator's max float leaves room for winners still unredeemed (spec: reserveAlloc - pending)."""
+    from baton_common.schemas.chain import SenderInfo, SenderLookup, sender_key
+
+    kv = await nc.jetstream().create_key_value(bucket=f"{prefix}_chain")
+    publisher = ChainPublisher(FakeEth(), kv, None, "0x" + "11" * 20)
+    sender, other = "0x" + "ab" * 20, "0x" + "cd" * 20
+    await publisher.lookup(SenderLookup(sender=sender))
+
+    async def published() -> int:
+        return decode((await kv.get(sender_key(sender))).value, SenderInfo).pending
+
+    assert await published() == 0
+    await publisher.set_pending({sender: 3 * 10**15, other: 10**15})  # `other` is not published: skipped
+    assert await published() == 3 * 10**15
+    await publisher.sender_info(sender, 5, {"read_at": time.time(), "block": 1})  # a later read keeps it
+    assert await published() == 3 * 10**15
+    await publisher.set_pending({})  # redeemed
+    assert await published() == 0

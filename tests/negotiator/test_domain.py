@@ -278,3 +278,33 @@ def test_recent_results_are_bounded_by_bytes_and_age() -> None:
     assert is_output_of(f"{job}/out/2", job) and is_output_of(f"{job}/out/2")
     assert not is_output_of(f"{job}/in") and not is_output_of(f"{job}/out/2", "1" * 32)
     assert not is_output_of(f"{job}/out/2/../in") and not is_output_of("stream/x/out/1")
+
+
+async def test_max_float_leaves_room_for_the_senders_pending_winners() -> None:
+    """reserveAlloc - pending (spec §3.4): a sender's winners not yet redeemed, as chain publishes them, shrink
+    the face value it is quoted, until its deposit is 3x what is pending."""
+    from types import SimpleNamespace
+
+    from baton_common.pm import MemoryNonceStore, ParamsPolicy, TicketParamsIssuer
+    from baton_common.schemas.chain import PARAMS_KEY, ProtocolParams, SenderInfo, sender_key
+    from baton_negotiator.chain import KvChainData
+
+    sender, now = b"\xab" * 20, time.time()
+
+    def chain_with(pending: int, deposit: int = 10**15) -> KvChainData:
+        info = SenderInfo(read_at=now, sender="0x" + sender.hex(), deposit=deposit, reserve=4 * 10**16, round=5,
+                          pending=pending)
+        params = ProtocolParams(read_at=now, ticket_validity_period=2, active_pool_size=2)
+        mirror = SimpleNamespace(values={sender_key("0x" + sender.hex()): info, PARAMS_KEY: params})
+
+        async def no_lookup(request):  # noqa: ANN001, ANN202
+            raise AssertionError("the sender is in the bucket")
+
+        return KvChainData(mirror, no_lookup)  # type: ignore[arg-type]
+
+    def issuer(chain: KvChainData) -> TicketParamsIssuer:
+        return TicketParamsIssuer(ParamsPolicy(recipient=b"\x01" * 20), b"\x02" * 32, chain, MemoryNonceStore())
+
+    assert await issuer(chain_with(0)).max_float(sender) == 2 * 10**16  # the reserve's share: 4e16 / 2
+    assert await issuer(chain_with(15 * 10**15)).max_float(sender) == 5 * 10**15  # less what is pending
+    assert await issuer(chain_with(15 * 10**15, deposit=45 * 10**15)).max_float(sender) == 2 * 10**16

@@ -145,6 +145,7 @@ class Chain(ServiceBase[ChainSettings]):
                                max_backoff=s.reward_max_backoff)
         redeemer = Redeemer(self.eth, sender, winners, bytes.fromhex(account.address[2:]),
                             redeem_gas=s.redeem_gas_used, on_sender=self.publisher.track,
+                            on_pending=self.publisher.set_pending,
                             journal=TxJournal(await bus.bind(CHAIN_TXS), account.address))
         ctx.probe("eth", self.pool.check, interval=10.0)
         await bus.serve(SENDER_LOOKUP_SUBJECT, SenderLookup, self._lookup)

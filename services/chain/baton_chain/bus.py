@@ -110,6 +110,8 @@ class ChainPublisher:
         self.refresh = refresh
         self.clock = clock
         self.senders: set[str] = set()
+        self.pending: dict[str, int] = {}
+        """Face value of each sender's unredeemed winning tickets (the redeemer's, each pass)."""
         self._l1 = -1
         self._round = -1
         self._cleaned = -1
@@ -239,7 +241,8 @@ class ChainPublisher:
             "TicketBroker.getSenderInfo", to_checksum_address(sender))
         by_us = await self.eth.call("TicketBroker.claimedReserve", to_checksum_address(sender), self.orchestrator)
         info = SenderInfo(sender=sender.lower(), deposit=deposit, reserve=remaining, withdraw_round=withdraw_round,
-                          reserve_claimed=claimed, claimed_by_us=by_us, round=round_, **read)
+                          reserve_claimed=claimed, claimed_by_us=by_us, round=round_,
+                          pending=self.pending.get(sender.lower(), 0), **read)
         if deposit or remaining:
             await self._put(sender_key(sender), info)
         elif sender.lower() in self.senders:
@@ -262,6 +265,21 @@ class ChainPublisher:
 
     def track(self, sender: str) -> None:
         self.senders.add(sender.lower())
+
+    async def set_pending(self, pending: dict[str, int]) -> None:
+        """The redeemer's pending face value per sender; a published sender whose value changed is rewritten
+        at once (its funds as last read), so a quote never counts a winner already redeemed, or misses one."""
+        changed = {s for s in pending.keys() | self.pending.keys() if pending.get(s, 0) != self.pending.get(s, 0)}
+        self.pending = {s: v for s, v in pending.items() if v}
+        for sender in sorted(changed):
+            try:
+                entry = await self.kv.get(sender_key(sender))
+                info = decode(entry.value or b"", SenderInfo)
+            except Exception:  # not published (unfunded, or not read yet): its next read carries the value
+                continue
+            with contextlib.suppress(Exception):  # rewritten meanwhile: that write carried self.pending already
+                await self.kv.update(sender_key(sender), encode(msgspec.structs.replace(
+                    info, pending=self.pending.get(sender, 0))), last=entry.revision)
 
     async def _eth_usd(self, read: dict) -> None:
         now = self.clock()

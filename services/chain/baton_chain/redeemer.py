@@ -38,7 +38,7 @@ import functools
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from eth_abi import decode as abi_decode
@@ -87,6 +87,7 @@ def _hex(b: bytes) -> str:
 class Redeemer:
     def __init__(self, eth: Eth, sender: TxSender, winners: KvWinningTickets, recipient: bytes,
                  *, redeem_gas: int, on_sender: Callable[[str], None] = lambda address: None,
+                 on_pending: Callable[[dict[str, int]], Awaitable[None]] | None = None,
                  journal: TxJournal | None = None) -> None:
         self.eth = eth
         self.journal = journal
@@ -104,6 +105,7 @@ class Redeemer:
         self._seen: set[bytes] = set()
         self._round_starts: dict[int, int] = {}
         self._on_sender = on_sender
+        self._on_pending = on_pending
 
     async def pass_once(self) -> None:
         self.view.fresh()
@@ -116,6 +118,14 @@ class Redeemer:
                 self._seen.add(t.ticket_hash)
                 WINNING_TICKETS_RECV.labels(sender=_hex(t.ticket.sender)).inc()
                 self._on_sender(_hex(t.ticket.sender))  # its funds are published from now on
+        if self._on_pending is not None:
+            by_sender: dict[str, int] = defaultdict(int)
+            for t in pending:
+                by_sender[_hex(t.ticket.sender)] += t.ticket.face_value
+            try:
+                await self._on_pending(dict(by_sender))
+            except Exception as exc:  # published on a later pass
+                log.warning("pending face values not published", extra={"error": type(exc).__name__})
         if not pending or not self.sender.lease.held():
             return
         current = await self.view.current_round()

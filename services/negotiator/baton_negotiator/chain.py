@@ -42,6 +42,11 @@ SENDER_LOOKUP_TIMEOUT = 3.0
 Lookup = Callable[[SenderLookup], Awaitable[SenderInfo]]
 
 
+LOOKUP_REUSE = 5.0
+"""Seconds a cold-path answer stands in for the bucket's copy (which the chain service puts meanwhile)."""
+MAX_LOOKED_UP = 10_000
+
+
 class KvChainData:
     def __init__(self, mirror: KvMirror[ChainValue], lookup: Lookup, *,
                  clock: Callable[[], float] = time.time) -> None:
@@ -49,6 +54,8 @@ class KvChainData:
         self._lookup = lookup
         self._clock = clock
         self._inflight: dict[str, asyncio.Future[SenderInfo]] = {}
+        self._looked_up: dict[str, SenderInfo] = {}
+        """Cold-path answers, until the bucket's copy arrives (one quote reads a sender several times)."""
 
     def _get(self, key: str, type_: type) -> ChainValue:  # noqa: ANN401 - one of the union
         value = self._mirror.values.get(key)
@@ -86,7 +93,11 @@ class KvChainData:
         address = "0x" + sender.hex()
         value = self._mirror.values.get(sender_key(address))
         if isinstance(value, SenderInfo) and self._clock() - value.read_at <= CHAIN_MAX_AGE:
+            self._looked_up.pop(address, None)
             return value
+        answer = self._looked_up.get(address)
+        if answer is not None and self._clock() - answer.read_at <= LOOKUP_REUSE:
+            return answer
         # The cold path: one request per sender at a time, whoever asks meanwhile waits for it.
         pending = self._inflight.get(address)
         if pending is None:
@@ -94,9 +105,16 @@ class KvChainData:
             self._inflight[address] = pending
             pending.add_done_callback(lambda _: self._inflight.pop(address, None))
         try:
-            return await asyncio.shield(pending)
+            answer = await asyncio.shield(pending)
         except BusError as exc:
             raise ChainUnavailable(f"chain cannot tell the funds of sender {address}: {exc.message}") from None
+        if len(self._looked_up) >= MAX_LOOKED_UP:
+            now = self._clock()
+            self._looked_up = {a: i for a, i in self._looked_up.items() if now - i.read_at <= LOOKUP_REUSE}
+            if len(self._looked_up) >= MAX_LOOKED_UP:
+                self._looked_up.pop(next(iter(self._looked_up)))
+        self._looked_up[address] = answer
+        return answer
 
     async def sender_info(self, sender: bytes) -> PmSenderInfo:
         info = await self._sender(sender)
@@ -123,9 +141,8 @@ class KvChainData:
         return self._get("gas-price", GasPrice).suggested_wei  # type: ignore[attr-defined]
 
     async def pending_redemptions(self, sender: bytes) -> int:
-        # The chain service does not publish in-flight redemptions per sender (schemas/chain.py has no key
-        # for it): counted as none, so max float is the full reserve allocation.
-        return 0
+        """Face value of the sender's winning tickets not yet redeemed, as the chain service last published it."""
+        return (await self._sender(sender)).pending
 
     async def ticket_validity_period(self) -> int:
         return self._get("params", ProtocolParams).ticket_validity_period  # type: ignore[attr-defined]

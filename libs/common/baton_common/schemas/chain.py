@@ -154,6 +154,9 @@ class SenderInfo(_Read, frozen=True, kw_only=True, tag="chain-sender.v1"):
     claimed_by_us: Wei = 0
     """Reserve this orchestrator claimed in the current round."""
     round: NonNegative = 0
+    pending: Wei = 0
+    """Face value of this sender's winning tickets to us not yet redeemed (the redeemer's pending set): the
+    payments core takes it off the reserve allocation when it sets max float, as go-livepeer's sender monitor."""
 
 
 class EthUsdRate(_Read, frozen=True, kw_only=True, tag="chain-eth-usd.v1"):
