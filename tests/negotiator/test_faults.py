@@ -409,3 +409,19 @@ async def test_segments_open_no_session_without_a_transcoder_and_sessions_never_
         for token in opened:
             await call(gateway.end_session, token)
         await w.stop()
+
+
+async def test_a_stream_read_from_the_store_counts_in_the_body_budget(gateway: TestGateway, module_nc) -> None:  # noqa: ANN001
+    """/stream reads a result whole into memory when it is not among the last ones kept: that read is counted
+    like an upload (30 MB here), so GETs of large results cannot run the process out of memory."""
+    from baton_common.schemas.jobs import BODIES
+
+    store = await module_nc.jetstream().object_store(BODIES.bucket)
+    await store.put("stream/budget-test/P720p/1.ts", b"\0" * 31_000_000)
+    await store.put("stream/budget-test/P144p/1.ts", b"\1" * 1000)
+    info = await call(gateway.get_orchestrator, signed=False)
+    with gateway.http() as client:
+        big = await call(client.get, f"{info.transcoder}/stream/budget-test/P720p/1.ts")
+        small = await call(client.get, f"{info.transcoder}/stream/budget-test/P144p/1.ts")
+    assert big.status_code == 503 and "insufficient capacity" in big.text
+    assert (small.status_code, small.content) == (200, b"\1" * 1000)

@@ -231,8 +231,9 @@ class Dispatcher:
         await self._nc.jetstream().publish(subject, json.dumps(info.as_dict()).encode(),
                                            headers={api.Header.ROLLUP: MSG_ROLLUP_SUBJECT})
 
-    async def read_linked(self, name: str) -> bytes | None:
-        """The bytes of object ``name``, following a link only to a job's output (never an input)."""
+    async def read_linked(self, name: str, hold: Callable[[int], None] = lambda size: None) -> bytes | None:
+        """The bytes of object ``name``, following a link only to a job's output (never an input). ``hold`` is
+        told the size before the object is read into memory (the body budget: it refuses past it)."""
         if self._bodies is None:
             return None
         info = await self._bodies.get_info(name)
@@ -241,6 +242,8 @@ class Dispatcher:
             if link.bucket != BODIES_BUCKET or not link.name or not is_output_of(link.name):
                 return None
             name = link.name
+            info = await self._bodies.get_info(name)
+        hold(int(info.size or 0))
         return (await self._bodies.get(name)).data or b""
 
     async def delete_outputs(self, result: JobResult, *, keep: frozenset[str] = frozenset()) -> None:

@@ -129,7 +129,7 @@ class Request:
                     if size > limit:
                         raise BodyTooLarge(f"request body is over {limit} bytes")
                     if size > self.held:
-                        self._hold(size - self.held)
+                        self.hold(size - self.held)
                     chunks.append(chunk)
                     if hasher is not None:
                         hasher.update(chunk)
@@ -138,7 +138,8 @@ class Request:
         except TimeoutError:
             raise BodyTimeout(f"request body not received within {self.read_timeout:g} s") from None
 
-    def _hold(self, size: int) -> None:
+    def hold(self, size: int) -> None:
+        """Count ``size`` more bytes of this request's in the body budget (503 past it); given back at its end."""
         self.budget.take(size, self.client)
         self.held += size
 
@@ -243,7 +244,7 @@ class HttpApp:
                     entry[1] += 1
                     try:
                         async with entry[0]:
-                            return await fetch_segment(uri, allow_private=self._fetch_private, hold=req._hold)
+                            return await fetch_segment(uri, allow_private=self._fetch_private, hold=req.hold)
                     finally:
                         entry[1] -= 1
                         if not entry[1]:

@@ -385,12 +385,15 @@ class Jobs:
             raise NotFound("404 page not found")
         data = self._recent.get(path)
         if data is None:
-            try:
-                data = await self.dispatcher.read_linked(f"stream/{path}")
+            try:  # read whole into memory: counted in the body budget first (503 past it, as an upload)
+                data = await self.dispatcher.read_linked(f"stream/{path}", hold=req.hold)
+            except NegotiatorError:
+                raise
             except Exception:
                 raise NotFound("404 page not found") from None
             if data is None:
                 raise NotFound("404 page not found")
+            self._recent.add(path, data)  # the next GETs of it (a gateway's retries, other renditions' readers)
         # Results are served for as long as baton-bodies keeps them (its TTL: 15 min), by any replica.
         kind = mimetypes.guess_type(path)[0] or ("video/mp2t" if path.endswith(".ts") else "application/octet-stream")
         await req.respond(200, data, kind)
