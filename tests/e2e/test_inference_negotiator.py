@@ -198,7 +198,8 @@ async def test_llm_without_stream_is_one_answer(gateway: TestGateway) -> None:
 @pytest.mark.parametrize(
     ("pipeline", "data", "files", "words"),
     [
-        ("audio-to-text", {}, {"audio": ("a.wav", b"RIFF....WAVEnope", "audio/wav")}, "could not be decoded"),
+        # The negotiator measures the audio before it reserves its cost: go-livepeer's text for one it cannot.
+        ("audio-to-text", {}, {"audio": ("a.wav", b"RIFF....WAVEnope", "audio/wav")}, "Unable to calculate duration"),
         ("segment-anything-2", {}, {"image": ("a.png", png(16, 16), "image/png")}, "send a prompt"),
         ("upscale", {}, {"image": ("a.png", png(16, 16), "image/png")}, "prompt"),
         ("image-to-video", {}, {"image": ("a.gif", b"GIF89a", "image/gif")}, "image"),

@@ -192,3 +192,22 @@ async def test_text_to_speech_with_empty_text_is_400(gateway: TestGateway) -> No
             r = await call(client.post, f"{info.transcoder}/text-to-speech", json={"model_id": "tts", "text": text},
                            headers={"Livepeer-Segment": seg})
             assert (r.status_code, r.text) == (400, "invalid request: text is required\n")
+
+
+async def test_refusals_before_the_body_is_read_reach_a_client_still_sending_it(gateway: TestGateway) -> None:
+    """Credentials and capacity are checked before the body is read; a client still sending a small body must
+    read the 503 (or 403), not a reset connection, which a gateway counts against this orchestrator."""
+    import httpx
+
+    info = await call(gateway.get_orchestrator, signed=False, caps=ai_caps(27, "nobody-serves"))
+    seg = gateway.segment_header(info, manifest=b"27_nobody-serves", signed=False)
+    body = {"prompt": "x" * 200_000, "model_id": "nobody-serves"}
+    with gateway.http() as client:
+        answers = []
+        for headers in ({"Livepeer-Segment": seg}, {"Livepeer-Segment": "not base64!"}) * 10:
+            try:
+                r = await call(client.post, f"{info.transcoder}/text-to-image", json=body, headers=headers)
+                answers.append(r.status_code)
+            except httpx.HTTPError as exc:
+                answers.append(type(exc).__name__)
+    assert answers == [503, 403] * 10, answers

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import ipaddress
+import contextlib
 import json
 import logging
 import re
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import httpx
 import msgspec
 from Crypto.Hash import keccak
 
@@ -32,14 +30,17 @@ from .errors import BadInput, BodyTooLarge, InsufficientCapacity, NegotiatorErro
 from .jobs import Jobs
 from .media import audio_duration_ms, image_size, parse_form_async
 from .orchestrator import requested_pairs
+from .segfetch import MAX_SEGMENT_BYTES, fetch_segment
 
 __all__ = ["BodyBudget", "HttpApp", "MAX_JSON_BYTES"]
 
 log = logging.getLogger("baton.negotiator")
+DRAIN_MAX = 1024 * 1024
+"""Body bytes read and dropped before a refusal (see ``Request.discard_body``)."""
+DRAIN_SECONDS = 2.0
 MAX_JSON_BYTES = 10 * 1024 * 1024
 MAX_UPLOAD_BYTES = 100 * 1024 * 1024
 """Largest multipart AI request (an image or an audio file with its fields)."""
-MAX_SEGMENT_BYTES = 300_000_000
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
@@ -99,6 +100,7 @@ class Request:
         self.method: str = scope["method"]
         self.headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         self.started = False
+        self.body_done = False
         self.sender = metrics.UNKNOWN_SENDER
         """The verified sender's address, once it is."""
         self.context: dict[str, str] = {}
@@ -134,9 +136,26 @@ class Request:
                     if hasher is not None:
                         hasher.update(chunk)
                     if not message.get("more_body"):
+                        self.body_done = True
                         return b"".join(chunks)
         except TimeoutError:
             raise BodyTimeout(f"request body not received within {self.read_timeout:g} s") from None
+
+    async def discard_body(self) -> None:
+        """Before a refusal of a request whose body was not read: read and drop up to DRAIN_MAX bytes of it, so
+        a client still sending a small body reads the answer instead of a connection reset (a gateway counts a
+        reset against us, a 503 or 403 it understands). A larger body is left: the connection closes on it."""
+        if self.body_done:
+            return
+        size = 0
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(DRAIN_SECONDS):
+                while size <= DRAIN_MAX:
+                    message = await self.receive()
+                    size += len(message.get("body", b""))
+                    if message["type"] == "http.disconnect" or not message.get("more_body"):
+                        break
+        self.body_done = True
 
     def hold(self, size: int) -> None:
         """Count ``size`` more bytes of this request's in the body budget (503 past it); given back at its end."""
@@ -195,6 +214,7 @@ class HttpApp:
             log.info("refused", extra={"endpoint": endpoint, "reason": refusal.code, "status": refusal.status_code,
                                        "gateway": req.sender, **req.context})
             if not req.started:
+                await req.discard_body()
                 await req.text(refusal.status_code, refusal.message)
             else:
                 await self.jobs.fail_started(req, refusal)
@@ -321,72 +341,6 @@ class HttpApp:
 
 SEGMENT_URI_TYPE = "application/vnd+livepeer.uri"
 LIVE_PATH = "/live-video-to-video"
-SEGMENT_FETCH_TIMEOUT = 8.0
-
-
-async def fetch_segment(body: bytes, *, allow_private: bool = False,
-                        hold: Callable[[int], None] = lambda _: None) -> bytes:
-    """go-livepeer: a /segment body of type application/vnd+livepeer.uri is a URL to fetch (400 past 8 s,
-    resolving and connecting included). ``hold`` counts each chunk in the body budget as it arrives (503 past it).
-
-    The host is resolved here and the request pinned to that address; unless ``allow_private``, an address
-    that is not public (loopback, private, link-local, multicast, unspecified, reserved) is refused with 400.
-    """
-    text = body.decode("utf-8", "replace").strip()
-    if not text.startswith(("http://", "https://")):
-        raise BadInput("segment URI must be an http(s) URL")
-    try:
-        url = httpx.URL(text)
-        host = url.host
-        port = url.port or (443 if url.scheme == "https" else 80)
-    except (httpx.InvalidURL, ValueError):
-        raise BadInput("segment URI must be an http(s) URL") from None
-    if not host:
-        raise BadInput("segment URI must be an http(s) URL")
-    try:
-        async with asyncio.timeout(SEGMENT_FETCH_TIMEOUT):
-            return await _fetch(url, host, port, allow_private=allow_private, hold=hold)
-    except TimeoutError:
-        raise BadInput(f"could not fetch the segment within {SEGMENT_FETCH_TIMEOUT:g} s") from None
-
-
-async def _fetch(url: httpx.URL, host: str, port: int, *, allow_private: bool, hold: Callable[[int], None]) -> bytes:
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        addresses = [ipaddress.ip_address(str(info[4][0]).partition("%")[0]) for info in infos]
-    except (OSError, ValueError):
-        raise BadInput("could not fetch the segment: the host does not resolve") from None
-    if not addresses:
-        raise BadInput("could not fetch the segment: the host does not resolve")
-    if not allow_private and not all(_public(a) for a in addresses):
-        raise BadInput("segment URI refused: its host resolves to a loopback, private, link-local, multicast or "
-                       "unspecified address")
-    pinned = url.copy_with(host=str(addresses[0]))
-    headers = {"Host": host if url.port is None else f"{host}:{url.port}"}
-    extensions = {"sni_hostname": host} if url.scheme == "https" else {}
-    try:
-        async with httpx.AsyncClient(timeout=SEGMENT_FETCH_TIMEOUT, follow_redirects=False) as client:
-            async with client.stream("GET", pinned, headers=headers, extensions=extensions) as r:
-                if r.status_code != 200:
-                    raise BadInput(f"could not fetch the segment: status {r.status_code}")
-                chunks, size = [], 0
-                async for chunk in r.aiter_bytes():
-                    size += len(chunk)
-                    if size > MAX_SEGMENT_BYTES:
-                        raise BadInput("the fetched segment is too large")
-                    hold(len(chunk))
-                    chunks.append(chunk)
-                return b"".join(chunks)
-    except httpx.HTTPError as exc:
-        raise BadInput(f"could not fetch the segment: {type(exc).__name__}") from None
-
-
-def _public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address.is_global and not address.is_multicast
-
-
 class BodyTimeout(NegotiatorError):
     code = "body_timeout"
     status_code = 408
