@@ -286,3 +286,19 @@ async def test_each_senders_pending_face_value_is_published_for_max_float(nc, pr
     assert await published() == 3 * 10**15
     await publisher.set_pending({})  # redeemed
     assert await published() == 0
+
+
+async def test_a_lagging_node_neither_overwrites_nor_drops_a_senders_published_funds(nc, prefix) -> None:
+    from baton_common.schemas.chain import SenderInfo, SenderLookup, sender_key
+
+    kv = await nc.jetstream().create_key_value(bucket=f"{prefix}_chain")
+    sender = "0x" + "ab" * 20
+    fresh = ChainPublisher(FakeEth(head=1000), kv, None, "0x" + "11" * 20)
+    await kv.put(HEAD_KEY, encode(L1Head(l1_block=1000, read_at=time.time(), block=1000)))
+    await fresh.lookup(SenderLookup(sender=sender))
+    lagging = ChainPublisher(FakeEth(head=990, deposit=0, reserve=0), kv, None, "0x" + "11" * 20)
+    lagging.track(sender)
+    answer = await lagging.lookup(SenderLookup(sender=sender))  # a syncing standby reads it empty
+    assert answer.deposit == 0
+    published = decode((await kv.get(sender_key(sender))).value, SenderInfo)
+    assert (published.deposit, published.block) == (10**18, 1000)  # still the funds the up-to-date node read

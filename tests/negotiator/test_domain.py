@@ -189,7 +189,7 @@ def test_billed_units_follow_the_spec_with_the_openapi_defaults() -> None:
                         640, 480) == 640 * 480 * 2
     assert billed_units("text-to-speech", ai.TextToSpeechParams(text="héllo")) == 5000
     assert billed_units("audio-to-text", ai.AudioToTextParams()) == AUDIO_MIN_UNITS == 1000
-    assert billed_units("audio-to-text", ai.AudioToTextParams(), audio_ms=2001) == 3000  # whole seconds, up
+    assert billed_units("audio-to-text", ai.AudioToTextParams(), audio_ms=2999) == 2000  # whole seconds, down (go-livepeer)
 
 
 def test_a_segment_is_estimated_as_go_livepeer_gateways_pay_for_it() -> None:

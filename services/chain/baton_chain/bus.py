@@ -243,6 +243,8 @@ class ChainPublisher:
         info = SenderInfo(sender=sender.lower(), deposit=deposit, reserve=remaining, withdraw_round=withdraw_round,
                           reserve_claimed=claimed, claimed_by_us=by_us, round=round_,
                           pending=self.pending.get(sender.lower(), 0), **read)
+        if read.get("block", 0) < await self._published_l1():
+            return info  # a node behind what is published: neither overwrite newer funds nor drop a sender
         if deposit or remaining:
             await self._put(sender_key(sender), info)
         elif sender.lower() in self.senders:

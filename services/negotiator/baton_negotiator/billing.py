@@ -49,7 +49,8 @@ def billed_units(pipeline: str, params: Any, width: int = 0, height: int = 0,  #
         case ai.UpscaleParams() | ai.SegmentAnything2Params() | ai.ImageToTextParams():
             return width * height
         case ai.AudioToTextParams():
-            return max(math.ceil(max(audio_ms, 0) / 1000) * 1000, AUDIO_MIN_UNITS)
+            # Whole seconds, rounded down as a go-livepeer gateway pays them (int64(DurSecs) * 1000); at least 1 s.
+            return max(max(audio_ms, 0) // 1000 * 1000, AUDIO_MIN_UNITS)
         case ai.LLMParams():
             return params.max_tokens
         case ai.TextToSpeechParams():

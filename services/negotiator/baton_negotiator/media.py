@@ -21,7 +21,7 @@ from io import BytesIO
 import multipart
 from PIL import Image
 
-from .errors import BadInput, BodyTooLarge
+from .errors import BadInput, BodyTooLarge, InsufficientCapacity
 
 __all__ = ["MAX_IMAGE_PIXELS", "FormFile", "audio_duration_ms", "image_size", "parse_form", "parse_form_async"]
 
@@ -114,6 +114,9 @@ def image_size(data: bytes) -> tuple[int, int]:
     return width, height
 
 
+PROBES_AT_ONCE = 4
+"""ffprobe processes measuring uploads at once (each tens of ms of CPU and ~30 MB); past it, 503."""
+_PROBES = asyncio.Semaphore(PROBES_AT_ONCE)
 PROBE_TIMEOUT = 10.0
 """Seconds ffprobe may take to read an upload's duration."""
 PROBE_FORMATS = "wav,mp3,flac,ogg,mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,aac,asf,aiff"
@@ -129,23 +132,28 @@ async def audio_duration_ms(data: bytes) -> int:
     file is refused with ``Insufficient balance`` up front rather than billed past the balance afterwards
     (ffprobe reads only the headers it needs; the file goes through a temporary file, as a pipe cannot seek).
     """
-    with tempfile.NamedTemporaryFile(prefix="baton-audio-", delete=False) as f:
-        path = f.name
-    try:
-        await asyncio.to_thread(_write, path, data)
-        proc = await asyncio.create_subprocess_exec(
-            "ffprobe", "-v", "error", "-protocol_whitelist", "file", "-format_whitelist", PROBE_FORMATS,
-            "-show_entries", "format=duration", "-of", "default=nw=1:nk=1", path,
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+    if _PROBES.locked():  # PROBES_AT_ONCE running: a flood of uploads gets 503, not a host full of ffprobes
+        raise InsufficientCapacity("insufficient capacity: too many audio files being measured, retry later")
+    async with _PROBES:
+        with tempfile.NamedTemporaryFile(prefix="baton-audio-", delete=False) as f:
+            path = f.name
+        proc = None
         try:
-            async with asyncio.timeout(PROBE_TIMEOUT):
-                out, _ = await proc.communicate()
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-            raise BadInput("Unable to calculate duration") from None
-    finally:
-        os.unlink(path)
+            await asyncio.to_thread(_write, path, data)
+            proc = await asyncio.create_subprocess_exec(
+                "ffprobe", "-v", "error", "-protocol_whitelist", "file", "-format_whitelist", PROBE_FORMATS,
+                "-show_entries", "format=duration", "-of", "default=nw=1:nk=1", path,
+                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+            try:
+                async with asyncio.timeout(PROBE_TIMEOUT):
+                    out, _ = await proc.communicate()
+            except TimeoutError:
+                raise BadInput("Unable to calculate duration") from None
+        finally:
+            if proc is not None and proc.returncode is None:  # timed out or cancelled: never left running
+                proc.kill()
+                await proc.wait()
+            os.unlink(path)
     try:
         seconds = float(out.decode().strip().splitlines()[0])
     except (ValueError, IndexError):
