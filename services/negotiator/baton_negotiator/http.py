@@ -142,11 +142,13 @@ class Request:
             raise BodyTimeout(f"request body not received within {self.read_timeout:g} s") from None
 
     async def discard_body(self) -> None:
-        """Before a refusal of a request whose body was not read: read and drop up to DRAIN_MAX bytes of it, so
-        a client still sending a small body reads the answer instead of a connection reset (a gateway counts a
-        reset against us, a 503 or 403 it understands). A larger body is left: the connection closes on it."""
-        if self.body_done:
-            return
+        """Before a refusal of a request whose body was not read: read and drop it when its Content-Length is at
+        most DRAIN_MAX, so a client still sending a small body reads the answer instead of a connection reset (a
+        gateway counts a reset against us, a 503 or 403 it understands). A larger body is left: the connection
+        closes on it."""
+        length = self.header("content-length")
+        if self.body_done or not (length.isdigit() and int(length) <= DRAIN_MAX):
+            return  # a large or unsized body is not waited for: the connection closes on it
         size = 0
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(DRAIN_SECONDS):
