@@ -249,6 +249,7 @@ class Jobs:
             result.error = "OrchestratorBusy"
             req.context["outcome"] = "capacity"
             metrics.REFUSALS.labels("busy", req.sender).inc()
+            await self._settle(reservation, 0)  # given back before the answer, as on success
             await req.write(result.SerializeToString())
             return
         session.queued += 1
@@ -266,6 +267,7 @@ class Jobs:
                     result.error = "OrchestratorBusy" if exc.status_code == 503 else exc.message
                     req.context["outcome"] = str(exc.outcome)
                     metrics.REFUSALS.labels(exc.code, req.sender).inc()
+                    await self._settle(reservation, 0)
                     await req.write(result.SerializeToString())
                     return
         finally:
@@ -274,6 +276,7 @@ class Jobs:
         if not outputs:
             result.error = "transcoding produced no output"
             req.context["outcome"] = "failed"
+            await self._settle(reservation, 0)
             await req.write(result.SerializeToString())
             return
         # Read (digest checked), hashed and kept side by side: each is mostly waiting on the bus.
@@ -291,6 +294,7 @@ class Jobs:
             result.error = exc.message  # in the body, as every error once the 200 is out
             req.context["outcome"] = str(exc.outcome)
             metrics.REFUSALS.labels(exc.code, req.sender).inc()
+            await self._settle(reservation, 0)
             await req.write(result.SerializeToString())
             return
         # The worker's objects that the links serve stay until the bucket's TTL, as kept results do.
