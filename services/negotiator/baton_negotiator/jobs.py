@@ -37,7 +37,7 @@ from . import metrics
 from .billing import AUDIO_MIN_UNITS, billed_units, job_params, model_of, segment_estimate
 from .dispatch import Dispatcher, is_output_of
 from .errors import BadInput, BadSegmentHeader, InsufficientCapacity, JobFailed, NegotiatorError, NoFixedPrice, NotFound
-from .orchestrator import Credentials, Orchestrator, requested_pairs
+from .orchestrator import Credentials, Orchestrator, requested_pairs, scope_pair
 from .payments import Reservation, parse_payment, sender_label
 from .results import RESPONSE_JSON, Recent, replace_urls
 from .segdata import check_segment, contract_profile
@@ -401,11 +401,3 @@ class Jobs:
         # Results are served for as long as baton-bodies keeps them (its TTL: 15 min), by any replica.
         kind = mimetypes.guess_type(path)[0] or ("video/mp2t" if path.endswith(".ts") else "application/octet-stream")
         await req.respond(200, data, kind)
-
-
-def scope_pair(manifest: str) -> tuple[int, str] | None:
-    """The (capability, model) a batch AI manifest ``"<cap>_<model>"`` names; None for a transcoding manifest."""
-    capability, _, model = manifest.partition("_")
-    if capability.isdigit() and model:
-        return int(capability), model
-    return None

@@ -35,9 +35,17 @@ from .payments import OffchainPayments, OnchainPayments
 from .tokens import AuthTokens
 from .webhook import AuthWebhook
 
-__all__ = ["Credentials", "Orchestrator", "flatten_segment", "requested_pairs"]
+__all__ = ["Credentials", "Orchestrator", "flatten_segment", "requested_pairs", "scope_pair"]
 
 EMPTY_HASH = keccak256(b"")
+
+
+def scope_pair(manifest: str) -> tuple[int, str] | None:
+    """The (capability, model) a batch AI manifest ``"<cap>_<model>"`` names; None for a transcoding manifest."""
+    capability, _, model = manifest.partition("_")
+    if capability.isdigit() and model:
+        return int(capability), model
+    return None
 
 
 def requested_pairs(caps: lp_rpc_pb2.Capabilities | None) -> list[tuple[int, str]]:
