@@ -11,12 +11,17 @@ three ways in the same run: straight to Triton with tritonclient (the
 baseline), as a JobRequest on the bus to the worker, and as a gateway does
 (HTTPS POST to the negotiator, the certificate pinned, the Livepeer-Segment
 header of a GetOrchestrator session) and prints latency (p50, p95),
-throughput, the overhead in ms over the direct call and the ratios. A demo
+throughput, the overhead in ms over the direct call and the ratios, and the
+CPU each path costs per job in the negotiator, in this process (the clients
+and the worker) and in Triton: on a CPU-only host the three share the cores, so
+what the negotiator path spends there is taken from Triton's compute. A demo
 model id (``baton-demo/...``) is built in a temporary folder; any other needs
 ``--models-dir`` (-aiModelsDir). ``--params`` replaces the request (e.g. more
 steps and pixels, for a model whose compute takes 100 ms or more):
 
-    bench/inference_bench.py --params '{"prompt": "x", "height": 256, "width": 256, "num_inference_steps": 20}'
+    bench/inference_bench.py --params '{"prompt": "x", "height": 64, "width": 64, "num_inference_steps": 8}'
+
+Output is flushed line by line (``python -u`` is not needed).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -94,6 +100,34 @@ async def run_rounds(call, n: int, concurrency: int) -> tuple[list[float], float
     return latencies, n / (time.perf_counter() - started)
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds the processes used so far (Linux /proc; a process gone counts 0)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / TICKS
+    return total
+
+
+def triton_pids(marker: str) -> list[int]:
+    """tritonserver and its Python-backend stubs: the processes whose command line names ``marker``."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if marker in (proc / "cmdline").read_bytes().decode(errors="replace"):
+                    pids.append(int(proc.name))
+            except OSError:
+                continue
+    return pids
+
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
 def summary(name: str, lat: list[float], rate: float) -> str:
     lat = sorted(lat)
     p95 = lat[min(len(lat) - 1, int(len(lat) * 0.95))]
@@ -130,7 +164,8 @@ async def main(args: argparse.Namespace) -> None:
         ai_models_dir=args.models_dir, state_dir=str(tmp / "state"), log_level="warning",
     )
     grpc_port = free_port()
-    procs.append(start_negotiator(settings.nats_url, tmp / "negotiator", grpc_port))
+    negotiator = start_negotiator(settings.nats_url, tmp / "negotiator", grpc_port)
+    procs.append(negotiator)
     service = Inference(settings)
     runtime = Runtime(service, settings)
     task = asyncio.create_task(runtime.run(handle_signals=False))
@@ -182,10 +217,16 @@ async def main(args: argparse.Namespace) -> None:
             paths = {"direct": direct, "bus": via_bus, "negotiator": via_negotiator}
             lat: dict[str, list[float]] = {k: [] for k in paths}
             busy: dict[str, float] = dict.fromkeys(paths, 0.0)
+            # CPU seconds per path: the negotiator's process, this one's (the clients and the worker), Triton's
+            cpu: dict[str, list[float]] = {k: [0.0, 0.0, 0.0] for k in paths}
+            groups = ([negotiator.pid], None, triton_pids(str(tmp)) if not args.triton_url else [])
             per_round = max(concurrency, args.requests // args.repeats)
             for _ in range(args.repeats):
                 for key, call in paths.items():
+                    before = [cpu_seconds(g) if g is not None else time.process_time() for g in groups]
                     got, rate = await run_rounds(call, per_round, concurrency)
+                    after = [cpu_seconds(g) if g is not None else time.process_time() for g in groups]
+                    cpu[key] = [c + a - b for c, a, b in zip(cpu[key], after, before, strict=True)]
                     lat[key] += got
                     busy[key] += per_round / rate
             total = per_round * args.repeats
@@ -195,6 +236,11 @@ async def main(args: argparse.Namespace) -> None:
             print(summary("direct tritonclient", d_lat, d_rate))
             print(summary("bus + worker", b_lat, b_rate))
             print(summary("negotiator+bus+worker", n_lat, n_rate))
+            for key, label in (("direct", "direct tritonclient"), ("bus", "bus + worker"),
+                               ("negotiator", "negotiator+bus+worker")):
+                neg, here, tri = (c / total * 1000 for c in cpu[key])
+                print(f"  CPU per job, {label:<22} negotiator {neg:6.1f} ms  bench process (clients, worker) "
+                      f"{here:6.1f} ms  triton {tri:7.1f} ms")
             for path, lat, rate in (("bus + worker", b_lat, b_rate), ("negotiator+bus+worker", n_lat, n_rate)):
                 overhead = (statistics.median(lat) - statistics.median(d_lat)) * 1000
                 print(f"  {path}: overhead {overhead:+.1f} ms at p50; latency "
@@ -221,5 +267,6 @@ if __name__ == "__main__":
     parser.add_argument("--params", default="", help="the request as JSON (default: a small one per pipeline)")
     parser.add_argument("--requests", type=int, default=48)
     parser.add_argument("--repeats", type=int, default=REPEATS, help="interleaved rounds per path")
+    sys.stdout.reconfigure(line_buffering=True)  # each figure as it is measured, when piped to a file too
     asyncio.run(main(parser.parse_args()))
     sys.exit(0)

@@ -280,10 +280,17 @@ async def test_each_senders_pending_face_value_is_published_for_max_float(nc, pr
         return decode((await kv.get(sender_key(sender))).value, SenderInfo).pending
 
     assert await published() == 0
-    await publisher.set_pending({sender: 3 * 10**15, other: 10**15})  # `other` is not published: skipped
+    read_at = time.time()
+    await publisher.set_pending({sender: 3 * 10**15, other: 10**15}, read_at)  # `other` is not published: skipped
     assert await published() == 3 * 10**15
+    # When the pending set was read: the negotiator adds the winners it stored after it.
+    assert decode((await kv.get(sender_key(sender))).value, SenderInfo).pending_at == read_at
     await publisher.sender_info(sender, 5, {"read_at": time.time(), "block": 1})  # a later read keeps it
     assert await published() == 3 * 10**15
+    assert decode((await kv.get(sender_key(sender))).value, SenderInfo).pending_at == read_at
+    # One redeemed and one as large new: the sum stays, the read time moves on (else counted twice).
+    await publisher.set_pending({sender: 3 * 10**15}, read_at + 5)
+    assert decode((await kv.get(sender_key(sender))).value, SenderInfo).pending_at == read_at + 5
     await publisher.set_pending({})  # redeemed
     assert await published() == 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import struct
 import subprocess
 import time
 import uuid
@@ -23,11 +24,12 @@ from .conftest import Running
 
 
 async def job(w: Running, pipeline: str, params: dict, body: bytes = b"", *, stream: bool = False,
-              model_id: str | None = None, timeout: float = 60) -> list[JobReply]:
+              model_id: str | None = None, timeout: float = 60, billed_units: int = 0) -> list[JobReply]:
     """Send one JobRequest; every reply until the JobResult or JobError."""
     req = JobRequest(job_id=uuid.uuid4().hex, kind="inference", pipeline=pipeline,
                      model_id=DEMO_MODELS.get(pipeline, "") if model_id is None else model_id,
-                     deadline=time.time() + timeout, params=params, body=body, stream=stream)
+                     deadline=time.time() + timeout, params=params, body=body, stream=stream,
+                     billed_units=billed_units)
     inbox = w.nc.new_inbox()
     sub = await w.nc.subscribe(inbox)
     await w.nc.publish(w.subject, encode(req), reply=inbox)
@@ -247,6 +249,29 @@ async def test_overlong_audio_is_refused_and_the_worker_keeps_serving(demo: Runn
     [reply] = await job(demo, "audio-to-text", {}, long.read_bytes())
     assert isinstance(reply, JobError) and reply.code == "bad_input" and "longer than" in reply.message, reply
     assert isinstance((await job(demo, "audio-to-text", {}, wav(1.0)))[-1], JobResult)
+
+
+def lying_mka(seconds: int, declared_ms: float) -> bytes:
+    """A Matroska file of ``seconds`` of 8 kHz silence whose header declares ``declared_ms``."""
+    data = subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", "anullsrc=r=8000:cl=mono",
+                           "-t", str(seconds), "-c:a", "pcm_s16le", "-f", "matroska", "pipe:1"],
+                          capture_output=True, check=True).stdout
+    at = data.find(b"\x44\x89\x88")  # Segment Info's Duration: an 8-byte float, in ms at the default scale
+    assert at > 0
+    return data[:at + 3] + struct.pack(">d", declared_ms) + data[at + 11:]
+
+
+async def test_audio_longer_than_its_container_declares_is_refused_not_transcribed_for_free(demo: Running) -> None:
+    """The negotiator reserves (and a go-livepeer gateway pays) the container's duration as ffprobe reads it:
+    a file declaring 1 s that holds 20 s is refused, whatever limit the gateway writes into its own fields."""
+    lying = lying_mka(20, 1000.0)
+    [reply] = await job(demo, "audio-to-text", {"baton_paid_seconds": 10**6}, lying, billed_units=1000)
+    assert isinstance(reply, JobError) and reply.code == "bad_input", reply
+    assert "longer than the 1 s its container declares" in reply.message
+    # Paid for its true length, the same audio runs and bills it; a VBR estimate's slack is allowed.
+    ran = (await job(demo, "audio-to-text", {}, lying, billed_units=20_000))[-1]
+    assert isinstance(ran, JobResult) and ran.units == 20_000, ran
+    assert (await job(demo, "audio-to-text", {}, lying, billed_units=12_000))[-1].units == 20_000
 
 
 async def test_unknown_model_is_not_loaded(demo: Running) -> None:

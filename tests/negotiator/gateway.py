@@ -46,7 +46,8 @@ class TestGateway:
     def __post_init__(self) -> None:
         self.cert = fetch_certificate(self.host, self.port)
         creds = grpc.ssl_channel_credentials(root_certificates=self.cert)
-        self.channel = grpc.secure_channel(f"{self.host}:{self.port}", creds,
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        self.channel = grpc.secure_channel(f"{host}:{self.port}", creds,
                                            options=[("grpc.ssl_target_name_override", "localhost")])
         self.signer = TicketSigner(self.key)
 

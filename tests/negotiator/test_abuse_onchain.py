@@ -97,6 +97,32 @@ async def test_fresh_keys_cost_at_most_the_cold_lookup_rate(gw: TestGateway, cha
     assert len(chain.lookups) == before
 
 
+@pytest.fixture(scope="module")
+def dual_stack(module_nats: str, chain: FakeChain,
+               tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNegotiator]:
+    """Listening on [::] (IPv4 clients arrive as ::ffff:a.b.c.d): 127.0.0.1 and ::1 are two clients."""
+    running = start_onchain(module_nats, tmp_path_factory.mktemp("abuse-dual"), BATON_NEGOTIATOR_LISTEN_HOST="::",
+                            BATON_NEGOTIATOR_SENDER_LOOKUPS_PER_SECOND="10",
+                            BATON_NEGOTIATOR_SENDER_LOOKUPS_PER_CLIENT_PER_SECOND="2")
+    yield running
+    running.stop()
+
+
+async def test_one_clients_flood_of_fresh_keys_does_not_lock_out_a_new_gateway_elsewhere(
+        dual_stack: RunningNegotiator) -> None:
+    unfunded = "FAILED_PRECONDITION: insufficient sender reserve"
+    flooder, other = TestGateway("127.0.0.1", dual_stack.grpc_port), TestGateway("::1", dual_stack.grpc_port)
+    try:
+        flood = await call(_throwaway, flooder, [Account.create() for _ in range(12)])
+        assert flood.count(unfunded) <= 3, flood  # its share: 2 at once, 2 a second
+        assert flood[-1].endswith("too many new senders, retry later"), flood
+        # The other client's new sender is looked up (unfunded here), not refused for the flood.
+        assert await call(_throwaway, other, [Account.create()]) == [unfunded]
+    finally:
+        flooder.close()
+        other.close()
+
+
 async def test_a_throwaway_key_s_refusal_is_labelled_unknown(gw: TestGateway, onchain: RunningNegotiator) -> None:
     caps = lp_rpc_pb2.Capabilities()
     caps.constraints.PerCapability[35].models["no-such-live-model"].warm = True  # refused: OrchestratorCapped

@@ -259,6 +259,38 @@ async def test_audio_duration_is_read_by_ffprobe_and_a_playlist_is_refused() -> 
             await audio_duration_ms(hostile)
 
 
+async def test_one_payers_uploads_take_turns_and_cannot_hold_every_ffprobe_slot() -> None:
+    """A payer holds at most 2 of the 4 ffprobe slots: its flood waits its turn (none refused), and another
+    payer's upload is measured beside it."""
+    import asyncio
+
+    import pytest
+
+    from baton_negotiator import media
+    from tests.negotiator.test_paid import wav
+
+    running, most = [0], [0]
+    probe = media._probe  # noqa: SLF001
+
+    async def counted(data: bytes) -> int:
+        running[0] += 1
+        most[0] = max(most[0], running[0])
+        try:
+            return await probe(data)
+        finally:
+            running[0] -= 1
+
+    audio = wav(1.5, rate=100)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(media, "_probe", counted)
+        flood = [asyncio.ensure_future(media.audio_duration_ms(audio, "0xattacker")) for _ in range(6)]
+        other = await media.audio_duration_ms(audio, "0xhonest")
+        assert other == 1500
+        assert await asyncio.gather(*flood) == [1500] * 6
+        assert most[0] <= 3  # the attacker's 2 and the honest payer's one
+    assert not media._PAYERS._keys  # noqa: SLF001 - nobody waits: forgotten
+
+
 def test_recent_results_are_bounded_by_bytes_and_age() -> None:
     from baton_negotiator.dispatch import is_output_of
     from baton_negotiator.results import Recent
@@ -308,3 +340,46 @@ async def test_max_float_leaves_room_for_the_senders_pending_winners() -> None:
     assert await issuer(chain_with(0)).max_float(sender) == 2 * 10**16  # the reserve's share: 4e16 / 2
     assert await issuer(chain_with(15 * 10**15)).max_float(sender) == 5 * 10**15  # less what is pending
     assert await issuer(chain_with(15 * 10**15, deposit=45 * 10**15)).max_float(sender) == 2 * 10**16
+
+
+async def test_a_winner_this_replica_stores_counts_as_pending_at_once_and_once() -> None:
+    """go-livepeer's sender monitor adds a queued winner to pending at once: a winner stored here shrinks the
+    next quote's max float before the redeemer's pass publishes it, and counts once after that pass."""
+    from types import SimpleNamespace
+
+    import msgspec
+
+    from baton_common.pm import MemoryWinningTickets, SignedTicket, Ticket
+    from baton_common.schemas.chain import SenderInfo, sender_key
+    from baton_negotiator.chain import KvChainData, NotedWinners
+
+    sender, now = b"\xab" * 20, [1000.0]
+    info = SenderInfo(read_at=now[0], sender="0x" + sender.hex(), deposit=10**15, reserve=10**16,
+                      pending=10**14, pending_at=now[0] - 5)
+    mirror = SimpleNamespace(values={sender_key("0x" + sender.hex()): info})
+
+    async def no_lookup(request):  # noqa: ANN001, ANN202
+        raise AssertionError("the sender is in the bucket")
+
+    chain = KvChainData(mirror, no_lookup, clock=lambda: now[0])  # type: ignore[arg-type]
+    winners = NotedWinners(MemoryWinningTickets(), chain)
+    ticket = SignedTicket(Ticket(b"\x01" * 20, sender, 3 * 10**14, 2**255, 1, b"\x03" * 32, 5, b"\x04" * 32),
+                          b"\x05" * 65, 7, 100)
+    assert await chain.pending_redemptions(sender) == 10**14
+    now[0] += 1
+    assert await winners.store(ticket)
+    assert not await winners.store(ticket)  # the same winner again is no new pending
+    assert await chain.pending_redemptions(sender) == 4 * 10**14
+    # The redeemer's pass read after the store publishes it in `pending`: counted once, not twice.
+    mirror.values[sender_key("0x" + sender.hex())] = msgspec.structs.replace(
+        info, pending=4 * 10**14, pending_at=now[0] + 0.5, read_at=now[0] + 1)
+    now[0] += 2
+    assert await chain.pending_redemptions(sender) == 4 * 10**14
+    assert [t.ticket_hash for t in await winners.pending()] == [ticket.ticket_hash]
+    # An older value published after that one (another chain replica's pass) does not lose the winner.
+    mirror.values[sender_key("0x" + sender.hex())] = msgspec.structs.replace(info, read_at=now[0])
+    assert await chain.pending_redemptions(sender) == 4 * 10**14
+    # Ten minutes on, with no pass counting it (the redeemer stalled), the winner still counts.
+    now[0] += 600
+    mirror.values[sender_key("0x" + sender.hex())] = msgspec.structs.replace(info, read_at=now[0])
+    assert await chain.pending_redemptions(sender) == 4 * 10**14

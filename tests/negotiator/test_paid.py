@@ -23,6 +23,7 @@ from eth_utils import keccak
 from baton_common.pm import Balances
 from baton_common.pm_nats import KvBalanceStore
 from baton_common.proto import lp_rpc_pb2
+from baton_common.schemas.jobs import JobRequest, JobResult
 from baton_common.schemas.payments import BALANCES
 from baton_common.streams import ensure_kv
 from tests.negotiator.conftest import RunningNegotiator, start_negotiator
@@ -366,6 +367,54 @@ async def test_audio_is_reserved_by_its_measured_duration_before_it_runs(gw: Tes
             assert after - before in (0, ev(info))  # the ticket credited, if it got that far; no job debited
         assert whisper.jobs == []
     finally:
+        await whisper.stop()
+
+
+class OverReporting(TestWorker):
+    """An audio-to-text worker that reports far more seconds than the file's container declares."""
+
+    async def _result(self, msg, job: JobRequest) -> JobResult:  # noqa: ANN001
+        return JobResult(job_id=job.job_id, data=json.dumps({"text": "", "chunks": []}).encode(), units=200_000)
+
+
+async def test_audio_is_never_billed_past_what_was_reserved_for_it(gw: TestGateway, module_nc, workers_kv,  # noqa: ANN001
+                                                                   balances: Balances) -> None:
+    """The reservation is the container's duration as a go-livepeer gateway pays it: a worker that decoded
+    longer (the file lied) cannot push the balance past it; the real worker refuses such audio."""
+    whisper = await OverReporting(module_nc, workers_kv, "paid-whisper-4", models=(("audio-to-text", "over"),)).start()
+    await asyncio.sleep(0.3)
+    try:
+        info = await call(gw.get_orchestrator, caps=ai_caps(31, "over"))
+        with gw.http() as client:
+            r = await call(client.post, f"{info.transcoder}/audio-to-text", data={"model_id": "over"},
+                           files={"audio": ("a.wav", wav(2.5), "audio/wav")},
+                           headers={"Livepeer-Payment": gw.payment_header(info),
+                                    "Livepeer-Segment": gw.segment_header(info, manifest=b"31_over")})
+        assert r.status_code == 200, r.text
+        assert whisper.jobs[0].billed_units == 2000  # the paid seconds reach the worker, which enforces them
+        assert await balances.balance(gw.address, "31_over") == ev(info) - ADJUSTED * 2000
+    finally:
+        await whisper.stop()
+
+
+async def test_an_upload_from_a_sender_with_no_balance_is_refused_before_ffprobe_reads_it(
+        gw: TestGateway, module_nc, workers_kv) -> None:  # noqa: ANN001
+    """ffprobe runs for a paying sender only: a stranger's unreadable "audio" with a ticketless payment gets
+    Insufficient balance, not the duration error that measuring it would give."""
+    whisper = await TestWorker(module_nc, workers_kv, "paid-whisper-3", models=(("audio-to-text", "echo-whisper3"),)).start()
+    await asyncio.sleep(0.3)
+    stranger = TestGateway(gw.host, gw.port)
+    try:
+        info = await call(stranger.get_orchestrator, caps=ai_caps(31, "echo-whisper3"))
+        with stranger.http() as client:
+            r = await call(client.post, f"{info.transcoder}/audio-to-text", data={"model_id": "echo-whisper3"},
+                           files={"audio": ("a.wav", b"RIFF" + b"\0" * 400, "audio/wav")},
+                           headers={"Livepeer-Payment": ticketless(stranger),
+                                    "Livepeer-Segment": stranger.segment_header(info, manifest=b"31_echo-whisper3")})
+        assert (r.status_code, r.text) == (400, "Insufficient balance\n")
+        assert whisper.jobs == []
+    finally:
+        stranger.close()
         await whisper.stop()
 
 

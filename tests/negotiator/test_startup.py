@@ -89,10 +89,20 @@ def test_offchain_needs_no_secret_but_checks_one_that_is_given(tmp_path: Path) -
     ({"BATON_NEGOTIATOR_JOB_TIMEOUTS": '{"llm": -1}'}, "BATON_NEGOTIATOR_JOB_TIMEOUTS"),
     ({"BATON_NEGOTIATOR_AUTH_WEBHOOK_URL": "ftp://x"}, "BATON_NEGOTIATOR_AUTH_WEBHOOK_URL"),
     ({"BATON_NEGOTIATOR_MAX_BODY_BYTES_IN_FLIGHT": "10"}, "BATON_NEGOTIATOR_MAX_BODY_BYTES_IN_FLIGHT"),
+    # A client's share of the cold lookups as large as the whole bucket would let one client spend it all.
+    ({"BATON_NEGOTIATOR_SENDER_LOOKUPS_PER_SECOND": "5", "BATON_NEGOTIATOR_SENDER_LOOKUPS_PER_CLIENT_PER_SECOND": "5"},
+     "BATON_NEGOTIATOR_SENDER_LOOKUPS_PER_CLIENT_PER_SECOND"),
 ])
 def test_bad_settings_name_the_setting(env: dict[str, str], named: str) -> None:
     with pytest.raises(ConfigError, match=named):
         load_settings(NegotiatorSettings, "negotiator", argv=[], env=env)
+
+
+def test_a_clients_share_of_the_cold_lookups_defaults_to_a_quarter_of_the_bucket() -> None:
+    env = {"BATON_NEGOTIATOR_SENDER_LOOKUPS_PER_SECOND": "4"}
+    assert load_settings(NegotiatorSettings, "negotiator", argv=[], env=env).lookups_per_client == 1.0
+    env["BATON_NEGOTIATOR_SENDER_LOOKUPS_PER_CLIENT_PER_SECOND"] = "3"
+    assert load_settings(NegotiatorSettings, "negotiator", argv=[], env=env).lookups_per_client == 3.0
 
 
 def test_go_livepeer_flags_are_accepted() -> None:

@@ -112,6 +112,8 @@ class ChainPublisher:
         self.senders: set[str] = set()
         self.pending: dict[str, int] = {}
         """Face value of each sender's unredeemed winning tickets (the redeemer's, each pass)."""
+        self.pending_at = 0.0
+        """When the redeemer's last pending set was read (``SenderInfo.pending_at``)."""
         self._l1 = -1
         self._round = -1
         self._cleaned = -1
@@ -242,7 +244,7 @@ class ChainPublisher:
         by_us = await self.eth.call("TicketBroker.claimedReserve", to_checksum_address(sender), self.orchestrator)
         info = SenderInfo(sender=sender.lower(), deposit=deposit, reserve=remaining, withdraw_round=withdraw_round,
                           reserve_claimed=claimed, claimed_by_us=by_us, round=round_,
-                          pending=self.pending.get(sender.lower(), 0), **read)
+                          pending=self.pending.get(sender.lower(), 0), pending_at=self.pending_at, **read)
         if read.get("block", 0) < await self._published_l1():
             return info  # a node behind what is published: neither overwrite newer funds nor drop a sender
         if deposit or remaining:
@@ -268,11 +270,16 @@ class ChainPublisher:
     def track(self, sender: str) -> None:
         self.senders.add(sender.lower())
 
-    async def set_pending(self, pending: dict[str, int]) -> None:
-        """The redeemer's pending face value per sender; a published sender whose value changed is rewritten
-        at once (its funds as last read), so a quote never counts a winner already redeemed, or misses one."""
-        changed = {s for s in pending.keys() | self.pending.keys() if pending.get(s, 0) != self.pending.get(s, 0)}
+    async def set_pending(self, pending: dict[str, int], at: float = 0.0) -> None:
+        """The redeemer's pending face value per sender, from the winners read at ``at``; a published sender
+        whose value changed is rewritten at once (its funds as last read), so a quote never counts a winner
+        already redeemed, or misses one (a winner stored after ``at`` the negotiator that stored it adds)."""
+        # A sender with winners pending is rewritten each pass even when its sum did not change (one redeemed,
+        # one as large new): its pending_at must move on, or the negotiator would count the new one twice.
+        changed = {s for s in pending.keys() | self.pending.keys()
+                   if pending.get(s, 0) != self.pending.get(s, 0) or pending.get(s, 0)}
         self.pending = {s: v for s, v in pending.items() if v}
+        self.pending_at = max(self.pending_at, at)
         for sender in sorted(changed):
             try:
                 entry = await self.kv.get(sender_key(sender))
@@ -281,7 +288,7 @@ class ChainPublisher:
                 continue
             with contextlib.suppress(Exception):  # rewritten meanwhile: that write carried self.pending already
                 await self.kv.update(sender_key(sender), encode(msgspec.structs.replace(
-                    info, pending=self.pending.get(sender, 0))), last=entry.revision)
+                    info, pending=self.pending.get(sender, 0), pending_at=self.pending_at)), last=entry.revision)
 
     async def _eth_usd(self, read: dict) -> None:
         now = self.clock()

@@ -87,7 +87,7 @@ def _hex(b: bytes) -> str:
 class Redeemer:
     def __init__(self, eth: Eth, sender: TxSender, winners: KvWinningTickets, recipient: bytes,
                  *, redeem_gas: int, on_sender: Callable[[str], None] = lambda address: None,
-                 on_pending: Callable[[dict[str, int]], Awaitable[None]] | None = None,
+                 on_pending: Callable[[dict[str, int], float], Awaitable[None]] | None = None,
                  journal: TxJournal | None = None) -> None:
         self.eth = eth
         self.journal = journal
@@ -109,6 +109,7 @@ class Redeemer:
 
     async def pass_once(self) -> None:
         self.view.fresh()
+        read_at = time.time()  # before the read: a winner stored after it may be missing from this pending set
         pending = await self.winners.pending()
         PENDING_REDEMPTIONS.set(len(pending))
         BAD_WINNER_RECORDS.set(len(getattr(self.winners, "bad_records", {})))
@@ -123,7 +124,7 @@ class Redeemer:
             for t in pending:
                 by_sender[_hex(t.ticket.sender)] += t.ticket.face_value
             try:
-                await self._on_pending(dict(by_sender))
+                await self._on_pending(dict(by_sender), read_at)
             except Exception as exc:  # published on a later pass
                 log.warning("pending face values not published", extra={"error": type(exc).__name__})
         if not pending or not self.sender.lease.held():

@@ -31,7 +31,7 @@ from baton_common.schemas import ai, decode, encode
 from baton_common.schemas.jobs import INLINE_BODY_MAX, BodyRef, JobChunk, JobError, JobRequest, JobResult, Output
 
 from . import metrics
-from .domain import DECOUPLED
+from .domain import DECOUPLED, with_audio_limit
 from .errors import BadInput, BodyMissing, Busy, DeadlineExceeded, InferenceError, ModelNotLoaded, from_code
 from .manager import WarmModels
 from .triton import Triton
@@ -125,7 +125,7 @@ class Worker:
 
         try:
             body = await self._body(req)
-            request = json.dumps(req.params).encode()
+            request = json.dumps(with_audio_limit(req.pipeline, dict(req.params), req.billed_units)).encode()
             if req.pipeline in DECOUPLED:
                 async for item in self._llm(req, request):
                     if isinstance(item, JobResult):

@@ -37,7 +37,7 @@ from baton_common.schemas.workers import WORKERS
 from baton_common.streams import ensure_kv
 
 from . import metrics
-from .chain import KvChainData
+from .chain import KvChainData, NotedWinners
 from .config import NegotiatorSettings
 from .dispatch import Dispatcher
 from .domain import WorkerPool
@@ -116,10 +116,11 @@ class Negotiator(ServiceBase[NegotiatorSettings]):
             async def lookup(request):  # noqa: ANN001, ANN202
                 return await bus.request(SENDER_LOOKUP_SUBJECT, request, SenderInfo, timeout=3.0)
 
-            self.chain = KvChainData(chain_mirror, ColdSenderLookups(lookup, rate=s.sender_lookups_per_second))
+            self.chain = KvChainData(chain_mirror, ColdSenderLookups(
+                lookup, rate=s.sender_lookups_per_second, per_client=s.lookups_per_client))
             nonces = KvNonceStore(await ensure_kv(js, NONCES))
             balance_store = KvBalanceStore(await ensure_kv(js, BALANCES))
-            winners = KvWinningTickets(await ensure_kv(js, WINNERS))
+            winners = NotedWinners(KvWinningTickets(await ensure_kv(js, WINNERS)), self.chain)
             require_durable(s.network, nonces, balance_store, winners)  # never on per-process memory stores
             balances = Balances(balance_store)
             redeem_gas = REDEEM_GAS_ARBITRUM if "arbitrum" in s.network else REDEEM_GAS

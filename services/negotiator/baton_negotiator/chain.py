@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from baton_common.errors import BusError
-from baton_common.pm import ZERO_HASH
+from baton_common.pm import ZERO_HASH, SignedTicket, WinnerRecord, WinnerSettled, WinningTickets
 from baton_common.pm import SenderInfo as PmSenderInfo
 from baton_common.schemas.chain import (
     CHAIN_MAX_AGE,
@@ -33,7 +33,7 @@ from baton_common.schemas.chain import (
 from .errors import ChainUnavailable
 from .state import KvMirror
 
-__all__ = ["KvChainData", "REQUIRED_KEYS"]
+__all__ = ["KvChainData", "NotedWinners", "REQUIRED_KEYS"]
 
 REQUIRED_KEYS = {"head": L1Head, "round": RoundState, "gas-price": GasPrice, "orchestrator": OrchestratorStatus,
                  "params": ProtocolParams}
@@ -42,6 +42,10 @@ SENDER_LOOKUP_TIMEOUT = 3.0
 Lookup = Callable[[SenderLookup], Awaitable[SenderInfo]]
 
 
+PENDING_GRACE = 120.0
+"""A winner stored here is forgotten once a pending set read this long after it was seen: a value read
+earlier may still arrive late (two chain replicas, a racing refresh) and must not lose it."""
+MAX_STORED_PER_SENDER = 10_000
 LOOKUP_REUSE = 5.0
 """Seconds a cold-path answer stands in for the bucket's copy (which the chain service puts meanwhile)."""
 MAX_LOOKED_UP = 10_000
@@ -56,6 +60,33 @@ class KvChainData:
         self._inflight: dict[str, asyncio.Future[SenderInfo]] = {}
         self._looked_up: dict[str, SenderInfo] = {}
         """Cold-path answers, until the bucket's copy arrives (one quote reads a sender several times)."""
+        self._stored: dict[bytes, list[tuple[float, int]]] = {}
+        """Winners this replica stored, per sender: (when, face value), until pending sets read later count them."""
+        self._newest: dict[bytes, float] = {}
+        """The latest ``pending_at`` seen for each sender in ``_stored``."""
+
+    def note_winner(self, sender: bytes, face_value: int) -> None:
+        """A winning ticket of ``sender`` this replica just stored: it counts in ``pending_redemptions`` at once,
+        as go-livepeer's sender monitor adds a queued winner, not only once the redeemer's next pass
+        publishes it."""
+        entries = self._stored.setdefault(sender, [])
+        entries.append((self._clock(), face_value))
+        if len(entries) > MAX_STORED_PER_SENDER:
+            del entries[0]
+
+    def _stored_since(self, sender: bytes, since: float) -> int:
+        """Face value of the winners stored here after ``since`` (the pending set's read time): those the
+        set does not count yet. Kept until a set read ``PENDING_GRACE`` after them was seen, not just one
+        read after them: an older value may still be published after a newer one."""
+        entries = self._stored.get(sender)
+        if not entries:
+            return 0
+        newest = self._newest[sender] = max(self._newest.get(sender, 0.0), since)
+        entries[:] = [(at, face) for at, face in entries if at > newest - PENDING_GRACE]
+        if not entries:
+            del self._stored[sender]
+            del self._newest[sender]
+        return sum(face for at, face in entries if at > since)
 
     def _get(self, key: str, type_: type) -> ChainValue:  # noqa: ANN401 - one of the union
         value = self._mirror.values.get(key)
@@ -141,8 +172,35 @@ class KvChainData:
         return self._get("gas-price", GasPrice).suggested_wei  # type: ignore[attr-defined]
 
     async def pending_redemptions(self, sender: bytes) -> int:
-        """Face value of the sender's winning tickets not yet redeemed, as the chain service last published it."""
-        return (await self._sender(sender)).pending
+        """Face value of the sender's winning tickets not yet redeemed: the chain service's last pending set,
+        plus the winners this replica stored after that set was read (another replica's show up one redeemer
+        pass later)."""
+        info = await self._sender(sender)
+        return info.pending + self._stored_since(sender, info.pending_at)
 
     async def ticket_validity_period(self) -> int:
         return self._get("params", ProtocolParams).ticket_validity_period  # type: ignore[attr-defined]
+
+
+class NotedWinners:
+    """The winning-ticket store (``pm.WinningTickets``), noting each winner it stores in ``KvChainData``."""
+
+    def __init__(self, store: WinningTickets, chain: KvChainData) -> None:
+        self._store = store
+        self._chain = chain
+        self.durable = store.durable
+
+    async def store(self, ticket: SignedTicket) -> bool:
+        stored = await self._store.store(ticket)
+        if stored:
+            self._chain.note_winner(ticket.ticket.sender, ticket.ticket.face_value)
+        return stored
+
+    async def pending(self) -> list[SignedTicket]:
+        return await self._store.pending()
+
+    async def settle(self, ticket_hash: bytes, result: WinnerSettled) -> WinnerRecord:
+        return await self._store.settle(ticket_hash, result)
+
+    async def record(self, ticket_hash: bytes) -> WinnerRecord | None:
+        return await self._store.record(ticket_hash)

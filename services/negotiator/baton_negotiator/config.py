@@ -130,7 +130,8 @@ class NegotiatorSettings(CommonSettings, frozen=True, kw_only=True):
     ] = 600_000_000
     max_body_bytes_per_client: Annotated[
         int,
-        setting("Request body bytes (fetched segments included) the requests of one client address may hold in "
+        setting("Request body bytes (fetched segments included) the requests of one client (an IPv4 address or an "
+                "IPv6 /64) may hold in "
                 "memory together; past it that client's request is refused with 503 insufficient capacity, so one "
                 "client cannot take all of max_body_bytes_in_flight. Bytes count as they arrive.", ge=1_000_000),
     ] = 320_000_000
@@ -147,10 +148,27 @@ class NegotiatorSettings(CommonSettings, frozen=True, kw_only=True):
                 "is refused with Unavailable (too many new senders, retry later). Unfunded answers are kept 60 s.",
                 gt=0),
     ] = 20.0
+    sender_lookups_per_client_per_second: Annotated[
+        float,
+        setting("On-chain: the share of sender_lookups_per_second one client (an IPv4 address, or an IPv6 /64) may "
+                "use, a token bucket of its own: a flood of fresh keys from one client is refused once its share "
+                "is spent, and the rest of the bucket stays for new gateways elsewhere. Below "
+                "sender_lookups_per_second; 0: a quarter of it.", ge=0),
+    ] = 0.0
+
+    @property
+    def lookups_per_client(self) -> float:
+        """The per-client share of the cold sender lookups, a second."""
+        return self.sender_lookups_per_client_per_second or self.sender_lookups_per_second / 4
 
     def __post_init__(self) -> None:
         super().__post_init__()
         onchain = self.network != "offchain"
+        if self.sender_lookups_per_client_per_second >= self.sender_lookups_per_second:
+            raise ValueError(
+                f"BATON_NEGOTIATOR_SENDER_LOOKUPS_PER_CLIENT_PER_SECOND ({self.sender_lookups_per_client_per_second:g}) "
+                f"must be below BATON_NEGOTIATOR_SENDER_LOOKUPS_PER_SECOND ({self.sender_lookups_per_second:g}): "
+                "one client could otherwise spend the whole bucket (0 gives it a quarter)")
         if onchain and not self.service_addr:
             raise ValueError("BATON_NEGOTIATOR_SERVICE_ADDR (-serviceAddr) is required on-chain: "
                              "the host:port gateways reach this orchestrator at")

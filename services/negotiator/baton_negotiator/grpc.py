@@ -15,6 +15,7 @@ from baton_common.metrics import Outcome
 from baton_common.proto import lp_rpc_pb2
 
 from . import metrics
+from .clients import CLIENT, client_key, grpc_peer_host
 from .errors import refusal_of
 from .orchestrator import Orchestrator
 from .payments import known_sender_label
@@ -58,6 +59,7 @@ class OrchestratorServer:
 
     async def _answer(self, endpoint: str, context: grpc.aio.ServicerContext, work, label: list[str] | None = None):  # noqa: ANN001, ANN202
         started = time.perf_counter()
+        client = CLIENT.set(client_key(grpc_peer_host(context.peer() or "")))
         try:
             reply = await work()
         except Exception as exc:  # mapped to a gRPC status with the gateway-facing text
@@ -67,8 +69,11 @@ class OrchestratorServer:
                 log.exception("gRPC request failed", extra={"endpoint": endpoint})
             metrics.REFUSALS.labels(refusal.code, sender).inc()
             metrics.REQUESTS.labels(endpoint, str(refusal.outcome)).inc()
-            log.info("refused", extra={"endpoint": endpoint, "reason": refusal.code, "gateway": sender})
+            log.info("refused", extra={"endpoint": endpoint, "reason": refusal.code, "gateway": sender,
+                                       "client": CLIENT.get()})
             await context.abort(refusal.grpc_status, refusal.message)
+        finally:
+            CLIENT.reset(client)
         metrics.REQUESTS.labels(endpoint, str(Outcome.OK)).inc()
         metrics.REQUEST_SECONDS.labels(endpoint).observe(time.perf_counter() - started)
         return reply

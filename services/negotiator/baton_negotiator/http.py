@@ -26,6 +26,7 @@ from baton_common.pm import checksum_address
 from baton_common.schemas import ai
 
 from . import metrics
+from .clients import CLIENT, client_key
 from .errors import BadInput, BodyTooLarge, InsufficientCapacity, NegotiatorError, NotFound, refusal_of
 from .jobs import Jobs
 from .media import audio_duration_ms, image_size, parse_form_async
@@ -90,8 +91,9 @@ class Request:
         self.budget = budget
         self.read_timeout = read_timeout
         client = scope.get("client")
-        self.client = str(client[0]) if client else ""
-        """The peer's address: the per-client share of the body budget is counted under it."""
+        self.client = client_key(str(client[0])) if client else ""
+        """The peer's client key (its IPv4 address or IPv6 /64): the per-client share of the body budget is
+        counted under it, and so are the cold sender lookups its payment may cost (``clients.CLIENT``)."""
         self.held = 0
         """Body bytes of this request counted in ``budget``."""
         self.creds: Any = None
@@ -205,6 +207,7 @@ class HttpApp:
         endpoint = self._endpoint(req.path)
         started = time.perf_counter()
         outcome = Outcome.OK
+        client = CLIENT.set(req.client)
         try:
             await self._route(req, endpoint)
         except Exception as exc:  # every error ends as a refusal the gateway can read
@@ -214,7 +217,7 @@ class HttpApp:
             outcome = refusal.outcome if refusal.status_code != 404 else Outcome.CLIENT_ERROR
             metrics.REFUSALS.labels(refusal.code, req.sender).inc()
             log.info("refused", extra={"endpoint": endpoint, "reason": refusal.code, "status": refusal.status_code,
-                                       "gateway": req.sender, **req.context})
+                                       "gateway": req.sender, "client": req.client, **req.context})
             if not req.started:
                 await req.discard_body()
                 await req.text(refusal.status_code, refusal.message)
@@ -224,6 +227,7 @@ class HttpApp:
             outcome = req.context.get("outcome", Outcome.OK)  # type: ignore[assignment]
         finally:
             self.budget.give(req.held, req.client)
+            CLIENT.reset(client)
         metrics.REQUESTS.labels(endpoint, str(outcome)).inc()
         metrics.REQUEST_SECONDS.labels(endpoint).observe(time.perf_counter() - started)
 
@@ -311,12 +315,14 @@ class HttpApp:
             params = ai.params(pipeline, fields)
         except msgspec.ValidationError as exc:
             raise BadInput(f"invalid request: {exc}") from None
-        width = height = audio_ms = 0
+        width = height = 0
+        measure = None
         if file_field == "image":
             width, height = image_size(upload.data)
-        elif pipeline == "audio-to-text":
-            audio_ms = await audio_duration_ms(upload.data)
-        await self.jobs.ai(req, pipeline, params, body=upload.data, width=width, height=height, audio_ms=audio_ms,
+        elif pipeline == "audio-to-text":  # ffprobe runs once the payment is accepted, not for a stranger's upload
+            async def measure(payer: str) -> int:
+                return await audio_duration_ms(upload.data, payer)
+        await self.jobs.ai(req, pipeline, params, body=upload.data, width=width, height=height, measure=measure,
                            extra={"filename": upload.filename, "content_type": upload.content_type})
 
     async def refresh_payment(self, req: Request) -> None:
@@ -343,6 +349,8 @@ class HttpApp:
 
 SEGMENT_URI_TYPE = "application/vnd+livepeer.uri"
 LIVE_PATH = "/live-video-to-video"
+
+
 class BodyTimeout(NegotiatorError):
     code = "body_timeout"
     status_code = 408

@@ -13,9 +13,11 @@ bad input; an image above MAX_IMAGE_PIXELS with 413.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import tempfile
 import warnings
+from collections.abc import AsyncIterator
 from io import BytesIO
 
 import multipart
@@ -117,6 +119,11 @@ def image_size(data: bytes) -> tuple[int, int]:
 PROBES_AT_ONCE = 4
 """ffprobe processes measuring uploads at once (each tens of ms of CPU and ~30 MB); past it, 503."""
 _PROBES = asyncio.Semaphore(PROBES_AT_ONCE)
+PROBES_PER_PAYER = 2
+"""ffprobes one sender (offchain: one client) may run at once: a balance that pays one second cannot hold every
+slot with bogus uploads (a refused probe costs nothing); more of its uploads wait their turn."""
+PROBE_WAIT = 5.0
+"""Seconds an upload waits for its payer's turn before 503."""
 PROBE_TIMEOUT = 10.0
 """Seconds ffprobe may take to read an upload's duration."""
 PROBE_FORMATS = "wav,mp3,flac,ogg,mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,aac,asf,aiff"
@@ -124,7 +131,38 @@ PROBE_FORMATS = "wav,mp3,flac,ogg,mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,aac,asf,
 make it open other files or URLs); the only protocol allowed is the temporary file itself."""
 
 
-async def audio_duration_ms(data: bytes) -> int:
+class _Turns:
+    """At most ``n`` holders at once per key; the others wait (``wait`` seconds at most, then 503)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self._keys: dict[str, tuple[asyncio.Semaphore, list[int]]] = {}
+
+    @contextlib.asynccontextmanager
+    async def turn(self, key: str, wait: float) -> AsyncIterator[None]:
+        semaphore, users = self._keys.setdefault(key, (asyncio.Semaphore(self.n), [0]))
+        users[0] += 1
+        try:
+            try:
+                async with asyncio.timeout(wait):
+                    await semaphore.acquire()
+            except TimeoutError:
+                raise InsufficientCapacity("insufficient capacity: too many audio files being measured, "
+                                           "retry later") from None
+            try:
+                yield
+            finally:
+                semaphore.release()
+        finally:
+            users[0] -= 1
+            if not users[0]:  # nobody of this key's holds or waits: forgotten
+                del self._keys[key]
+
+
+_PAYERS = _Turns(PROBES_PER_PAYER)
+
+
+async def audio_duration_ms(data: bytes, payer: str = "") -> int:
     """The duration of an uploaded audio (or video) file in ms, as ffprobe reads its container; BadInput
     (go-livepeer's ``Unable to calculate duration``) when it cannot tell.
 
@@ -132,6 +170,11 @@ async def audio_duration_ms(data: bytes) -> int:
     file is refused with ``Insufficient balance`` up front rather than billed past the balance afterwards
     (ffprobe reads only the headers it needs; the file goes through a temporary file, as a pipe cannot seek).
     """
+    async with _PAYERS.turn(payer, PROBE_WAIT):  # one payer's uploads take turns: it cannot hold every slot
+        return await _probe(data)
+
+
+async def _probe(data: bytes) -> int:
     if _PROBES.locked():  # PROBES_AT_ONCE running: a flood of uploads gets 503, not a host full of ffprobes
         raise InsufficientCapacity("insufficient capacity: too many audio files being measured, retry later")
     async with _PROBES:

@@ -36,6 +36,7 @@ from baton_common.pm import (
 from baton_common.schemas.chain import SenderInfo, SenderLookup
 
 from . import metrics
+from .clients import CLIENT
 from .errors import PaymentUnparseable
 
 __all__ = ["ColdSenderLookups", "OffchainPayments", "OnchainPayments", "Reservation", "SessionBindings",
@@ -83,32 +84,68 @@ class TooManyNewSenders(BusError):
     code = "too_many_new_senders"
 
 
+class _Bucket:
+    """A token bucket: ``rate`` tokens a second, at most ``max(rate, 1)`` held."""
+
+    __slots__ = ("at", "rate", "tokens")
+
+    def __init__(self, rate: float, now: float) -> None:
+        self.rate = rate
+        self.tokens = max(rate, 1.0)
+        self.at = now
+
+    def refill(self, now: float) -> float:
+        self.tokens = min(max(self.rate, 1.0), self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        return self.tokens
+
+    def full(self, now: float) -> bool:
+        return self.refill(now) >= max(self.rate, 1.0)
+
+
+MAX_CLIENT_BUCKETS = 10_000
+
+
 class ColdSenderLookups:
     """The chain's cold-path sender lookup (one bus request per sender the chain KV does not hold yet), with a
-    token bucket (``rate`` a second, as many at once) and the answers for unfunded senders (no deposit, no
-    reserve) kept ``unfunded_ttl`` seconds: a flood of fresh keys costs the chain service at most ``rate``
-    lookups a second; past it a new sender is refused (chain_unavailable, ``too many new senders``)."""
+    token bucket (``rate`` a second, as many at once), a share of it per client (``per_client`` a second, the
+    client being the IPv4 address or IPv6 /64 in ``clients.CLIENT``), and the answers for unfunded senders (no
+    deposit, no reserve) kept ``unfunded_ttl`` seconds: a flood of fresh keys costs the chain service at most
+    ``rate`` lookups a second, and one client's flood uses up only its own share, so a new funded gateway
+    elsewhere still gets its first quote; past either a new sender is refused (chain_unavailable, ``too many
+    new senders``)."""
 
     def __init__(self, lookup: Callable[[SenderLookup], Awaitable[SenderInfo]], *, rate: float,
-                 unfunded_ttl: float = UNFUNDED_TTL, clock: Callable[[], float] = time.monotonic) -> None:
+                 per_client: float | None = None, unfunded_ttl: float = UNFUNDED_TTL,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._lookup = lookup
-        self._rate = rate
         self._ttl = unfunded_ttl
         self._clock = clock
-        self._tokens = max(rate, 1.0)
-        self._at = clock()
+        self._bucket = _Bucket(rate, clock())
+        self._per_client = min(per_client, rate) if per_client else rate
+        self._clients: dict[str, _Bucket] = {}
         self._unfunded: dict[str, tuple[SenderInfo, float]] = {}
+
+    def _client_bucket(self, client: str, now: float) -> _Bucket:
+        bucket = self._clients.get(client)
+        if bucket is None:
+            if len(self._clients) >= MAX_CLIENT_BUCKETS:  # full buckets hold nothing worth keeping
+                self._clients = {c: b for c, b in self._clients.items() if not b.full(now)}
+                if len(self._clients) >= MAX_CLIENT_BUCKETS:
+                    self._clients.pop(next(iter(self._clients)))
+            bucket = self._clients[client] = _Bucket(self._per_client, now)
+        return bucket
 
     async def __call__(self, request: SenderLookup) -> SenderInfo:
         now = self._clock()
         cached = self._unfunded.get(request.sender)
         if cached is not None and cached[1] > now:
             return cached[0]
-        self._tokens = min(max(self._rate, 1.0), self._tokens + (now - self._at) * self._rate)
-        self._at = now
-        if self._tokens < 1:
+        own = self._client_bucket(CLIENT.get(), now)
+        if own.refill(now) < 1 or self._bucket.refill(now) < 1:
             raise TooManyNewSenders("too many new senders, retry later")
-        self._tokens -= 1
+        own.tokens -= 1
+        self._bucket.tokens -= 1
         info = await self._lookup(request)
         if info.deposit == 0 and info.reserve == 0:
             if len(self._unfunded) >= MAX_UNFUNDED:
@@ -211,6 +248,9 @@ class OffchainPayments:
     def proven(self, sender: bytes, token: str) -> bool:
         return False
 
+    async def check_funds(self, sender: bytes, manifest_id: str, price: Fraction, units: int) -> None:
+        return None
+
     async def reserve(self, sender: bytes, manifest_id: str, price: Fraction, units: int) -> Reservation:
         return Reservation(sender, manifest_id, Fraction(0), 0)
 
@@ -276,6 +316,12 @@ class OnchainPayments:
     def proven(self, sender: bytes, token: str) -> bool:
         """Whether a verified ticket of ``sender`` came under this auth ``token`` (its metrics label then)."""
         return self._bindings.sender_of(token) == sender
+
+    async def check_funds(self, sender: bytes, manifest_id: str, price: Fraction, units: int) -> None:
+        """400 ``Insufficient balance`` unless the balance holds max(ticket EV, price x ``units``) now (a read:
+        nothing is taken; work that costs us before the reservation, an upload's ffprobe, waits for it)."""
+        if price > 0:
+            await self._balances.require(sender, manifest_id, max(Fraction(self._ticket_ev), price * max(units, 0)))
 
     async def reserve(self, sender: bytes, manifest_id: str, price: Fraction, units: int) -> Reservation:
         """Take price x ``units`` (the job's estimated cost) from the balance now, before the job runs.

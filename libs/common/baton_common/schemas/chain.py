@@ -157,6 +157,10 @@ class SenderInfo(_Read, frozen=True, kw_only=True, tag="chain-sender.v1"):
     pending: Wei = 0
     """Face value of this sender's winning tickets to us not yet redeemed (the redeemer's pending set): the
     payments core takes it off the reserve allocation when it sets max float, as go-livepeer's sender monitor."""
+    pending_at: float = 0.0
+    """Unix time just before the redeemer read the pending set ``pending`` counts: a winner stored after it is
+    not in ``pending`` yet, and the negotiator that stored it adds its face value until a value read later
+    arrives (0: no pending set read yet)."""
 
 
 class EthUsdRate(_Read, frozen=True, kw_only=True, tag="chain-eth-usd.v1"):
