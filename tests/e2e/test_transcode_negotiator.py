@@ -11,6 +11,7 @@ personal-sign over keccak256 of the concatenated keccak256 of each rendition
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import subprocess
 from collections.abc import AsyncIterator, Iterator
@@ -185,6 +186,32 @@ async def test_hostile_segments_get_go_livepeers_texts_cost_nothing_and_a_portra
         assert [s.pixels for s in result.data.segments] == [p.pixels for p in probes]
         assert await balances.balance(gw.address, session) == (
             after + 2 * ev(info) - ADJUSTED * sum(p.pixels for p in probes))
+    finally:
+        gw.close()
+        await nc.close()
+
+
+async def test_a_segment_that_declares_no_duration_is_held_to_the_two_seconds_it_reserved(
+        negotiator: RunningNegotiator, worker: ServiceProc, e2e_nats: PrivateNats, tmp_path: Path) -> None:
+    """SegData.duration 0 reserves a 2 s segment's pixels: 6 s of video under it is refused as lpms refuses a
+    segment with too many frames, and nothing is debited (it once ran whole and was billed past the balance)."""
+    long = make_segment(tmp_path / "long.ts", size="320x180", seconds=6.0)
+    gw = TestGateway("127.0.0.1", negotiator.grpc_port)
+    nc = await nats.connect(e2e_nats.url)
+    try:
+        info = await wait_transcode_capacity(gw)
+        session = info.auth_token.session_id
+        balances = Balances(KvBalanceStore(await nc.jetstream().key_value(BALANCES.bucket)))
+        seg = gw.segment_header(info, manifest=b"e2e-no-duration", seq=1, body_hash=keccak(long), profiles=PROFILES)
+        assert lp_rpc_pb2.SegData.FromString(base64.b64decode(seg)).duration == 0
+        with gw.http() as client:
+            r = await call(client.post, f"{info.transcoder}/segment", content=long,
+                           headers={"Livepeer-Payment": gw.payment_header(info), "Livepeer-Segment": seg,
+                                    "Content-Type": "video/MP2T"})
+        assert r.status_code == 200, r.text
+        result = lp_rpc_pb2.TranscodeResult.FromString(r.content)
+        assert (result.WhichOneof("result"), result.error) == ("error", "Output frame count larger than expected")
+        assert await balances.balance(gw.address, session) == ev(info)  # the ticket credited, nothing debited
     finally:
         gw.close()
         await nc.close()

@@ -18,6 +18,10 @@ from baton_negotiator.payments import ColdSenderLookups, TooManyNewSenders
     ("[2001:db8:1:3::1]", "2001:db8:1:3::/64"),
     ("fe80::1%eth0", "fe80::/64"),
     ("::ffff:198.51.100.2", "198.51.100.2"),  # an IPv4 client on a dual-stack listener
+    ("2002:c633:6402:1::1", "198.51.100.2"),  # 6to4: the IPv4 host owns the whole /48, one client
+    ("2002:c633:6402:ffff::1", "198.51.100.2"),
+    ("2001:0:4136:e378:8000:63bf:3fff:fdd2", "192.0.2.45"),  # Teredo: the client's own IPv4 address
+    ("64:ff9b::cb00:7107", "203.0.113.7"),  # NAT64
     ("unix:/tmp/s", "unix:/tmp/s"),
 ])
 def test_a_client_is_an_ipv4_address_or_an_ipv6_64(host: str, key: str) -> None:

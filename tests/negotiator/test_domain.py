@@ -249,14 +249,36 @@ async def test_audio_duration_is_read_by_ffprobe_and_a_playlist_is_refused() -> 
     import pytest
 
     from baton_negotiator.errors import BadInput
-    from baton_negotiator.media import audio_duration_ms
+    from baton_negotiator.media import AudioDuration, audio_duration
     from tests.negotiator.test_paid import wav
 
-    assert await audio_duration_ms(wav(2.5, rate=100)) == 2500
-    for hostile in (b"#EXTM3U\n#EXTINF:9999,\nhttp://127.0.0.1:9/x.ts\n", b"ffconcat version 1.0\nfile /etc/hostname\n",
-                    b"RIFF" + b"\0" * 400):
+    assert await audio_duration(wav(2.5, rate=100)) == AudioDuration(2500, estimated=False)
+    for n, hostile in enumerate((b"#EXTM3U\n#EXTINF:9999,\nhttp://127.0.0.1:9/x.ts\n",
+                                 b"ffconcat version 1.0\nfile /etc/hostname\n", b"RIFF" + b"\0" * 400)):
         with pytest.raises(BadInput, match="Unable to calculate duration"):
-            await audio_duration_ms(hostile)
+            await audio_duration(hostile, f"0xpayer{n}")
+
+
+async def test_an_mp3s_duration_is_an_estimate_and_a_payer_of_unreadable_files_is_stopped() -> None:
+    """MP3 carries no duration (ffprobe estimates it from the bitrate): it may decode longer. A payer whose
+    uploads ffprobe cannot read gets 5, then one per 12 s: it is refused before the probe, and others are not."""
+    import subprocess
+
+    import pytest
+
+    from baton_negotiator.errors import BadInput, InsufficientCapacity
+    from baton_negotiator.media import audio_duration
+    from tests.negotiator.test_paid import wav
+
+    mp3 = subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", "anullsrc=r=8000:cl=mono",
+                          "-t", "2", "-b:a", "8k", "-f", "mp3", "pipe:1"], capture_output=True, check=True).stdout
+    assert (await audio_duration(mp3)).estimated
+    for _ in range(5):
+        with pytest.raises(BadInput, match="Unable to calculate duration"):
+            await audio_duration(b"RIFF" + b"\0" * 400, "0xbogus")
+    with pytest.raises(InsufficientCapacity, match="too many unreadable audio files from this sender"):
+        await audio_duration(wav(1.0, rate=100), "0xbogus")  # even a good one: refused before the probe
+    assert (await audio_duration(wav(1.0, rate=100), "0xhonest")).ms == 1000
 
 
 async def test_one_payers_uploads_take_turns_and_cannot_hold_every_ffprobe_slot() -> None:
@@ -272,7 +294,7 @@ async def test_one_payers_uploads_take_turns_and_cannot_hold_every_ffprobe_slot(
     running, most = [0], [0]
     probe = media._probe  # noqa: SLF001
 
-    async def counted(data: bytes) -> int:
+    async def counted(data: bytes) -> media.AudioDuration:
         running[0] += 1
         most[0] = max(most[0], running[0])
         try:
@@ -283,10 +305,10 @@ async def test_one_payers_uploads_take_turns_and_cannot_hold_every_ffprobe_slot(
     audio = wav(1.5, rate=100)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(media, "_probe", counted)
-        flood = [asyncio.ensure_future(media.audio_duration_ms(audio, "0xattacker")) for _ in range(6)]
-        other = await media.audio_duration_ms(audio, "0xhonest")
-        assert other == 1500
-        assert await asyncio.gather(*flood) == [1500] * 6
+        flood = [asyncio.ensure_future(media.audio_duration(audio, "0xattacker")) for _ in range(6)]
+        other = await media.audio_duration(audio, "0xhonest")
+        assert other.ms == 1500
+        assert [a.ms for a in await asyncio.gather(*flood)] == [1500] * 6
         assert most[0] <= 3  # the attacker's 2 and the honest payer's one
     assert not media._PAYERS._keys  # noqa: SLF001 - nobody waits: forgotten
 

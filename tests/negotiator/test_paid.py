@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -380,7 +381,8 @@ class OverReporting(TestWorker):
 async def test_audio_is_never_billed_past_what_was_reserved_for_it(gw: TestGateway, module_nc, workers_kv,  # noqa: ANN001
                                                                    balances: Balances) -> None:
     """The reservation is the container's duration as a go-livepeer gateway pays it: a worker that decoded
-    longer (the file lied) cannot push the balance past it; the real worker refuses such audio."""
+    longer (the file lied) cannot push the balance past it; the real worker refuses such audio. An MP3's
+    duration is ffprobe's estimate: it is billed as decoded, up to 1.5 x + 10 s."""
     whisper = await OverReporting(module_nc, workers_kv, "paid-whisper-4", models=(("audio-to-text", "over"),)).start()
     await asyncio.sleep(0.3)
     try:
@@ -391,8 +393,19 @@ async def test_audio_is_never_billed_past_what_was_reserved_for_it(gw: TestGatew
                            headers={"Livepeer-Payment": gw.payment_header(info),
                                     "Livepeer-Segment": gw.segment_header(info, manifest=b"31_over")})
         assert r.status_code == 200, r.text
-        assert whisper.jobs[0].billed_units == 2000  # the paid seconds reach the worker, which enforces them
+        # what it may decode reaches the worker, which enforces it: the reserved seconds and the one rounded off
+        assert (whisper.jobs[0].billed_units, whisper.jobs[0].max_units) == (2000, 3000)
         assert await balances.balance(gw.address, "31_over") == ev(info) - ADJUSTED * 2000
+        mp3 = subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", "anullsrc=r=8000:cl=mono",
+                              "-t", "2", "-b:a", "8k", "-f", "mp3", "pipe:1"], capture_output=True, check=True).stdout
+        with gw.http() as client:
+            r = await call(client.post, f"{info.transcoder}/audio-to-text", data={"model_id": "over"},
+                           files={"audio": ("a.mp3", mp3, "audio/mpeg")},
+                           headers={"Livepeer-Payment": gw.payment_header(info), "Livepeer-Segment": gw.segment_header(
+                               info, manifest=b"31_over")})
+        assert r.status_code == 200, r.text
+        assert (whisper.jobs[1].billed_units, whisper.jobs[1].max_units) == (2000, 13_000)
+        assert await balances.balance(gw.address, "31_over") == 2 * ev(info) - ADJUSTED * (2000 + 13_000)
     finally:
         await whisper.stop()
 

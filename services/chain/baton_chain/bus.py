@@ -242,13 +242,19 @@ class ChainPublisher:
         (deposit, withdraw_round), (remaining, claimed) = await self.eth.call(
             "TicketBroker.getSenderInfo", to_checksum_address(sender))
         by_us = await self.eth.call("TicketBroker.claimedReserve", to_checksum_address(sender), self.orchestrator)
+        lagging = read.get("block", 0) < await self._published_l1()
+        # The redeemer's pending set as it stands after the awaits (a pass may have rewritten it meanwhile).
         info = SenderInfo(sender=sender.lower(), deposit=deposit, reserve=remaining, withdraw_round=withdraw_round,
                           reserve_claimed=claimed, claimed_by_us=by_us, round=round_,
                           pending=self.pending.get(sender.lower(), 0), pending_at=self.pending_at, **read)
-        if read.get("block", 0) < await self._published_l1():
+        if lagging:
             return info  # a node behind what is published: neither overwrite newer funds nor drop a sender
         if deposit or remaining:
             await self._put(sender_key(sender), info)
+            pending, at = self.pending.get(sender.lower(), 0), self.pending_at
+            if (pending, at) != (info.pending, info.pending_at):  # a pass's rewrite raced this put: redo it
+                info = msgspec.structs.replace(info, pending=pending, pending_at=at)
+                await self._put(sender_key(sender), info)
         elif sender.lower() in self.senders:
             self.senders.discard(sender.lower())
             with contextlib.suppress(Exception):  # already gone; the next read of a funded one writes it again

@@ -41,7 +41,7 @@ BATCHING = frozenset({"text-to-image"})
 DECOUPLED = frozenset({"llm"})
 """Pipelines that stream: Triton's decoupled mode, served through ``generate_stream``."""
 AUDIO_LIMIT_KEY = "baton_paid_seconds"
-"""The request field (set by the worker, never the gateway's) with the seconds an audio-to-text job was paid for."""
+"""The request field (set by the worker, never the gateway's) with the seconds an audio-to-text job may decode."""
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".onnx")
 RUNTIME_OVERHEAD = 1.2
 """Loaded size over weight-file size (activations and buffers on top of the weights)."""
@@ -176,12 +176,12 @@ def triton_config(spec: ModelSpec, *, gpu: bool, max_pixels: int, max_audio_seco
     }
 
 
-def with_audio_limit(pipeline: str, params: dict[str, Any], billed_units: int) -> dict[str, Any]:
+def with_audio_limit(pipeline: str, params: dict[str, Any], max_units: int) -> dict[str, Any]:
     """The runner's request: ``params`` with the gateway's own ``AUDIO_LIMIT_KEY`` dropped, and for an
-    audio-to-text job the negotiator billed (``billed_units``: its container's whole seconds x 1000, as ffprobe
-    read them) the paid seconds in it. The runner then refuses audio that decodes much longer than that
-    (1.5 x + 10 s, model.py): a container that lies about its duration gets no work it did not pay for."""
+    audio-to-text job the seconds it may decode (``JobRequest.max_units`` / 1000: what the negotiator reserved
+    from the container's duration, with its slack) in it. The runner refuses audio that decodes longer: a
+    container that lies about its duration gets no work it did not pay for."""
     request = {k: v for k, v in params.items() if k != AUDIO_LIMIT_KEY}
-    if pipeline == "audio-to-text" and billed_units > 0:
-        request[AUDIO_LIMIT_KEY] = billed_units / 1000
+    if pipeline == "audio-to-text" and max_units > 0:
+        request[AUDIO_LIMIT_KEY] = max_units / 1000
     return request

@@ -125,7 +125,7 @@ class Worker:
 
         try:
             body = await self._body(req)
-            request = json.dumps(with_audio_limit(req.pipeline, dict(req.params), req.billed_units)).encode()
+            request = json.dumps(with_audio_limit(req.pipeline, dict(req.params), req.max_units)).encode()
             if req.pipeline in DECOUPLED:
                 async for item in self._llm(req, request):
                     if isinstance(item, JobResult):

@@ -15,11 +15,15 @@ import msgspec
 from baton_common.proto import lp_rpc_pb2
 from baton_common.schemas import ai
 
-__all__ = ["AUDIO_MIN_UNITS", "MIN_SEGMENT_MS", "billed_units", "job_params", "model_of", "segment_estimate"]
+__all__ = ["AUDIO_MIN_UNITS", "MIN_SEGMENT_MS", "audio_max_units", "billed_units", "job_params", "model_of", "segment_estimate"]
 
 AUDIO_MIN_UNITS = 1000
 """audio-to-text bills whole seconds x 1000; a clip under a second bills one second (go-livepeer refuses
 it with 400 ``Unable to calculate duration``; Baton serves it at the minimum unit instead of for free)."""
+ESTIMATE_SLACK = 1.5
+"""An MP3 or ADTS AAC file carries no duration: ffprobe estimates it from the bitrate, and a VBR file may run
+longer. It may decode to ESTIMATE_SLACK x the reserved seconds + ESTIMATE_SLACK_MS and is billed what it decoded."""
+ESTIMATE_SLACK_MS = 10_000
 DEFAULT_FPS = 60
 """The frame rate go-livepeer gateways assume for a profile that names none."""
 MIN_SEGMENT_MS = 2000
@@ -73,3 +77,13 @@ def segment_estimate(seg: lp_rpc_pb2.SegData) -> int:
         fps = math.ceil(p.fps / p.fpsDen) if p.fps and p.fpsDen > 0 else (p.fps or DEFAULT_FPS)
         total += max(p.width, 0) * max(p.height, 0) * fps * seconds
     return total
+
+
+def audio_max_units(units: int, estimated: bool) -> int:
+    """The most audio (ms) a job reserved at ``units`` may decode: the container's duration as reserved, with
+    the second its rounding cut off (a file that decodes longer lied about its length: the worker refuses it;
+    it is billed at most ``units``); for an ``estimated`` duration (MP3, ADTS AAC) the estimate's slack, billed
+    as decoded."""
+    if estimated:
+        return math.ceil(units * ESTIMATE_SLACK) + ESTIMATE_SLACK_MS
+    return units + 1000

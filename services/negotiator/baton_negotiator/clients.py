@@ -19,16 +19,24 @@ CLIENT: ContextVar[str] = ContextVar("baton_negotiator_client", default="")
 """The client key of the request this task serves ('' when none: a task of the service's own)."""
 
 
+NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
 def client_key(host: str) -> str:
-    """``host``'s client key: an IPv4 address as it is, an IPv6 one as its /64 network (an IPv4-mapped one as
-    the IPv4 address); anything else (a unix socket, a name) as given."""
+    """``host``'s client key: an IPv4 address as it is, an IPv6 one as its /64 network; an IPv6 address that
+    carries an IPv4 one (IPv4-mapped, 6to4, Teredo, NAT64) as that IPv4 address, since one IPv4 host owns a
+    whole 6to4 /48; anything else (a unix socket, a name) as given."""
     try:
         address = ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
     except ValueError:
         return host
     if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
+        teredo = address.teredo
+        embedded = address.ipv4_mapped or address.sixtofour or (teredo[1] if teredo else None)
+        if embedded is None and address in NAT64:
+            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        if embedded is not None:
+            return str(embedded)
         return str(ipaddress.IPv6Network((address, 64), strict=False))
     return str(address)
 

@@ -88,6 +88,7 @@ class Dispatcher:
         params: dict[str, Any],
         body: bytes = b"",
         billed_units: int = 0,
+        max_units: int = 0,
         timeout: float,
         sender: str = "",
         on_chunk: OnChunk | None = None,
@@ -112,7 +113,7 @@ class Dispatcher:
                     raise InsufficientCapacity()
                 tried.append(slot.worker_id)
                 request = JobRequest(job_id=job_id, kind=kind, pipeline=pipeline, model_id=model_id,
-                                     deadline=deadline, billed_units=billed_units, params=params, body=body,
+                                     deadline=deadline, billed_units=billed_units, max_units=max_units, params=params, body=body,
                                      body_ref=body_ref, stream=on_chunk is not None, sender=sender)
                 relayed = [0]
                 try:

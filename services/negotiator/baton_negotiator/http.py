@@ -29,7 +29,7 @@ from . import metrics
 from .clients import CLIENT, client_key
 from .errors import BadInput, BodyTooLarge, InsufficientCapacity, NegotiatorError, NotFound, refusal_of
 from .jobs import Jobs
-from .media import audio_duration_ms, image_size, parse_form_async
+from .media import AudioDuration, audio_duration, image_size, parse_form_async
 from .orchestrator import requested_pairs
 from .segfetch import MAX_SEGMENT_BYTES, fetch_segment
 
@@ -320,8 +320,8 @@ class HttpApp:
         if file_field == "image":
             width, height = image_size(upload.data)
         elif pipeline == "audio-to-text":  # ffprobe runs once the payment is accepted, not for a stranger's upload
-            async def measure(payer: str) -> int:
-                return await audio_duration_ms(upload.data, payer)
+            async def measure(payer: str) -> AudioDuration:
+                return await audio_duration(upload.data, payer)
         await self.jobs.ai(req, pipeline, params, body=upload.data, width=width, height=height, measure=measure,
                            extra={"filename": upload.filename, "content_type": upload.content_type})
 

@@ -29,9 +29,10 @@ from baton_common.pm import Scope, Validation, price_info_for, ticket_params_to_
 from baton_common.proto import lp_rpc_pb2
 from baton_common.schemas.jobs import JobChunk, JobResult
 
-from .billing import AUDIO_MIN_UNITS, billed_units, job_params, model_of
+from .billing import AUDIO_MIN_UNITS, audio_max_units, billed_units, job_params, model_of
 from .dispatch import Dispatcher
 from .errors import BadInput, InsufficientCapacity, JobFailed, NegotiatorError, NoFixedPrice, NotFound
+from .media import AudioDuration
 from .orchestrator import Credentials, Orchestrator, requested_pairs, scope_pair
 from .payments import Reservation, parse_payment, sender_label
 from .results import RESPONSE_JSON, Recent, replace_urls
@@ -91,7 +92,7 @@ class Jobs(Transcoding):
     # --- batch AI -----------------------------------------------------------------------
 
     async def ai(self, req: Request, pipeline_name: str, params: Any, *, body: bytes = b"", width: int = 0,
-                 height: int = 0, measure: Callable[[str], Awaitable[int]] | None = None,
+                 height: int = 0, measure: Callable[[str], Awaitable[AudioDuration]] | None = None,
                  extra: dict[str, Any] | None = None) -> None:
         """Run one batch AI job: capacity, payment, reservation, dispatch, settle, answer. ``measure(payer)`` gives an
         audio upload's milliseconds (ffprobe), awaited once the payment is accepted and before the reservation;
@@ -114,11 +115,12 @@ class Jobs(Transcoding):
         quoted = await self.orch.price(sender, [(pipeline.capability, model_id)]) if payments.onchain else 0
         price = await payments.session_price(sender, manifest, quoted)
         self._proven(req, validation, creds, price)
-        audio_ms = 0
+        audio = None
         if measure is not None:  # ffprobe only for a balance that pays the shortest clip
             await payments.check_funds(sender, manifest, price, AUDIO_MIN_UNITS)
-            audio_ms = await measure(sender.hex() if payments.onchain else req.client)  # one payer's take turns
-        units = billed_units(pipeline_name, params, width, height, audio_ms)
+            audio = await measure(sender.hex() if payments.onchain else req.client)  # one payer's take turns
+        units = billed_units(pipeline_name, params, width, height, audio.ms if audio else 0)
+        max_units = audio_max_units(units, audio.estimated) if audio else 0
         # The job's cost is taken from the balance before it runs (audio: its measured seconds).
         reservation = await payments.reserve(sender, manifest, price, units)
         job = {**job_params(params), **(extra or {})}
@@ -134,7 +136,7 @@ class Jobs(Transcoding):
 
         try:
             finished = await self.dispatcher.run("inference", pipeline_name, model_id, params=job, body=body,
-                                                 billed_units=units,
+                                                 billed_units=units, max_units=max_units,
                                                  timeout=self._timeout_for(pipeline_name), sender=req.sender,
                                                  on_chunk=relay if stream else None)
         except BaseException:
@@ -144,9 +146,12 @@ class Jobs(Transcoding):
         result = finished.result
         # Billed per spec section 6 from the request as it ran (the OpenAPI defaults filled in); the
         # worker's count is taken only where the units come from the input media (audio seconds).
-        # Never more than was reserved (the container's duration, as a go-livepeer gateway pays it): audio
-        # that decodes longer is the worker's to refuse, not a debt past the balance.
-        billed = min(max(result.units, AUDIO_MIN_UNITS), units) if pipeline_name == "audio-to-text" else units
+        # Audio: at most the container's duration as reserved (a file that decodes longer is the worker's to
+        # refuse), or for an estimated duration (MP3, ADTS AAC) what it decoded, up to the estimate's slack.
+        if audio:
+            billed = min(max(result.units, AUDIO_MIN_UNITS), max_units if audio.estimated else units)
+        else:
+            billed = units
         if stream:
             await self._settle(reservation, billed)
             if not req.started:

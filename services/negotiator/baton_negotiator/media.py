@@ -16,16 +16,18 @@ import asyncio
 import contextlib
 import os
 import tempfile
+import time
 import warnings
 from collections.abc import AsyncIterator
 from io import BytesIO
+from typing import NamedTuple
 
 import multipart
 from PIL import Image
 
 from .errors import BadInput, BodyTooLarge, InsufficientCapacity
 
-__all__ = ["MAX_IMAGE_PIXELS", "FormFile", "audio_duration_ms", "image_size", "parse_form", "parse_form_async"]
+__all__ = ["MAX_IMAGE_PIXELS", "AudioDuration", "FormFile", "audio_duration", "image_size", "parse_form", "parse_form_async"]
 
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP")
 MAX_IMAGE_PIXELS = 8192 * 8192
@@ -117,7 +119,8 @@ def image_size(data: bytes) -> tuple[int, int]:
 
 
 PROBES_AT_ONCE = 4
-"""ffprobe processes measuring uploads at once (each tens of ms of CPU and ~30 MB); past it, 503."""
+"""ffprobe processes measuring uploads at once (each tens of ms of CPU and ~30 MB); past it an upload waits
+PROBE_WAIT, then 503."""
 _PROBES = asyncio.Semaphore(PROBES_AT_ONCE)
 PROBES_PER_PAYER = 2
 """ffprobes one sender (offchain: one client) may run at once: a balance that pays one second cannot hold every
@@ -162,22 +165,69 @@ class _Turns:
 _PAYERS = _Turns(PROBES_PER_PAYER)
 
 
-async def audio_duration_ms(data: bytes, payer: str = "") -> int:
-    """The duration of an uploaded audio (or video) file in ms, as ffprobe reads its container; BadInput
+class AudioDuration(NamedTuple):
+    ms: int
+    estimated: bool
+    """ffprobe estimated it from the bitrate (MP3, ADTS AAC carry no duration): the file may decode longer."""
+
+
+ESTIMATED_FORMATS = frozenset({"mp3", "aac"})
+FAILED_PROBES = 5
+"""Unreadable uploads one payer may send in a burst (then one per FAILED_PROBE_SECONDS): a refused probe costs
+the payer nothing and us ~100 ms of CPU, so a payer that keeps sending them is refused before the probe."""
+FAILED_PROBE_SECONDS = 12.0
+MAX_PAYERS_TRACKED = 10_000
+_FAILED: dict[str, list[float]] = {}
+"""Per payer: [failures it may still have, when that was counted]."""
+
+
+def _failures_left(payer: str, now: float) -> float:
+    entry = _FAILED.get(payer)
+    if entry is None:
+        return FAILED_PROBES
+    entry[0] = min(FAILED_PROBES, entry[0] + (now - entry[1]) / FAILED_PROBE_SECONDS)
+    entry[1] = now
+    return entry[0]
+
+
+def _failed(payer: str, now: float) -> None:
+    if payer not in _FAILED and len(_FAILED) >= MAX_PAYERS_TRACKED:
+        for key in [k for k in _FAILED if _failures_left(k, now) >= FAILED_PROBES]:  # those back to a full burst
+            del _FAILED[key]
+        if len(_FAILED) >= MAX_PAYERS_TRACKED:
+            _FAILED.pop(next(iter(_FAILED)))
+    left = _failures_left(payer, now)
+    _FAILED[payer] = [left - 1, now]
+
+
+async def audio_duration(data: bytes, payer: str = "") -> AudioDuration:
+    """The duration of an uploaded audio (or video) file, as ffprobe reads its container; BadInput
     (go-livepeer's ``Unable to calculate duration``) when it cannot tell.
 
     audio-to-text bills the audio's seconds: the job's cost is reserved from this before it runs, so a long
     file is refused with ``Insufficient balance`` up front rather than billed past the balance afterwards
     (ffprobe reads only the headers it needs; the file goes through a temporary file, as a pipe cannot seek).
+    One ``payer``'s uploads take turns (two at once) and it may send only a few unreadable ones (503 past it).
     """
+    now = time.monotonic()
+    if _failures_left(payer, now) < 1:
+        raise InsufficientCapacity("insufficient capacity: too many unreadable audio files from this sender, "
+                                   "retry later")
     async with _PAYERS.turn(payer, PROBE_WAIT):  # one payer's uploads take turns: it cannot hold every slot
-        return await _probe(data)
+        try:
+            return await _probe(data)
+        except BadInput:
+            _failed(payer, time.monotonic())
+            raise
 
 
-async def _probe(data: bytes) -> int:
-    if _PROBES.locked():  # PROBES_AT_ONCE running: a flood of uploads gets 503, not a host full of ffprobes
-        raise InsufficientCapacity("insufficient capacity: too many audio files being measured, retry later")
-    async with _PROBES:
+async def _probe(data: bytes) -> AudioDuration:
+    try:  # PROBES_AT_ONCE running: an upload waits a little, then 503, never a host full of ffprobes
+        async with asyncio.timeout(PROBE_WAIT):
+            await _PROBES.acquire()
+    except TimeoutError:
+        raise InsufficientCapacity("insufficient capacity: too many audio files being measured, retry later") from None
+    try:
         with tempfile.NamedTemporaryFile(prefix="baton-audio-", delete=False) as f:
             path = f.name
         proc = None
@@ -185,7 +235,7 @@ async def _probe(data: bytes) -> int:
             await asyncio.to_thread(_write, path, data)
             proc = await asyncio.create_subprocess_exec(
                 "ffprobe", "-v", "error", "-protocol_whitelist", "file", "-format_whitelist", PROBE_FORMATS,
-                "-show_entries", "format=duration", "-of", "default=nw=1:nk=1", path,
+                "-show_entries", "format=format_name,duration", "-of", "default=nw=1", path,
                 stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
             try:
                 async with asyncio.timeout(PROBE_TIMEOUT):
@@ -197,13 +247,16 @@ async def _probe(data: bytes) -> int:
                 proc.kill()
                 await proc.wait()
             os.unlink(path)
+    finally:
+        _PROBES.release()
+    fields = dict(line.partition("=")[::2] for line in out.decode(errors="replace").splitlines())
     try:
-        seconds = float(out.decode().strip().splitlines()[0])
-    except (ValueError, IndexError):
+        seconds = float(fields.get("duration", ""))
+    except ValueError:
         raise BadInput("Unable to calculate duration") from None
     if not 0 <= seconds < 10**7:  # nan, inf, negative
         raise BadInput("Unable to calculate duration")
-    return round(seconds * 1000)
+    return AudioDuration(round(seconds * 1000), fields.get("format_name", "") in ESTIMATED_FORMATS)
 
 
 def _write(path: str, data: bytes) -> None:

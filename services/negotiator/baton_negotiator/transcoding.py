@@ -22,7 +22,7 @@ from baton_common.schemas.jobs import Output
 from baton_common.schemas.transcode import TranscodeParams
 
 from . import metrics
-from .billing import segment_estimate
+from .billing import MIN_SEGMENT_MS, segment_estimate
 from .dispatch import is_output_of
 from .errors import BadSegmentHeader, InsufficientCapacity, JobFailed, NegotiatorError
 from .orchestrator import Credentials
@@ -99,7 +99,9 @@ class Transcoding:
             async with session.lock:
                 profiles = seg.fullProfiles3 or seg.fullProfiles2 or seg.fullProfiles
                 params = msgspec.to_builtins(TranscodeParams(
-                    profiles=tuple(contract_profile(p) for p in profiles), seq=seg.seq, duration_ms=max(seg.duration, 0),
+                    profiles=tuple(contract_profile(p) for p in profiles), seq=seg.seq,
+                    # the duration the reservation assumed: the worker's frame budget holds the output to it
+                    duration_ms=max(seg.duration, MIN_SEGMENT_MS),
                     manifest_id=bytes(seg.manifestId).decode("utf-8", "replace")))
                 try:
                     finished = await self.dispatcher.run("transcode", "transcode", "", params=params, body=body,

@@ -102,6 +102,9 @@ class JobRequest(Message, frozen=True, kw_only=True, tag="job.v1"):
     deadline: Annotated[float, msgspec.Meta(description="Unix time after which the result is useless.")]
     billed_units: NonNegative = 0
     """Units the negotiator charged for (spec §6); for transcoding the worker reports pixels instead."""
+    max_units: NonNegative = 0
+    """The most units the job may use, where the worker measures them (audio-to-text: the seconds it may decode,
+    x 1000); a worker refuses input that needs more (``bad_input``). 0: no limit but the worker's own."""
     params: dict[str, Any] = {}
     """The pipeline's request fields (ai-runner's JSON), or the transcode profiles and segment fields."""
     body: bytes = b""

@@ -5,8 +5,8 @@ temporary file, no other protocol: a playlist cannot make it read anything
 else) to 16 kHz mono, cut into 30 s chunks by the pipeline, with segment
 (``return_timestamps=true``) or word (``word``) timestamps. The answer carries
 the duration it decoded (at most ``max_audio_seconds``, the setting) (``baton.units``, whole seconds x 1000, at least
-1000): what the job is billed by, never more than was paid for. Audio that decodes much longer than the
-seconds it was paid for (``baton_paid_seconds``, from its container's duration) is refused.
+1000): what the job is billed by. Audio that decodes longer than the job may (``baton_paid_seconds``, the
+worker's: what the negotiator reserved from the container's duration) is refused.
 """
 
 from __future__ import annotations
@@ -25,23 +25,10 @@ FORMATS = "wav,mp3,flac,ogg,mov,mp4,m4a,matroska,webm,aac"
 TIMESTAMPS = {"true": True, "sentence": True, "false": False, "word": "word"}
 
 
-PAID_SLACK = 1.5
-"""Audio may decode to PAID_SLACK x the seconds paid for (+ PAID_SLACK_SECONDS): ffprobe's duration of a VBR
-file without a seek header is an estimate. Past it the container lied about its length: refused."""
-PAID_SLACK_SECONDS = 10.0
-
-
-def audio_limit(max_seconds: float, paid_seconds: float | None) -> float:
-    """The longest audio this job may decode: the setting, and what was paid for with its slack."""
-    if paid_seconds is None:
-        return max_seconds
-    return min(max_seconds, paid_seconds * PAID_SLACK + PAID_SLACK_SECONDS)
-
-
 def decode_audio(body: bytes, max_seconds: float, paid_seconds: float | None = None) -> np.ndarray:
     """The audio as 16 kHz mono float32; BadInput when it is missing, not audio, or too long (for the setting
-    ``max_seconds``, or for the ``paid_seconds`` its container declared)."""
-    limit = audio_limit(max_seconds, paid_seconds)
+    ``max_seconds``, or for the ``paid_seconds`` the job may decode, from the duration its container declared)."""
+    limit = max_seconds if paid_seconds is None else min(max_seconds, paid_seconds)
     if not body:
         raise BadInput("missing audio: send the audio file")
     with tempfile.NamedTemporaryFile(suffix=".audio") as src:
@@ -62,8 +49,8 @@ def decode_audio(body: bytes, max_seconds: float, paid_seconds: float | None = N
         raise BadInput("the file holds no audio")
     if samples.size > limit * RATE:
         if limit < max_seconds:
-            raise BadInput(f"the audio is longer than the {paid_seconds:g} s its container declares (and was "
-                           "paid for); send a file whose header gives its true duration")
+            raise BadInput(f"the audio is longer than the {paid_seconds:g} s this job was paid for (from the "
+                           "duration its container declares); send a file whose header gives its true duration")
         raise BadInput(f"the audio is longer than {max_seconds:g} s")
     return samples
 
@@ -97,7 +84,7 @@ class Runner:
             json.loads(params.get("metadata") or "{}")
         except ValueError:
             raise BadInput("metadata is not JSON") from None
-        paid = params.get("baton_paid_seconds")  # the worker's (AUDIO_LIMIT_KEY), never the gateway's
+        paid = params.get("baton_paid_seconds")  # the worker's (AUDIO_LIMIT_KEY, JobRequest.max_units), never the gateway's
         audio = decode_audio(body, self.settings.max_audio_seconds, float(paid) if paid else None)
         out = self.pipe({"raw": audio, "sampling_rate": RATE}, return_timestamps=TIMESTAMPS[mode])
         chunks = [{"timestamp": list(c.get("timestamp") or (None, None)), "text": c.get("text", "")}
