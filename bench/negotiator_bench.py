@@ -153,7 +153,11 @@ async def paid_jobs(nats_url: str, state: Path, jobs: int) -> None:
     proc = start_negotiator(nats_url, state / "onchain", port, BATON_NETWORK="arbitrum-one-mainnet",
                             BATON_NEGOTIATOR_TICKET_SECRET_FILE=str(state / "secret"),
                             BATON_NEGOTIATOR_ETH_KEYSTORE_PATH=str(state / "keystore.json"),
-                            BATON_NEGOTIATOR_ETH_PASSWORD="pw", BATON_NEGOTIATOR_PRICE_PER_UNIT="1000")
+                            BATON_NEGOTIATOR_ETH_PASSWORD="pw", BATON_NEGOTIATOR_PRICE_PER_UNIT="1000",
+                            # the 20 senders below are new from one client: their first lookups are not what
+                            # this measures (the cold-lookup limits would refuse 15 of them at once)
+                            BATON_NEGOTIATOR_SENDER_LOOKUPS_PER_SECOND="1000",
+                            BATON_NEGOTIATOR_SENDER_LOOKUPS_PER_CLIENT_PER_SECOND="500")
     try:
         gw = TestGateway("127.0.0.1", port)
         await asyncio.sleep(0.5)
