@@ -119,8 +119,8 @@ class Jobs(Transcoding):
         if measure is not None:  # ffprobe only for a balance that pays the shortest clip
             await payments.check_funds(sender, manifest, price, AUDIO_MIN_UNITS)
             audio = await measure(sender.hex() if payments.onchain else req.client)  # one payer's take turns
-        units = billed_units(pipeline_name, params, width, height, audio.ms if audio else 0)
-        max_units = audio_max_units(units, audio.estimated) if audio else 0
+        units = billed_units(pipeline_name, params, width, height, audio.ms if audio is not None else 0)
+        max_units = audio_max_units(units, audio.estimated) if audio is not None else 0
         # The job's cost is taken from the balance before it runs (audio: its measured seconds).
         reservation = await payments.reserve(sender, manifest, price, units)
         job = {**job_params(params), **(extra or {})}
@@ -148,7 +148,7 @@ class Jobs(Transcoding):
         # worker's count is taken only where the units come from the input media (audio seconds).
         # Audio: at most the container's duration as reserved (a file that decodes longer is the worker's to
         # refuse), or for an estimated duration (MP3, ADTS AAC) what it decoded, up to the estimate's slack.
-        if audio:
+        if audio is not None:
             billed = min(max(result.units, AUDIO_MIN_UNITS), max_units if audio.estimated else units)
         else:
             billed = units
