@@ -405,3 +405,17 @@ async def test_a_winner_this_replica_stores_counts_as_pending_at_once_and_once()
     now[0] += 600
     mirror.values[sender_key("0x" + sender.hex())] = msgspec.structs.replace(info, read_at=now[0])
     assert await chain.pending_redemptions(sender) == 4 * 10**14
+
+
+def test_keyed_buckets_refill_at_their_rate_and_forget_full_ones_first() -> None:
+    from baton_negotiator.domain import KeyedBuckets
+
+    buckets = KeyedBuckets(rate=0.5, burst=2, max_keys=2)
+    assert buckets.left("a", 0.0) == 2 and not buckets._buckets  # noqa: SLF001 - asking keeps nothing
+    buckets.get("a", 0.0).spend(0.0)
+    buckets.get("a", 0.0).spend(0.0)
+    assert buckets.left("a", 0.0) == 0
+    assert buckets.left("a", 1.0) == 0.5  # half a token a second
+    buckets.get("b", 0.0).spend(0.0)
+    buckets.get("c", 10.0)  # two held: "b" is full again by now and goes, "a" (also full) too
+    assert buckets.left("c", 10.0) == 2 and len(buckets._buckets) <= 2  # noqa: SLF001

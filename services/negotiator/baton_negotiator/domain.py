@@ -19,8 +19,10 @@ from baton_common.schemas.workers import ADVERT_MAX_AGE, WorkerAdvert, WorkerKin
 
 __all__ = [
     "LIVEPEER_VERSION",
+    "KeyedBuckets",
     "ModelCapacity",
     "Slot",
+    "TokenBucket",
     "WorkerPool",
     "auto_adjust",
     "capabilities_for",
@@ -228,3 +230,49 @@ def price_for_pairs(table: PriceTable, sender_hex: str, pairs: Iterable[tuple[in
     for capability, model_id in pairs:
         total += table.capability_price(capability, model_id, sender_hex) or 0
     return total if total > 0 else table.base_for(sender_hex)
+
+
+class TokenBucket:
+    """``rate`` tokens a second, at most ``burst`` held; full at first."""
+
+    __slots__ = ("at", "burst", "rate", "tokens")
+
+    def __init__(self, rate: float, burst: float, now: float) -> None:
+        self.rate, self.burst = rate, burst
+        self.tokens = burst
+        self.at = now
+
+    def refill(self, now: float) -> float:
+        """The tokens held ``now``."""
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        return self.tokens
+
+    def spend(self, now: float) -> None:
+        """Take one token ``now`` (the caller checked ``refill``: a bucket may go below zero, and waits longer)."""
+        self.refill(now)
+        self.tokens -= 1
+
+
+class KeyedBuckets:
+    """A ``TokenBucket`` per key (a client, a payer), at most ``max_keys`` of them: a bucket back to full holds
+    nothing worth keeping and is forgotten first, then the oldest."""
+
+    def __init__(self, rate: float, burst: float, max_keys: int = 10_000) -> None:
+        self.rate, self.burst, self.max_keys = rate, burst, max_keys
+        self._buckets: dict[str, TokenBucket] = {}
+
+    def left(self, key: str, now: float) -> float:
+        """The tokens ``key`` holds ``now`` (a full bucket when it has none yet; nothing is kept for it)."""
+        bucket = self._buckets.get(key)
+        return self.burst if bucket is None else bucket.refill(now)
+
+    def get(self, key: str, now: float) -> TokenBucket:
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) >= self.max_keys:
+                self._buckets = {k: b for k, b in self._buckets.items() if b.refill(now) < self.burst}
+                if len(self._buckets) >= self.max_keys:
+                    self._buckets.pop(next(iter(self._buckets)))
+            bucket = self._buckets[key] = TokenBucket(self.rate, self.burst, now)
+        return bucket

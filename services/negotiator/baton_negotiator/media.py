@@ -25,6 +25,7 @@ from typing import NamedTuple
 import multipart
 from PIL import Image
 
+from .domain import KeyedBuckets
 from .errors import BadInput, BodyTooLarge, InsufficientCapacity
 
 __all__ = ["MAX_IMAGE_PIXELS", "AudioDuration", "FormFile", "audio_duration", "image_size", "parse_form", "parse_form_async"]
@@ -176,28 +177,8 @@ FAILED_PROBES = 5
 """Unreadable uploads one payer may send in a burst (then one per FAILED_PROBE_SECONDS): a refused probe costs
 the payer nothing and us ~100 ms of CPU, so a payer that keeps sending them is refused before the probe."""
 FAILED_PROBE_SECONDS = 12.0
-MAX_PAYERS_TRACKED = 10_000
-_FAILED: dict[str, list[float]] = {}
-"""Per payer: [failures it may still have, when that was counted]."""
-
-
-def _failures_left(payer: str, now: float) -> float:
-    entry = _FAILED.get(payer)
-    if entry is None:
-        return FAILED_PROBES
-    entry[0] = min(FAILED_PROBES, entry[0] + (now - entry[1]) / FAILED_PROBE_SECONDS)
-    entry[1] = now
-    return entry[0]
-
-
-def _failed(payer: str, now: float) -> None:
-    if payer not in _FAILED and len(_FAILED) >= MAX_PAYERS_TRACKED:
-        for key in [k for k in _FAILED if _failures_left(k, now) >= FAILED_PROBES]:  # those back to a full burst
-            del _FAILED[key]
-        if len(_FAILED) >= MAX_PAYERS_TRACKED:
-            _FAILED.pop(next(iter(_FAILED)))
-    left = _failures_left(payer, now)
-    _FAILED[payer] = [left - 1, now]
+_FAILED = KeyedBuckets(1 / FAILED_PROBE_SECONDS, FAILED_PROBES)
+"""Per payer: the unreadable uploads it may still send."""
 
 
 async def audio_duration(data: bytes, payer: str = "") -> AudioDuration:
@@ -209,15 +190,14 @@ async def audio_duration(data: bytes, payer: str = "") -> AudioDuration:
     (ffprobe reads only the headers it needs; the file goes through a temporary file, as a pipe cannot seek).
     One ``payer``'s uploads take turns (two at once) and it may send only a few unreadable ones (503 past it).
     """
-    now = time.monotonic()
-    if _failures_left(payer, now) < 1:
+    if _FAILED.left(payer, time.monotonic()) < 1:
         raise InsufficientCapacity("insufficient capacity: too many unreadable audio files from this sender, "
                                    "retry later")
     async with _PAYERS.turn(payer, PROBE_WAIT):  # one payer's uploads take turns: it cannot hold every slot
         try:
             return await _probe(data)
         except BadInput:
-            _failed(payer, time.monotonic())
+            _FAILED.get(payer, time.monotonic()).spend(time.monotonic())
             raise
 
 

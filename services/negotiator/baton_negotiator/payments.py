@@ -37,6 +37,7 @@ from baton_common.schemas.chain import SenderInfo, SenderLookup
 
 from . import metrics
 from .clients import CLIENT
+from .domain import KeyedBuckets, TokenBucket
 from .errors import PaymentUnparseable
 
 __all__ = ["ColdSenderLookups", "OffchainPayments", "OnchainPayments", "Reservation", "SessionBindings",
@@ -84,25 +85,6 @@ class TooManyNewSenders(BusError):
     code = "too_many_new_senders"
 
 
-class _Bucket:
-    """A token bucket: ``rate`` tokens a second, at most ``max(rate, 1)`` held."""
-
-    __slots__ = ("at", "rate", "tokens")
-
-    def __init__(self, rate: float, now: float) -> None:
-        self.rate = rate
-        self.tokens = max(rate, 1.0)
-        self.at = now
-
-    def refill(self, now: float) -> float:
-        self.tokens = min(max(self.rate, 1.0), self.tokens + (now - self.at) * self.rate)
-        self.at = now
-        return self.tokens
-
-    def full(self, now: float) -> bool:
-        return self.refill(now) >= max(self.rate, 1.0)
-
-
 MAX_CLIENT_BUCKETS = 10_000
 
 
@@ -121,31 +103,21 @@ class ColdSenderLookups:
         self._lookup = lookup
         self._ttl = unfunded_ttl
         self._clock = clock
-        self._bucket = _Bucket(rate, clock())
-        self._per_client = min(per_client, rate) if per_client else rate
-        self._clients: dict[str, _Bucket] = {}
+        self._bucket = TokenBucket(rate, max(rate, 1.0), clock())
+        share = min(per_client, rate) if per_client else rate
+        self._clients = KeyedBuckets(share, max(share, 1.0), MAX_CLIENT_BUCKETS)
         self._unfunded: dict[str, tuple[SenderInfo, float]] = {}
-
-    def _client_bucket(self, client: str, now: float) -> _Bucket:
-        bucket = self._clients.get(client)
-        if bucket is None:
-            if len(self._clients) >= MAX_CLIENT_BUCKETS:  # full buckets hold nothing worth keeping
-                self._clients = {c: b for c, b in self._clients.items() if not b.full(now)}
-                if len(self._clients) >= MAX_CLIENT_BUCKETS:
-                    self._clients.pop(next(iter(self._clients)))
-            bucket = self._clients[client] = _Bucket(self._per_client, now)
-        return bucket
 
     async def __call__(self, request: SenderLookup) -> SenderInfo:
         now = self._clock()
         cached = self._unfunded.get(request.sender)
         if cached is not None and cached[1] > now:
             return cached[0]
-        own = self._client_bucket(CLIENT.get(), now)
+        own = self._clients.get(CLIENT.get(), now)
         if own.refill(now) < 1 or self._bucket.refill(now) < 1:
             raise TooManyNewSenders("too many new senders, retry later")
-        own.tokens -= 1
-        self._bucket.tokens -= 1
+        own.spend(now)
+        self._bucket.spend(now)
         info = await self._lookup(request)
         if info.deposit == 0 and info.reserve == 0:
             if len(self._unfunded) >= MAX_UNFUNDED:
