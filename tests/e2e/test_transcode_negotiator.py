@@ -81,6 +81,22 @@ def segment(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     return make_segment(tmp_path_factory.mktemp("seg") / "in.ts", size="320x180", seconds=1.0)
 
 
+@pytest.fixture
+def gw(negotiator: RunningNegotiator) -> Iterator[TestGateway]:
+    """A gateway with a key of its own: every test pays into sessions nobody else uses."""
+    gateway = TestGateway("127.0.0.1", negotiator.grpc_port)
+    yield gateway
+    gateway.close()
+
+
+@pytest.fixture
+async def balances(e2e_nats: PrivateNats, negotiator: RunningNegotiator) -> AsyncIterator[Balances]:
+    """The balances the negotiator keeps in baton-pm-balances, read as the payment core reads them."""
+    nc = await nats.connect(e2e_nats.url)
+    yield Balances(KvBalanceStore(await nc.jetstream().key_value(BALANCES.bucket)))
+    await nc.close()
+
+
 def call(fn, *args, **kwargs):  # noqa: ANN001, ANN201
     return asyncio.to_thread(fn, *args, **kwargs)
 
@@ -101,48 +117,40 @@ async def wait_transcode_capacity(gw: TestGateway, timeout: float = 10) -> lp_rp
 
 
 async def test_a_paid_segment_comes_back_as_renditions_a_gateway_recounts_and_verifies(
-        negotiator: RunningNegotiator, worker: ServiceProc, segment: bytes, e2e_nats: PrivateNats,
-        tmp_path: Path) -> None:
-    gw = TestGateway("127.0.0.1", negotiator.grpc_port)
-    nc = await nats.connect(e2e_nats.url)
-    try:
-        info = await wait_transcode_capacity(gw)
-        assert (info.price_info.pricePerUnit, info.price_info.pixelsPerUnit) == (ADJUSTED, 1)
-        seg = gw.segment_header(info, manifest=b"e2e-live", seq=5, body_hash=keccak(segment), profiles=PROFILES)
-        with gw.http() as client:
-            r = await call(client.post, f"{info.transcoder}/segment", content=segment,
-                           headers={"Livepeer-Payment": gw.payment_header(info), "Livepeer-Segment": seg,
-                                    "Content-Type": "video/MP2T"})
-            assert r.status_code == 200, r.text
-            result = lp_rpc_pb2.TranscodeResult.FromString(r.content)
-            assert result.WhichOneof("result") == "data", (result.error, worker.log.read_text()[-2000:])
-            assert result.seq == 5
-            session = info.auth_token.session_id
-            urls = [s.url for s in result.data.segments]
-            assert urls == [f"{info.transcoder}/stream/{session}/P144p30fps16x9/5.ts",
-                            f"{info.transcoder}/stream/{session}/P240p15fps16x9/5.mp4"]
-            renditions = []
-            for url in urls:
-                got = await call(client.get, url)
-                assert got.status_code == 200, url
-                renditions.append(got.content)
-        p144, p240 = probe(renditions[0], tmp_path, "a.ts"), probe(renditions[1], tmp_path, "b.mp4")
-        assert (p144.codec, p144.width, p144.height, p144.frames, p144.fps) == ("h264", 256, 144, 30, "30/1")
-        assert (p240.codec, p240.width, p240.height, p240.frames, p240.fps) == ("h264", 426, 240, 15, "15/1")
-        assert [s.pixels for s in result.data.segments] == [p144.pixels, p240.pixels]  # exact, as gateways require
+        worker: ServiceProc, segment: bytes, gw: TestGateway, balances: Balances, tmp_path: Path) -> None:
+    info = await wait_transcode_capacity(gw)
+    assert (info.price_info.pricePerUnit, info.price_info.pixelsPerUnit) == (ADJUSTED, 1)
+    seg = gw.segment_header(info, manifest=b"e2e-live", seq=5, body_hash=keccak(segment), profiles=PROFILES)
+    with gw.http() as client:
+        r = await call(client.post, f"{info.transcoder}/segment", content=segment,
+                       headers={"Livepeer-Payment": gw.payment_header(info), "Livepeer-Segment": seg,
+                                "Content-Type": "video/MP2T"})
+        assert r.status_code == 200, r.text
+        result = lp_rpc_pb2.TranscodeResult.FromString(r.content)
+        assert result.WhichOneof("result") == "data", (result.error, worker.log.read_text()[-2000:])
+        assert result.seq == 5
+        session = info.auth_token.session_id
+        urls = [s.url for s in result.data.segments]
+        assert urls == [f"{info.transcoder}/stream/{session}/P144p30fps16x9/5.ts",
+                        f"{info.transcoder}/stream/{session}/P240p15fps16x9/5.mp4"]
+        renditions = []
+        for url in urls:
+            got = await call(client.get, url)
+            assert got.status_code == 200, url
+            renditions.append(got.content)
+    p144, p240 = probe(renditions[0], tmp_path, "a.ts"), probe(renditions[1], tmp_path, "b.mp4")
+    assert (p144.codec, p144.width, p144.height, p144.frames, p144.fps) == ("h264", 256, 144, 30, "30/1")
+    assert (p240.codec, p240.width, p240.height, p240.frames, p240.fps) == ("h264", 426, 240, 15, "15/1")
+    assert [s.pixels for s in result.data.segments] == [p144.pixels, p240.pixels]  # exact, as gateways require
 
-        digest = keccak(b"".join(keccak(r) for r in renditions))
-        assert Account.recover_message(encode_defunct(primitive=digest), signature=result.data.sig) == ORCH.address
+    digest = keccak(b"".join(keccak(r) for r in renditions))
+    assert Account.recover_message(encode_defunct(primitive=digest), signature=result.data.sig) == ORCH.address
 
-        balances = Balances(KvBalanceStore(await nc.jetstream().key_value(BALANCES.bucket)))
-        assert await balances.balance(gw.address, session) == ev(info) - ADJUSTED * (p144.pixels + p240.pixels)
-    finally:
-        gw.close()
-        await nc.close()
+    assert await balances.balance(gw.address, session) == ev(info) - ADJUSTED * (p144.pixels + p240.pixels)
 
 
 async def test_hostile_segments_get_go_livepeers_texts_cost_nothing_and_a_portrait_source_keeps_its_aspect(
-        negotiator: RunningNegotiator, worker: ServiceProc, e2e_nats: PrivateNats, tmp_path: Path) -> None:
+        worker: ServiceProc, gw: TestGateway, balances: Balances, tmp_path: Path) -> None:
     """An audio-only segment: lpms's exact `TranscoderInvalidVideo` (gateways do not retry it), nothing debited.
     A profile the container cannot carry: named in the error. Then a portrait segment, scaled as go-livepeer does
     (the box's height, the width from the aspect ratio), and its pixels re-counted exactly."""
@@ -152,88 +160,67 @@ async def test_hostile_segments_get_go_livepeers_texts_cost_nothing_and_a_portra
     portrait = make_segment(tmp_path / "portrait.ts", size="180x320", seconds=1.0)
     vp8_in_ts = lp_rpc_pb2.VideoProfile(name="webm_in_ts", width=256, height=144, bitrate=300_000,
                                         encoder=lp_rpc_pb2.VideoProfile.VP8)
-    gw = TestGateway("127.0.0.1", negotiator.grpc_port)
-    nc = await nats.connect(e2e_nats.url)
-    try:
-        info = await wait_transcode_capacity(gw)
-        session = info.auth_token.session_id
-        balances = Balances(KvBalanceStore(await nc.jetstream().key_value(BALANCES.bucket)))
-        with gw.http() as client:
+    info = await wait_transcode_capacity(gw)
+    session = info.auth_token.session_id
+    with gw.http() as client:
 
-            async def post(body: bytes, seq: int, profiles: tuple[lp_rpc_pb2.VideoProfile, ...]) -> lp_rpc_pb2.TranscodeResult:
-                seg = gw.segment_header(info, manifest=b"e2e-hostile", seq=seq, body_hash=keccak(body), profiles=profiles)
-                r = await call(client.post, f"{info.transcoder}/segment", content=body,
-                               headers={"Livepeer-Payment": gw.payment_header(info), "Livepeer-Segment": seg,
-                                        "Content-Type": "video/MP2T"})
-                assert r.status_code == 200, r.text
-                return lp_rpc_pb2.TranscodeResult.FromString(r.content)
+        async def post(body: bytes, seq: int, profiles: tuple[lp_rpc_pb2.VideoProfile, ...]) -> lp_rpc_pb2.TranscodeResult:
+            seg = gw.segment_header(info, manifest=b"e2e-hostile", seq=seq, body_hash=keccak(body), profiles=profiles)
+            r = await call(client.post, f"{info.transcoder}/segment", content=body,
+                           headers={"Livepeer-Payment": gw.payment_header(info), "Livepeer-Segment": seg,
+                                    "Content-Type": "video/MP2T"})
+            assert r.status_code == 200, r.text
+            return lp_rpc_pb2.TranscodeResult.FromString(r.content)
 
-            before = await balances.balance(gw.address, session) or 0  # None: a session with no balance yet
-            result = await post(audio.read_bytes(), 1, PROFILES)
-            assert (result.WhichOneof("result"), result.error) == ("error", "TranscoderInvalidVideo")
-            after = await balances.balance(gw.address, session)
-            assert after - before == ev(info)  # the ticket is credited, nothing is debited
+        before = await balances.balance(gw.address, session) or 0  # None: a session with no balance yet
+        result = await post(audio.read_bytes(), 1, PROFILES)
+        assert (result.WhichOneof("result"), result.error) == ("error", "TranscoderInvalidVideo")
+        after = await balances.balance(gw.address, session)
+        assert after - before == ev(info)  # the ticket is credited, nothing is debited
 
-            result = await post(portrait, 2, (*PROFILES, vp8_in_ts))
-            assert result.WhichOneof("result") == "error"
-            assert result.error.startswith("profile 'webm_in_ts': VP8 cannot be carried in MPEG-TS"), result.error
+        result = await post(portrait, 2, (*PROFILES, vp8_in_ts))
+        assert result.WhichOneof("result") == "error"
+        assert result.error.startswith("profile 'webm_in_ts': VP8 cannot be carried in MPEG-TS"), result.error
 
-            result = await post(portrait, 3, PROFILES)
-            assert result.WhichOneof("result") == "data", (result.error, worker.log.read_text()[-2000:])
-            renditions = [(await call(client.get, s.url)).content for s in result.data.segments]
-        probes = [probe(r, tmp_path, f"p{i}") for i, r in enumerate(renditions)]
-        assert [(p.width, p.height, p.frames) for p in probes] == [(82, 144, 30), (136, 240, 15)]
-        assert [s.pixels for s in result.data.segments] == [p.pixels for p in probes]
-        assert await balances.balance(gw.address, session) == (
-            after + 2 * ev(info) - ADJUSTED * sum(p.pixels for p in probes))
-    finally:
-        gw.close()
-        await nc.close()
+        result = await post(portrait, 3, PROFILES)
+        assert result.WhichOneof("result") == "data", (result.error, worker.log.read_text()[-2000:])
+        renditions = [(await call(client.get, s.url)).content for s in result.data.segments]
+    probes = [probe(r, tmp_path, f"p{i}") for i, r in enumerate(renditions)]
+    assert [(p.width, p.height, p.frames) for p in probes] == [(82, 144, 30), (136, 240, 15)]
+    assert [s.pixels for s in result.data.segments] == [p.pixels for p in probes]
+    assert await balances.balance(gw.address, session) == (
+        after + 2 * ev(info) - ADJUSTED * sum(p.pixels for p in probes))
 
 
 async def test_a_segment_that_declares_no_duration_is_held_to_the_two_seconds_it_reserved(
-        negotiator: RunningNegotiator, worker: ServiceProc, e2e_nats: PrivateNats, tmp_path: Path) -> None:
+        worker: ServiceProc, gw: TestGateway, balances: Balances, tmp_path: Path) -> None:
     """SegData.duration 0 reserves a 2 s segment's pixels: 6 s of video under it is refused as lpms refuses a
     segment with too many frames, and nothing is debited (it once ran whole and was billed past the balance)."""
     long = make_segment(tmp_path / "long.ts", size="320x180", seconds=6.0)
-    gw = TestGateway("127.0.0.1", negotiator.grpc_port)
-    nc = await nats.connect(e2e_nats.url)
-    try:
-        info = await wait_transcode_capacity(gw)
-        session = info.auth_token.session_id
-        balances = Balances(KvBalanceStore(await nc.jetstream().key_value(BALANCES.bucket)))
-        seg = gw.segment_header(info, manifest=b"e2e-no-duration", seq=1, body_hash=keccak(long), profiles=PROFILES)
-        assert lp_rpc_pb2.SegData.FromString(base64.b64decode(seg)).duration == 0
-        with gw.http() as client:
-            r = await call(client.post, f"{info.transcoder}/segment", content=long,
-                           headers={"Livepeer-Payment": gw.payment_header(info), "Livepeer-Segment": seg,
-                                    "Content-Type": "video/MP2T"})
-        assert r.status_code == 200, r.text
-        result = lp_rpc_pb2.TranscodeResult.FromString(r.content)
-        assert (result.WhichOneof("result"), result.error) == ("error", "Output frame count larger than expected")
-        assert await balances.balance(gw.address, session) == ev(info)  # the ticket credited, nothing debited
-    finally:
-        gw.close()
-        await nc.close()
+    info = await wait_transcode_capacity(gw)
+    session = info.auth_token.session_id
+    seg = gw.segment_header(info, manifest=b"e2e-no-duration", seq=1, body_hash=keccak(long), profiles=PROFILES)
+    assert lp_rpc_pb2.SegData.FromString(base64.b64decode(seg)).duration == 0
+    with gw.http() as client:
+        r = await call(client.post, f"{info.transcoder}/segment", content=long,
+                       headers={"Livepeer-Payment": gw.payment_header(info), "Livepeer-Segment": seg,
+                                "Content-Type": "video/MP2T"})
+    assert r.status_code == 200, r.text
+    result = lp_rpc_pb2.TranscodeResult.FromString(r.content)
+    assert (result.WhichOneof("result"), result.error) == ("error", "Output frame count larger than expected")
+    assert await balances.balance(gw.address, session) == ev(info)  # the ticket credited, nothing debited
 
 
 async def test_a_segdata_with_an_unknown_profile_format_is_refused_403_before_payment_as_go_livepeer(
-        negotiator: RunningNegotiator, worker: ServiceProc, segment: bytes, e2e_nats: PrivateNats) -> None:
+        worker: ServiceProc, segment: bytes, gw: TestGateway, balances: Balances) -> None:
     bad = lp_rpc_pb2.VideoProfile(name="P144p", width=256, height=144, bitrate=300_000)
     bad.format = 7  # an enum value go-livepeer's makeFfmpegVideoProfiles refuses (errFormat)
-    gw = TestGateway("127.0.0.1", negotiator.grpc_port)
-    nc = await nats.connect(e2e_nats.url)
-    try:
-        balances = Balances(KvBalanceStore(await nc.jetstream().key_value(BALANCES.bucket)))
-        info = await wait_transcode_capacity(gw)
-        seg = gw.segment_header(info, manifest=b"e2e-badprofile", seq=1, body_hash=keccak(segment), profiles=(bad,))
-        with gw.http() as client:
-            r = await call(client.post, f"{info.transcoder}/segment", content=segment,
-                           headers={"Livepeer-Payment": gw.payment_header(info), "Livepeer-Segment": seg,
-                                    "Content-Type": "video/MP2T"})
-        assert (r.status_code, r.text) == (403, "unknown VideoProfile format for protobufs\n")
-        # Refused before the payment: its ticket credited nothing.
-        assert await balances.balance(gw.address, info.auth_token.session_id) is None
-    finally:
-        gw.close()
-        await nc.close()
+    info = await wait_transcode_capacity(gw)
+    seg = gw.segment_header(info, manifest=b"e2e-badprofile", seq=1, body_hash=keccak(segment), profiles=(bad,))
+    with gw.http() as client:
+        r = await call(client.post, f"{info.transcoder}/segment", content=segment,
+                       headers={"Livepeer-Payment": gw.payment_header(info), "Livepeer-Segment": seg,
+                                "Content-Type": "video/MP2T"})
+    assert (r.status_code, r.text) == (403, "unknown VideoProfile format for protobufs\n")
+    # Refused before the payment: its ticket credited nothing.
+    assert await balances.balance(gw.address, info.auth_token.session_id) is None

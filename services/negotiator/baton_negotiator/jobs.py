@@ -95,8 +95,8 @@ class Jobs(Transcoding):
                  height: int = 0, measure: Callable[[str], Awaitable[AudioDuration]] | None = None,
                  extra: dict[str, Any] | None = None) -> None:
         """Run one batch AI job: capacity, payment, reservation, dispatch, settle, answer. ``measure(payer)`` gives an
-        audio upload's milliseconds (ffprobe), awaited once the payment is accepted and before the reservation;
-        one payer's (the sender on-chain, the client offchain) take turns."""
+        audio upload's duration (ffprobe: its ms, and whether they are an estimate), awaited once the payment is
+        accepted and before the reservation; one payer's (the sender on-chain, the client offchain) take turns."""
         creds = self._credentials(req)
         pipeline = pipeline_by_name(pipeline_name)
         model_id = model_of(params)
