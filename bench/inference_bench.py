@@ -9,12 +9,14 @@ process) that loads the model with capacity 16, and the negotiator (offchain,
 its own process). Then, at concurrency 1 and 16, it sends the same request
 three ways in the same run: straight to Triton with tritonclient (the
 baseline), as a JobRequest on the bus to the worker, and as a gateway does
-(HTTPS POST to the negotiator, the certificate pinned, the Livepeer-Segment
-header of a GetOrchestrator session) and prints latency (p50, p95),
-throughput, the overhead in ms over the direct call and the ratios, and the
-CPU each path costs per job in the negotiator, in this process (the clients
-and the worker) and in Triton: on a CPU-only host the three share the cores, so
-what the negotiator path spends there is taken from Triton's compute. A demo
+(HTTPS POST to the negotiator over HTTP/2, as go-livepeer gateways connect,
+the certificate pinned, the Livepeer-Segment header of a GetOrchestrator
+session) and prints latency (p50, p95), throughput, the overhead in ms over
+the direct call and the ratios, the CPU each path costs per job in the
+negotiator, in this process (the clients and the worker, on uvloop as in
+production) and in Triton (on a CPU-only host the three share the cores, so
+what the negotiator path spends there is taken from Triton's compute), and
+the mean batch Triton ran for each path (its statistics extension). A demo
 model id (``baton-demo/...``) is built in a temporary folder; any other needs
 ``--models-dir`` (-aiModelsDir). ``--params`` replaces the request (e.g. more
 steps and pixels, for a model whose compute takes 100 ms or more):
@@ -44,7 +46,7 @@ sys.path.insert(0, str(REPO))
 import httpx  # noqa: E402
 import nats  # noqa: E402
 
-from baton_common.runtime.runtime import Runtime  # noqa: E402
+from baton_common.runtime.runtime import Runtime, run_loop  # noqa: E402
 from baton_common.schemas import decode, encode  # noqa: E402
 from baton_common.schemas.jobs import JobReply, JobRequest, JobResult  # noqa: E402
 from baton_inference.__main__ import Inference  # noqa: E402
@@ -128,6 +130,12 @@ def triton_pids(marker: str) -> list[int]:
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
+async def triton_batches(http: httpx.AsyncClient, url: str, name: str) -> tuple[int, int]:
+    """The model's batches run and requests served so far (Triton's statistics extension)."""
+    stats = (await http.get(f"{url}/v2/models/{name}/stats")).json()["model_stats"][0]
+    return stats["execution_count"], stats["inference_count"]
+
+
 def summary(name: str, lat: list[float], rate: float) -> str:
     lat = sorted(lat)
     p95 = lat[min(len(lat) - 1, int(len(lat) * 0.95))]
@@ -199,8 +207,10 @@ async def main(args: argparse.Namespace) -> None:
             info, manifest=f"{capability}_{args.model_id}".encode(), signed=False)}
         gw_ctx = __import__("ssl").create_default_context(cadata=gw.cert.decode())
         gw_ctx.check_hostname = False
-        http = httpx.AsyncClient(verify=gw_ctx, timeout=300, limits=httpx.Limits(max_keepalive_connections=32))
+        # HTTP/2, as go-livepeer gateways talk to an orchestrator (ALPN h2): the 16 clients share a connection
+        http = httpx.AsyncClient(verify=gw_ctx, timeout=300, http2=True, limits=httpx.Limits(max_keepalive_connections=32))
         body = {**params, "model_id": args.model_id}
+        stats = httpx.AsyncClient(timeout=30)  # Triton's statistics (any --triton-url, https too)
 
         async def via_negotiator() -> None:
             r = await http.post(f"{info.transcoder}/{args.pipeline}", json=body, headers=headers)
@@ -220,12 +230,16 @@ async def main(args: argparse.Namespace) -> None:
             # CPU seconds per path: the negotiator's process, this one's (the clients and the worker), Triton's
             cpu: dict[str, list[float]] = {k: [0.0, 0.0, 0.0] for k in paths}
             groups = ([negotiator.pid], None, triton_pids(str(tmp)) if not args.triton_url else [])
+            batches: dict[str, list[int]] = {k: [0, 0] for k in paths}  # Triton's executions and inferences
             per_round = max(concurrency, args.requests // args.repeats)
             for _ in range(args.repeats):
                 for key, call in paths.items():
+                    executions = await triton_batches(stats, url, name)
                     before = [cpu_seconds(g) if g is not None else time.process_time() for g in groups]
                     got, rate = await run_rounds(call, per_round, concurrency)
                     after = [cpu_seconds(g) if g is not None else time.process_time() for g in groups]
+                    batches[key] = [t + a - b for t, a, b in zip(batches[key], await triton_batches(stats, url, name),
+                                                                    executions, strict=True)]
                     cpu[key] = [c + a - b for c, a, b in zip(cpu[key], after, before, strict=True)]
                     lat[key] += got
                     busy[key] += per_round / rate
@@ -241,12 +255,14 @@ async def main(args: argparse.Namespace) -> None:
                 neg, here, tri = (c / total * 1000 for c in cpu[key])
                 print(f"  CPU per job, {label:<22} negotiator {neg:6.1f} ms  bench process (clients, worker) "
                       f"{here:6.1f} ms  triton {tri:7.1f} ms")
+            print("  Triton's mean batch: " + ", ".join(f"{k} {n / max(1, e):.1f}" for k, (e, n) in batches.items()))
             for path, lat, rate in (("bus + worker", b_lat, b_rate), ("negotiator+bus+worker", n_lat, n_rate)):
                 overhead = (statistics.median(lat) - statistics.median(d_lat)) * 1000
                 print(f"  {path}: overhead {overhead:+.1f} ms at p50; latency "
                       f"x{statistics.median(lat) / statistics.median(d_lat):.3f}, throughput x{rate / d_rate:.3f}"
                       "  (goal: <= 1.1x latency, >= 0.9x throughput)")
         await http.aclose()
+        await stats.aclose()
         gw.close()
         await triton.close()
         await nc.close()
@@ -268,5 +284,5 @@ if __name__ == "__main__":
     parser.add_argument("--requests", type=int, default=48)
     parser.add_argument("--repeats", type=int, default=REPEATS, help="interleaved rounds per path")
     sys.stdout.reconfigure(line_buffering=True)  # each figure as it is measured, when piped to a file too
-    asyncio.run(main(parser.parse_args()))
+    run_loop(main(parser.parse_args()))  # on uvloop, as the worker runs in production
     sys.exit(0)

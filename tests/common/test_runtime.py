@@ -22,7 +22,7 @@ from nats.js.kv import KeyValue
 
 from baton_common.bus import Bus
 from baton_common.config import CommonSettings
-from baton_common.runtime import Listener, Runtime, ServiceBase, ServiceContext
+from baton_common.runtime import Listener, Runtime, ServiceBase, ServiceContext, run_loop
 from baton_common.schemas import HEARTBEAT_BUCKET, Check, Heartbeat, Message, decode, heartbeat_key
 from tests.helpers import PrivateNats, free_port, service_env, wait_ready
 
@@ -505,3 +505,12 @@ async def test_a_service_tls_listener_speaks_http2_and_http1_and_closes_at_stop(
     rt.request_stop()
     assert await asyncio.wait_for(task, 25) == 0
     assert await _refused(public)
+
+
+def test_services_run_on_uvloop() -> None:
+    """run_service's loop is libuv's (less CPU per request and NATS message than asyncio's own)."""
+
+    async def loop_type() -> str:
+        return type(asyncio.get_running_loop()).__module__
+
+    assert run_loop(loop_type()).startswith("uvloop")

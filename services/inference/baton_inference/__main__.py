@@ -60,7 +60,8 @@ class Inference(ServiceBase[InferenceSettings]):
             watch_interval=self.settings.watch_interval, max_pixels=self.settings.max_image_pixels,
             on_change=self._changed.set, max_audio_seconds=self.settings.max_audio_seconds,
         )
-        self.worker = Worker(self.models, self.triton, bodies, ctx.bus.nc, settle=self.settle)
+        self.worker = Worker(self.models, self.triton, bodies, ctx.bus.nc, settle=self.settle,
+                             gather_ms=self.settings.batch_gather_ms)
         self.subject = job_subject("inference", self.worker_id)
         self.sub = await ctx.bus.nc.subscribe(self.subject, cb=self._dispatch)
         control = Control(ctx.bus, self.models, self.settings, self.worker_id, self.budget)

@@ -39,6 +39,13 @@ class InferenceSettings(CommonSettings, frozen=True, kw_only=True):
         int, setting("Longest audio audio-to-text transcribes, in seconds; a longer one is refused as bad input.", ge=1)
     ] = 4 * 3600
 
+    batch_gather_ms: Annotated[
+        float,
+        setting("Most a text-to-image job waits, in ms, for the rest of a burst while its model is idle, so that "
+                "they go to Triton as one batch (the wait is a tenth of the model's last batch, up to this); 0: no wait.",
+                ge=0, le=1000),
+    ] = 50.0
+
     def __post_init__(self) -> None:
         if not self.triton_url.startswith(("http://", "https://")):
             raise ValueError(f"BATON_INFERENCE_TRITON_URL must be an http(s) URL, got {self.triton_url!r}")

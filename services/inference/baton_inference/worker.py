@@ -31,7 +31,8 @@ from baton_common.schemas import ai, decode, encode
 from baton_common.schemas.jobs import INLINE_BODY_MAX, BodyRef, JobChunk, JobError, JobRequest, JobResult, Output
 
 from . import metrics
-from .domain import DECOUPLED, with_audio_limit
+from .batching import Gather
+from .domain import BATCHING, DECOUPLED, with_audio_limit
 from .errors import BadInput, BodyMissing, Busy, DeadlineExceeded, InferenceError, ModelNotLoaded, from_code
 from .manager import WarmModels
 from .triton import Triton
@@ -44,7 +45,7 @@ MEDIA_EXT = {"image/png": "png", "image/jpeg": "jpg", "audio/wav": "wav", "audio
 
 class Worker:
     def __init__(self, models: WarmModels, triton: Triton, bodies: ObjectStore | None, nc: Any,
-                 *, settle: Callable[[str, str], Awaitable[None]] | None = None) -> None:
+                 *, settle: Callable[[str, str], Awaitable[None]] | None = None, gather_ms: float = 0.0) -> None:
         self.models = models
         self.triton = triton
         self.bodies = bodies
@@ -52,6 +53,9 @@ class Worker:
         self.settle = settle
         """Called once a job has let go of its slot, before its last reply: an advert that showed the slot
         busy is corrected first, so the negotiator's next job for a capacity-1 model is not refused."""
+        self.gather_ms = gather_ms
+        """Longest wait for the rest of a burst while its model is idle (``batching.Gather``); 0: none."""
+        self._gathers: dict[tuple[str, int], Gather] = {}
 
     async def on_msg(self, msg: Msg) -> None:
         try:
@@ -132,7 +136,11 @@ class Worker:
                         release()
                     yield item
                 return
-            response, error = await self.triton.infer(entry.spec.name, request, body)
+            if req.pipeline in BATCHING:  # one instance, batches of up to capacity: a burst goes in whole
+                async with self._gather(entry.spec.name, entry.spec.capacity).turn():
+                    response, error = await self.triton.infer(entry.spec.name, request, body)
+            else:  # an instance per slot: nothing to gather
+                response, error = await self.triton.infer(entry.spec.name, request, body)
             if error:
                 problem = json.loads(error)
                 raise from_code(problem.get("code", "runner_failed"), problem.get("message", ""))
@@ -143,6 +151,13 @@ class Worker:
             yield result
         finally:
             release()
+
+    def _gather(self, name: str, capacity: int) -> Gather:
+        key = (name, capacity)
+        gather = self._gathers.get(key)
+        if gather is None:
+            gather = self._gathers[key] = Gather(capacity, max_wait=self.gather_ms / 1000)
+        return gather
 
     async def _llm(self, req: JobRequest, request: bytes) -> Any:
         entry = self.models.find(req.pipeline, req.model_id)

@@ -3,7 +3,8 @@
 Shipped into each Triton model beside its ``model.py`` (the load API's file
 override), so it is importable there as ``baton_model``. Each pipeline's
 ``model.py`` defines a ``Runner`` (``load`` once per instance, ``run`` per
-request, optionally ``run_batch``) and exports
+request, optionally ``run_batch`` with ``batch_key``: the requests of one
+batch have equal keys) and exports
 ``TritonPythonModel = triton_model(Runner)``.
 
 Tensors: input ``request`` (UINT8, the JSON params) and optional ``body``
@@ -126,12 +127,33 @@ def triton_model(runner_cls: type) -> type:
             return responses
 
         def _run_all(self, items: list[tuple[dict[str, Any], bytes]]) -> list[Any]:
+            """The results of ``items`` in order: each group the runner's ``batch_key`` puts together (the same
+            settings) as one batch, so one job with other settings does not make the rest run one by one."""
             run_batch = getattr(self.runner, "run_batch", None)
-            if run_batch is not None and len(items) > 1:
+            if run_batch is None or len(items) < 2:
+                return self._one_by_one(items)
+            key_of = getattr(self.runner, "batch_key", lambda params: None)
+            groups: dict[Any, list[int]] = {}
+            for n, (params, _) in enumerate(items):
                 try:
-                    return run_batch(items)
-                except Exception:  # noqa: BLE001 - a bad member: run them one by one, each with its own error
-                    pass
+                    key = key_of(params)
+                except Exception:  # noqa: BLE001 - a bad member runs alone and gets its own error
+                    key = ("alone", n)
+                groups.setdefault(key, []).append(n)
+            out: list[Any] = [None] * len(items)
+            for members in groups.values():
+                batch = [items[n] for n in members]
+                results = None
+                if len(batch) > 1:
+                    try:
+                        results = run_batch(batch)
+                    except Exception:  # noqa: BLE001 - a bad member: run them one by one, each with its own error
+                        results = None
+                for n, result in zip(members, results or self._one_by_one(batch), strict=True):
+                    out[n] = result
+            return out
+
+        def _one_by_one(self, items: list[tuple[dict[str, Any], bytes]]) -> list[Any]:
             out: list[Any] = []
             for params, body in items:
                 try:

@@ -1,6 +1,7 @@
 """text-to-image: diffusers' AutoPipelineForText2Image (Stable Diffusion, SDXL...), dynamically batched.
 
-Requests that share every setting but the prompt and seed run as one batch.
+Requests that share every setting but the prompt and seed run as one batch; a Triton batch of mixed
+settings runs as one batch per setting (``Runner.batch_key``).
 """
 
 from __future__ import annotations
@@ -8,8 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from baton_model import BadInput, png_url, seed_of, triton_model
-
-BATCH_KEYS = ("height", "width", "guidance_scale", "num_inference_steps", "negative_prompt", "num_images_per_prompt")
 
 
 def _args(params: dict[str, Any]) -> dict[str, Any]:
@@ -41,6 +40,10 @@ class Runner:
 
     def run(self, params: dict[str, Any], body: bytes) -> dict[str, Any]:
         return self.run_batch([(params, body)])[0]
+
+    def batch_key(self, params: dict[str, Any]) -> tuple[Any, ...]:
+        """Requests batch together when these settings are equal (one pipeline call takes one of each)."""
+        return tuple(_args(params).items())
 
     def run_batch(self, items: list[tuple[dict[str, Any], bytes]]) -> list[dict[str, Any]]:
         args = [_args(p) for p, _ in items]
