@@ -21,6 +21,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from contextlib import nullcontext
 from typing import Any
 
 import msgspec
@@ -136,10 +137,9 @@ class Worker:
                         release()
                     yield item
                 return
-            if req.pipeline in BATCHING:  # one instance, batches of up to capacity: a burst goes in whole
-                async with self._gather(entry.spec.name, entry.spec.capacity).turn():
-                    response, error = await self.triton.infer(entry.spec.name, request, body)
-            else:  # an instance per slot: nothing to gather
+            # one instance batching up to capacity: a burst goes in whole; an instance per slot: nothing to gather
+            turn = self._gather(entry.spec.name, entry.spec.capacity).turn() if req.pipeline in BATCHING else nullcontext()
+            async with turn:
                 response, error = await self.triton.infer(entry.spec.name, request, body)
             if error:
                 problem = json.loads(error)
