@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Iterator
 from fractions import Fraction
 from pathlib import Path
 
+import httpx
 import nats
 import pytest
 from eth_account import Account
@@ -106,6 +107,14 @@ def ev(info: lp_rpc_pb2.OrchestratorInfo) -> Fraction:
     return Fraction(int.from_bytes(params.face_value, "big") * int.from_bytes(params.win_prob, "big"), 2**256 - 1)
 
 
+async def post_segment(client: httpx.Client, gw: TestGateway, info: lp_rpc_pb2.OrchestratorInfo, body: bytes,
+                       seg: str) -> httpx.Response:
+    """A paid ``/segment`` POST as a gateway sends it: a fresh ticket, the SegData header, the MPEG-TS body."""
+    return await call(client.post, f"{info.transcoder}/segment", content=body,
+                      headers={"Livepeer-Payment": gw.payment_header(info), "Livepeer-Segment": seg,
+                               "Content-Type": "video/MP2T"})
+
+
 async def wait_transcode_capacity(gw: TestGateway, timeout: float = 10) -> lp_rpc_pb2.OrchestratorInfo:
     """GetOrchestrator, once the worker's advert is in: capability H264 advertised with capacity."""
     deadline = asyncio.get_running_loop().time() + timeout
@@ -122,9 +131,7 @@ async def test_a_paid_segment_comes_back_as_renditions_a_gateway_recounts_and_ve
     assert (info.price_info.pricePerUnit, info.price_info.pixelsPerUnit) == (ADJUSTED, 1)
     seg = gw.segment_header(info, manifest=b"e2e-live", seq=5, body_hash=keccak(segment), profiles=PROFILES)
     with gw.http() as client:
-        r = await call(client.post, f"{info.transcoder}/segment", content=segment,
-                       headers={"Livepeer-Payment": gw.payment_header(info), "Livepeer-Segment": seg,
-                                "Content-Type": "video/MP2T"})
+        r = await post_segment(client, gw, info, segment, seg)
         assert r.status_code == 200, r.text
         result = lp_rpc_pb2.TranscodeResult.FromString(r.content)
         assert result.WhichOneof("result") == "data", (result.error, worker.log.read_text()[-2000:])
@@ -166,9 +173,7 @@ async def test_hostile_segments_get_go_livepeers_texts_cost_nothing_and_a_portra
 
         async def post(body: bytes, seq: int, profiles: tuple[lp_rpc_pb2.VideoProfile, ...]) -> lp_rpc_pb2.TranscodeResult:
             seg = gw.segment_header(info, manifest=b"e2e-hostile", seq=seq, body_hash=keccak(body), profiles=profiles)
-            r = await call(client.post, f"{info.transcoder}/segment", content=body,
-                           headers={"Livepeer-Payment": gw.payment_header(info), "Livepeer-Segment": seg,
-                                    "Content-Type": "video/MP2T"})
+            r = await post_segment(client, gw, info, body, seg)
             assert r.status_code == 200, r.text
             return lp_rpc_pb2.TranscodeResult.FromString(r.content)
 
@@ -202,9 +207,7 @@ async def test_a_segment_that_declares_no_duration_is_held_to_the_two_seconds_it
     seg = gw.segment_header(info, manifest=b"e2e-no-duration", seq=1, body_hash=keccak(long), profiles=PROFILES)
     assert lp_rpc_pb2.SegData.FromString(base64.b64decode(seg)).duration == 0
     with gw.http() as client:
-        r = await call(client.post, f"{info.transcoder}/segment", content=long,
-                       headers={"Livepeer-Payment": gw.payment_header(info), "Livepeer-Segment": seg,
-                                "Content-Type": "video/MP2T"})
+        r = await post_segment(client, gw, info, long, seg)
     assert r.status_code == 200, r.text
     result = lp_rpc_pb2.TranscodeResult.FromString(r.content)
     assert (result.WhichOneof("result"), result.error) == ("error", "Output frame count larger than expected")
@@ -218,9 +221,7 @@ async def test_a_segdata_with_an_unknown_profile_format_is_refused_403_before_pa
     info = await wait_transcode_capacity(gw)
     seg = gw.segment_header(info, manifest=b"e2e-badprofile", seq=1, body_hash=keccak(segment), profiles=(bad,))
     with gw.http() as client:
-        r = await call(client.post, f"{info.transcoder}/segment", content=segment,
-                       headers={"Livepeer-Payment": gw.payment_header(info), "Livepeer-Segment": seg,
-                                "Content-Type": "video/MP2T"})
+        r = await post_segment(client, gw, info, segment, seg)
     assert (r.status_code, r.text) == (403, "unknown VideoProfile format for protobufs\n")
     # Refused before the payment: its ticket credited nothing.
     assert await balances.balance(gw.address, info.auth_token.session_id) is None
