@@ -69,15 +69,24 @@ async def orchestrator(gw: TestGateway, pipeline: str, timeout: float = 15) -> l
 
 
 async def post(gw: TestGateway, pipeline: str, *, json_body: dict | None = None, data: dict | None = None,
-               files: dict | None = None, headers: dict | None = None) -> httpx.Response:
-    info = await orchestrator(gw, pipeline)
+               files: dict | None = None, headers: dict | None = None, busy_for: float = 30) -> httpx.Response:
+    """The job as a gateway sends it; a 503 (no free slot) is retried for ``busy_for`` s, as a gateway retries.
+
+    Once in a full CI run the segment-anything-2 demo model answered 503 for several seconds (cause not found:
+    see the issue note); a model that never comes back still fails the test."""
     manifest = f"{CAPABILITY[pipeline]}_{DEMO_MODELS[pipeline]}".encode()
-    seg = gw.segment_header(info, manifest=manifest, signed=False)
-    with gw.http() as client:
-        return await asyncio.to_thread(
-            client.post, f"{info.transcoder}/{pipeline}", json=json_body, data=data, files=files,
-            headers={"Livepeer-Payment": "", "Livepeer-Segment": seg, **(headers or {})}, timeout=120,
-        )
+    deadline = asyncio.get_running_loop().time() + busy_for
+    while True:
+        info = await orchestrator(gw, pipeline)
+        seg = gw.segment_header(info, manifest=manifest, signed=False)
+        with gw.http() as client:
+            r = await asyncio.to_thread(
+                client.post, f"{info.transcoder}/{pipeline}", json=json_body, data=data, files=files,
+                headers={"Livepeer-Payment": "", "Livepeer-Segment": seg, **(headers or {})}, timeout=120,
+            )
+        if r.status_code != 503 or asyncio.get_running_loop().time() > deadline:
+            return r
+        await asyncio.sleep(0.5)
 
 
 def typed(r: httpx.Response, type_: type) -> msgspec.Struct:
