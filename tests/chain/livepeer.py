@@ -115,6 +115,9 @@ class AnvilNode:
             [tool("anvil"), "--host", "127.0.0.1", "--port", str(self.port), "--quiet", "--state", str(self.state),
              "--chain-id", "31337"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+            # anvil keeps old block states under $HOME/.foundry/anvil/tmp and never removes them (about 1 GB a
+            # test session): kept beside the state file, in pytest's own temporary folders, they go with those
+            env={**os.environ, "HOME": str(self.state.parent)},
         )
         w3 = Web3(Web3.HTTPProvider(self.url, request_kwargs={"timeout": 5}))
         deadline = time.monotonic() + 60

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +68,8 @@ class Anvil:
     url: str
     process: subprocess.Popen
     http: httpx.Client
+    home: str = ""
+    """anvil's $HOME: it keeps old block states under ~/.foundry/anvil/tmp and never removes them; removed at stop."""
     ids = itertools.count(1)
 
     @classmethod
@@ -73,13 +77,15 @@ class Anvil:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
+        home = tempfile.mkdtemp(prefix="baton-anvil-")
         process = subprocess.Popen(
             [tool("anvil"), "--host", "127.0.0.1", "--port", str(port), "--quiet"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             start_new_session=True,
+            env={**os.environ, "HOME": home},
         )
-        anvil = cls(f"http://127.0.0.1:{port}", process, httpx.Client(timeout=30))
+        anvil = cls(f"http://127.0.0.1:{port}", process, httpx.Client(timeout=30), home)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if process.poll() is not None:
@@ -101,6 +107,8 @@ class Anvil:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=10)
+        if self.home:
+            shutil.rmtree(self.home, ignore_errors=True)
 
     def receipt(self, tx: str) -> dict:
         """The receipt of ``tx``, once anvil has mined it (automine: at once)."""
